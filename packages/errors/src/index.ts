@@ -1,0 +1,2 @@
+export { SupermachineError, isSupermachineError } from "./supermachine-error.js";
+export type { SupermachineErrorOptions } from "./supermachine-error.js";
