@@ -8,11 +8,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}"
 srcver="$(dpkg-query -W -f='${Version}' linux-source-6.1)"
 tarball=/usr/src/linux-source-6.1.tar.xz
-hash="$( { echo "$srcver"; cat "$here/kernel/supermachine.config" "$here/build-kernel.sh"; } | sha256sum | cut -c1-16)"
+# Bump RECIPE when the build steps below change in a way that changes the output.
+RECIPE=1
+hash="$( { echo "recipe=$RECIPE source=$srcver"; cat "$here/kernel/supermachine.config"; } | sha256sum | cut -c1-16)"
 out="$cache/kernel/$hash"
 if [ -f "$out/bzImage" ]; then echo "$out/bzImage"; exit 0; fi
 work="$cache/kernel/build-$hash"
 rm -rf "$work"; mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
 echo "build-kernel: building kernel $hash (linux-source $srcver); takes several minutes" >&2
 tar -C "$work" -xf "$tarball"
 src="$work/linux-source-6.1"

@@ -1,0 +1,62 @@
+import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/errors";
+
+/**
+ * Error codes raised by the engine.
+ *
+ * - `QEMU_NOT_FOUND`: no usable QEMU binary for the chosen accelerator.
+ * - `QEMU_START_FAILED`: QEMU could not be spawned or its QMP socket never came up.
+ * - `VM_EXITED`: the QEMU process ended (crash, kill, guest panic) while a caller waited on it.
+ * - `QMP_ERROR`: QEMU answered a QMP command with an error.
+ * - `QMP_TIMEOUT`: a QMP command or event did not arrive in time.
+ * - `RESTORE_TIMEOUT` / `RESTORE_FAILED`: restoring from a snapshot did not complete.
+ * - `SNAPSHOT_FAILED`: capturing a snapshot failed.
+ * - `SNAPSHOT_INVALID`: snapshot files are missing, truncated or unreadable.
+ * - `GUEST_ASSETS_MISSING`: the guest kernel or agent has not been built.
+ * - `VM_CLOSED`: the machine was already closed.
+ */
+export type VmmErrorCode =
+  | "QEMU_NOT_FOUND"
+  | "QEMU_START_FAILED"
+  | "VM_EXITED"
+  | "QMP_ERROR"
+  | "QMP_TIMEOUT"
+  | "RESTORE_TIMEOUT"
+  | "RESTORE_FAILED"
+  | "SNAPSHOT_FAILED"
+  | "SNAPSHOT_INVALID"
+  | "GUEST_ASSETS_MISSING"
+  | "VM_CLOSED"
+  | "BOOT_TIMEOUT";
+
+/** Every error thrown by `@supermachine/vmm-native`. */
+export class VmmError extends SupermachineError {
+  declare readonly code: VmmErrorCode;
+  constructor(code: VmmErrorCode, message: string, options: SupermachineErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/** Facts about a QEMU process that ended. */
+export interface ExitInfo {
+  /** Exit status, or null when killed by a signal. */
+  exitCode: number | null;
+  /** Terminating signal name, or null. */
+  signal: NodeJS.Signals | null;
+  /** The last lines of the guest serial console. */
+  consoleTail: string;
+  /** The last lines QEMU wrote to stderr. */
+  stderrTail: string;
+}
+
+/** Thrown (and delivered to every waiter) when the QEMU process of a VM ends unexpectedly. */
+export class VmExitedError extends VmmError {
+  /** How the process ended and what it printed last. */
+  readonly exit: ExitInfo;
+  constructor(exit: ExitInfo, context = "QEMU exited") {
+    const how = exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.exitCode}`;
+    const tail = exit.consoleTail.trim() ? `\n--- console tail ---\n${exit.consoleTail.trimEnd()}` : "";
+    const err = exit.stderrTail.trim() ? `\n--- qemu stderr ---\n${exit.stderrTail.trimEnd()}` : "";
+    super("VM_EXITED", `${context} (${how})${err}${tail}`, { details: { ...exit } });
+    this.exit = exit;
+  }
+}

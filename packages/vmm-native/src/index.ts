@@ -1,0 +1,17 @@
+export { chooseAccelerator, kvmUsable } from "./accelerator.js";
+export type { Accelerator } from "./accelerator.js";
+export { VmmError, VmExitedError } from "./errors.js";
+export type { ExitInfo, VmmErrorCode } from "./errors.js";
+export { resolveGuestAssets, cacheRoot } from "./guest-assets.js";
+export type { GuestAssets } from "./guest-assets.js";
+export { Machine, PreparedRestore } from "./machine.js";
+export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
+export { buildQemuArgs, kernelCmdline } from "./qemu-args.js";
+export type { MachineSpec, ProcessSpec } from "./qemu-args.js";
+export { findQemu } from "./qemu-binary.js";
+export type { QemuBinary } from "./qemu-binary.js";
+export { QmpClient } from "./qmp/qmp-client.js";
+export type { QmpConnectOptions } from "./qmp/qmp-client.js";
+export type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp/qmp-types.js";
+export { openSnapshotFiles, MACHINE_FILE, MEMORY_FILE, STATE_FILE } from "./snapshot-files.js";
+export type { MachineRecord, SnapshotFiles } from "./snapshot-files.js";

@@ -1,0 +1,355 @@
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { type Socket, connect } from "node:net";
+import { join } from "node:path";
+import { type Accelerator, chooseAccelerator } from "./accelerator.js";
+import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
+import { migrateToFile, waitForIncoming } from "./migration.js";
+import { type MachineSpec, buildQemuArgs } from "./qemu-args.js";
+import { findQemu } from "./qemu-binary.js";
+import { QemuProcess } from "./qemu-process.js";
+import { QmpClient } from "./qmp/qmp-client.js";
+import { RunDir } from "./run-dir.js";
+import {
+  MEMORY_FILE,
+  STATE_FILE,
+  type SnapshotFiles,
+  openSnapshotFiles,
+  writeMachineRecord,
+} from "./snapshot-files.js";
+
+/** Options shared by every way of starting a {@link Machine}. */
+export interface StartOptions {
+  /** Accelerator; default: KVM when usable, HVF on macOS, TCG otherwise. */
+  accel?: Accelerator | "auto";
+  /** Parent directory for the per-VM socket/log directory. */
+  runDirParent?: string;
+}
+
+/** Options of {@link Machine.boot}. */
+export interface BootOptions extends StartOptions {
+  /**
+   * File backing guest RAM, mapped shared so a later {@link Machine.captureSnapshot}
+   * into the same directory needs no copy. Default: a file in the run directory.
+   */
+  memoryFile?: string;
+}
+
+/** Options of {@link Machine.restore} and {@link Machine.prepareRestore}. */
+export interface RestoreOptions extends StartOptions {
+  /** Kill QEMU and fail with `RESTORE_TIMEOUT` if the restore takes longer (ms). Default 30 000. */
+  timeoutMs?: number;
+}
+
+/** How {@link Machine.captureSnapshot} leaves the VM. */
+export interface CaptureOptions {
+  /** Resume the VM after capture (default false: it stays paused). */
+  resume?: boolean;
+}
+
+let nextId = 1;
+
+/**
+ * One QEMU microVM process and everything the host needs to drive it: QMP,
+ * the agent channel (a unix socket to a virtio-serial port), the console log.
+ *
+ * Start one with {@link Machine.boot} (cold boot) or {@link Machine.restore}
+ * (from a snapshot directory). If QEMU dies, {@link Machine.exited} resolves
+ * and every pending operation rejects with a `VM_EXITED` error that carries
+ * the exit status and the console tail. `close()` is idempotent.
+ */
+export class Machine {
+  /** Process-unique id, for logs. */
+  readonly id = nextId++;
+  /** The accelerator in use. */
+  readonly accel: Accelerator;
+  /** The device model. */
+  readonly spec: MachineSpec;
+  /** QEMU version string. */
+  readonly qemuVersion: string;
+  /** Resolves when QEMU exits (never rejects). */
+  readonly exited: Promise<ExitInfo>;
+  private closed = false;
+
+  private constructor(
+    private readonly proc: QemuProcess,
+    readonly qmp: QmpClient,
+    private readonly runDir: RunDir,
+    spec: MachineSpec,
+    accel: Accelerator,
+    qemuVersion: string,
+    /** Path of the file backing guest RAM. */
+    readonly memoryFile: string,
+    /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
+    readonly memoryShared: boolean,
+  ) {
+    this.spec = spec;
+    this.accel = accel;
+    this.qemuVersion = qemuVersion;
+    this.exited = proc.exited;
+    proc.exited.then((info) => {
+      if (!this.closed) qmp.fail(new VmExitedError(info));
+    });
+  }
+
+  /** QEMU's process id. */
+  get pid(): number {
+    return this.proc.pid;
+  }
+  /** Path of the guest serial console log. */
+  get consoleLog(): string {
+    return this.runDir.consoleLog;
+  }
+  /** Path of the unix socket connected to the guest agent's virtio-serial port. */
+  get agentSocketPath(): string {
+    return this.runDir.agentSocket;
+  }
+  /** True once QEMU has exited. */
+  get hasExited(): boolean {
+    return this.proc.hasExited;
+  }
+
+  private static async start(
+    spec: MachineSpec,
+    opts: StartOptions,
+    memoryFile: string | undefined,
+    memoryShared: boolean,
+    incoming: boolean,
+  ): Promise<Machine> {
+    const accel = chooseAccelerator(opts.accel);
+    const qemu = findQemu(accel);
+    const runDir = new RunDir(opts.runDirParent);
+    const memPath = memoryFile ?? join(runDir.path, "memory.bin");
+    const args = buildQemuArgs(spec, {
+      accel,
+      memoryFile: memPath,
+      memoryShared,
+      qmpSocket: runDir.qmpSocket,
+      agentSocket: runDir.agentSocket,
+      consoleLog: runDir.consoleLog,
+      incoming,
+    });
+    const proc = new QemuProcess(qemu.path, args, runDir.consoleLog);
+    let qmp: QmpClient;
+    try {
+      qmp = await Promise.race([
+        QmpClient.connect(runDir.qmpSocket, { abort: proc.exited, timeoutMs: 15_000 }),
+        proc.exitedAsError("QEMU exited during start"),
+      ]);
+    } catch (err) {
+      await proc.kill();
+      runDir.remove();
+      throw err;
+    }
+    return new Machine(proc, qmp, runDir, spec, accel, qemu.version, memPath, memoryShared);
+  }
+
+  /**
+   * Cold-boots a guest. Resolves once QEMU runs (the guest is still booting;
+   * connect to the agent to know when it is up).
+   */
+  static async boot(spec: MachineSpec, opts: BootOptions = {}): Promise<Machine> {
+    return Machine.start(spec, opts, opts.memoryFile, true, false);
+  }
+
+  /**
+   * Starts QEMU for a snapshot and leaves it waiting in `-incoming defer`,
+   * so that {@link PreparedRestore.complete} only has to load device state.
+   * This takes QEMU's process start off the restore path.
+   */
+  static async prepareRestore(snapshotDir: string, opts: RestoreOptions = {}): Promise<PreparedRestore> {
+    const files = openSnapshotFiles(snapshotDir);
+    const m = await Machine.start(files.record.spec, opts, files.memoryFile, false, true);
+    try {
+      await m.qmp.execute("migrate-set-capabilities", {
+        capabilities: [{ capability: "x-ignore-shared", state: true }],
+      });
+    } catch (err) {
+      await m.close();
+      throw err;
+    }
+    return new PreparedRestore(m, files, opts.timeoutMs ?? 30_000);
+  }
+
+  /**
+   * Restores a VM from a snapshot directory: guest RAM is the snapshot's
+   * memory file mapped copy-on-write (shared by every VM restored from it),
+   * device state is loaded from `restore.snap`, then the VM runs.
+   */
+  static async restore(snapshotDir: string, opts: RestoreOptions = {}): Promise<Machine> {
+    const prepared = await Machine.prepareRestore(snapshotDir, opts);
+    return prepared.complete();
+  }
+
+  /** Connects a new byte stream to the guest agent's port. */
+  async connectAgent(timeoutMs = 10_000): Promise<Socket> {
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: unknown;
+    while (Date.now() < deadline) {
+      if (this.proc.hasExited) return this.proc.exitedAsError("QEMU exited before the agent channel opened");
+      try {
+        return await new Promise<Socket>((resolve, reject) => {
+          const s = connect(this.runDir.agentSocket);
+          s.once("connect", () => {
+            s.off("error", reject);
+            resolve(s);
+          });
+          s.once("error", reject);
+        });
+      } catch (err) {
+        lastErr = err;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    throw new VmmError("QEMU_START_FAILED", "agent socket did not open", { cause: lastErr });
+  }
+
+  /** Pauses the vCPUs. */
+  async pause(): Promise<void> {
+    await this.qmp.execute("stop", {});
+  }
+
+  /** Resumes the vCPUs. */
+  async resume(): Promise<void> {
+    await this.qmp.execute("cont", {});
+  }
+
+  /**
+   * Captures a snapshot into `destDir` (created if needed): `restore.snap`
+   * (device state), `memory.bin` (guest RAM) and `machine.json`.
+   *
+   * - A booted VM (RAM mapped shared) whose memory file is `destDir/memory.bin`
+   *   only writes device state: the RAM file already holds the memory. Its RAM
+   *   file now belongs to the snapshot, so such a VM must not run on: it is
+   *   left paused and should be closed.
+   * - A restored VM (private RAM) writes its full state once to a stream and
+   *   replays it into a fresh shared memory file in a helper QEMU, which then
+   *   writes the small device-state file; the VM can be resumed.
+   */
+  async captureSnapshot(destDir: string, opts: CaptureOptions = {}): Promise<SnapshotFiles> {
+    mkdirSync(destDir, { recursive: true });
+    const memDest = join(destDir, MEMORY_FILE);
+    const stateDest = join(destDir, STATE_FILE);
+    if (this.memoryShared && this.memoryFile !== memDest) {
+      throw new VmmError(
+        "SNAPSHOT_FAILED",
+        `a booted VM can only be captured into the directory of its memory file (${this.memoryFile})`,
+      );
+    }
+    if (opts.resume && this.memoryShared) {
+      throw new VmmError("SNAPSHOT_FAILED", "a VM whose RAM file became the snapshot cannot be resumed");
+    }
+    try {
+      await this.pause();
+      if (this.memoryShared) {
+        await migrateToFile(this.qmp, stateDest, true);
+      } else {
+        await this.captureViaReplay(destDir);
+      }
+      writeMachineRecord(destDir, {
+        engineFormat: 1,
+        spec: this.spec,
+        qemuVersion: this.qemuVersion,
+        accel: this.accel,
+        capturedAt: new Date().toISOString(),
+      });
+      if (opts.resume) await this.resume();
+      return openSnapshotFiles(destDir);
+    } catch (err) {
+      if (this.proc.hasExited) throw await this.proc.exitedAsError("QEMU exited during snapshot").catch((e) => e);
+      throw err instanceof VmmError ? err : new VmmError("SNAPSHOT_FAILED", "snapshot capture failed", { cause: err });
+    }
+  }
+
+  private async captureViaReplay(destDir: string): Promise<void> {
+    const full = join(destDir, "full-state.tmp");
+    await migrateToFile(this.qmp, full, false);
+    const helper = await Machine.start(this.spec, { accel: this.accel }, join(destDir, MEMORY_FILE), true, true);
+    try {
+      await helper.qmp.execute("migrate-incoming", { uri: `file:${full}` });
+      await waitForIncoming(helper.qmp, 120_000);
+      await migrateToFile(helper.qmp, join(destDir, STATE_FILE), true);
+    } finally {
+      await helper.close();
+      rmSync(full, { force: true });
+    }
+  }
+
+  /** Kills QEMU at once and removes its run directory. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) {
+      await this.proc.exited;
+      return;
+    }
+    this.closed = true;
+    this.qmp.close();
+    await this.proc.kill();
+    this.runDir.remove();
+    if (!this.memoryShared && this.memoryFile.startsWith(this.runDir.path) && existsSync(this.memoryFile)) {
+      rmSync(this.memoryFile, { force: true });
+    }
+  }
+
+  /** Same as {@link Machine.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** A QEMU process started for a snapshot and waiting to load its device state. */
+export class PreparedRestore {
+  private used = false;
+  constructor(
+    /** The waiting machine (paused, no guest state yet). */
+    readonly machine: Machine,
+    /** The snapshot it will load. */
+    readonly snapshot: SnapshotFiles,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /**
+   * Loads the device state and starts the vCPUs. On timeout or failure QEMU
+   * is killed and a typed error thrown. Can be called once.
+   */
+  async complete(): Promise<Machine> {
+    if (this.used) throw new VmmError("VM_CLOSED", "prepared restore already used");
+    this.used = true;
+    const m = this.machine;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new VmmError("RESTORE_TIMEOUT", `restore from ${this.snapshot.dir} did not complete within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([
+        (async () => {
+          await m.qmp.execute("migrate-incoming", { uri: `file:${this.snapshot.stateFile}` });
+          await waitForIncoming(m.qmp, this.timeoutMs);
+          await m.resume();
+        })(),
+        timeout,
+      ]);
+      return m;
+    } catch (err) {
+      await m.close();
+      if (err instanceof VmmError && (err.code === "RESTORE_TIMEOUT" || err.code === "VM_EXITED")) throw err;
+      throw new VmmError("RESTORE_FAILED", `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Kills the waiting QEMU. Idempotent. */
+  async close(): Promise<void> {
+    this.used = true;
+    await this.machine.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
