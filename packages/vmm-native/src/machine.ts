@@ -132,7 +132,11 @@ export class Machine {
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([
-        QmpClient.connect(runDir.qmpSocket, { abort: proc.exited, timeoutMs: 15_000 }),
+        QmpClient.connect(runDir.qmpSocket, {
+          abort: proc.exited,
+          timeoutMs: 15_000,
+          closeReason: () => proc.exited.then((info) => new VmExitedError(info)),
+        }),
         proc.exitedAsError("QEMU exited during start"),
       ]);
     } catch (err) {

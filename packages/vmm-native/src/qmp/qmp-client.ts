@@ -16,6 +16,11 @@ export interface QmpConnectOptions {
   timeoutMs?: number;
   /** Stop trying when this resolves/rejects (e.g. the QEMU process exited). */
   abort?: Promise<unknown>;
+  /**
+   * When the socket closes, the error pending commands get: awaited for up to
+   * one second (so a QEMU exit can be reported as such), else a generic one.
+   */
+  closeReason?: () => Promise<Error>;
 }
 
 /**
@@ -33,13 +38,25 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private readonly pending = new Map<number, Pending>();
   private closedError: Error | undefined;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, closeReason?: () => Promise<Error>) {
     super();
     this.socket = socket;
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => this.onData(chunk));
     socket.on("error", () => {});
-    socket.on("close", () => this.fail(this.closedError ?? new VmmError("QMP_ERROR", "QMP socket closed")));
+    socket.on("close", () => {
+      if (this.closedError) return;
+      const generic = new VmmError("QMP_ERROR", "QMP socket closed");
+      if (!closeReason) return this.fail(generic);
+      let timer: NodeJS.Timeout | undefined;
+      const fallback = new Promise<Error>((r) => {
+        timer = setTimeout(() => r(generic), 1000);
+      });
+      Promise.race([closeReason(), fallback]).then((err) => {
+        clearTimeout(timer);
+        this.fail(err);
+      });
+    });
   }
 
   /**
@@ -61,7 +78,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
           s.once("connect", () => resolve(s));
           s.once("error", reject);
         });
-        const client = new QmpClient(socket);
+        const client = new QmpClient(socket, options.closeReason);
         await client.greeting(Math.max(1000, deadline - Date.now()));
         await client.execute("qmp_capabilities", {});
         return client;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup of everything supermachine needs on a Debian
+# machine: apt packages, npm dependencies, the guest kernel and agent (cached
+# by content hash under ~/.cache/supermachine), the TypeScript build and the
+# built-in default image. A second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { echo "[setup] $*" >&2; }
+
+log "system packages"
+bash scripts/setup-system.sh
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm dependencies"
+  npm ci --no-audit --no-fund
+else
+  log "npm dependencies: up to date"
+fi
+
+log "guest kernel and agent (first build of the kernel takes ~9 minutes)"
+bash packages/vmm-native/guest/build-assets.sh >/dev/null
+
+log "TypeScript build"
+npx turbo run build --output-logs=errors-only
+
+log "built-in default image"
+bash scripts/test-images/default-image.sh >/dev/null
+log "done"
