@@ -1,9 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm", "cjs"],
-  dts: true,
+  entry: ["src/01-hello.ts", "src/02-pool.ts", "src/03-snapshot-then-restore.ts", "src/04-expose-tcp.ts", "src/05-spawn-streaming.ts"],
+  format: ["esm"],
   sourcemap: true,
   clean: true,
   target: "node20",

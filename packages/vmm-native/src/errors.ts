@@ -60,3 +60,8 @@ export class VmExitedError extends VmmError {
     this.exit = exit;
   }
 }
+
+/** True when `err` says the VM's QEMU process exited. */
+export function isVmExited(err: unknown): err is VmmError {
+  return err instanceof VmmError && err.code === "VM_EXITED";
+}

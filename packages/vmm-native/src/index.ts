@@ -1,6 +1,7 @@
 export { chooseAccelerator, kvmUsable } from "./accelerator.js";
 export type { Accelerator } from "./accelerator.js";
-export { VmmError, VmExitedError } from "./errors.js";
+export { VmmError, VmExitedError, isVmExited } from "./errors.js";
+export { fileTail } from "./console-tail.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { resolveGuestAssets, cacheRoot } from "./guest-assets.js";
 export type { GuestAssets } from "./guest-assets.js";

@@ -1,0 +1,146 @@
+import type { PulledImage } from "@supermachine/oci";
+import { type GuestAssets, Machine, VmExitedError, fileTail, isVmExited } from "@supermachine/vmm-native";
+import { CoreError } from "./errors.js";
+import { type GuestSession, openGuestSession } from "./guest-session.js";
+import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
+import { createWarmupVm } from "./warmup-vm.js";
+import type { WorkloadSpec } from "./workload.js";
+
+/** How the bake decides when to take the snapshot. */
+export type BakeTrigger = "pre-exec" | "listener" | "warmup";
+
+/** Everything one bake needs, already resolved. */
+export interface BakePlan {
+  image: PulledImage;
+  rootfsPath: string;
+  assets: GuestAssets;
+  memoryMib: number;
+  vcpus: number;
+  guestPort: number;
+  workload: WorkloadSpec;
+  trigger: BakeTrigger;
+  extraFiles: Array<ExtraFileSpec & { bytes: Buffer; mode: number }>;
+  warmup?: (vm: WarmupVm) => Promise<void>;
+  listenerTimeoutMs: number;
+  hostname: string;
+  onProgress?: (p: BuildProgress) => void;
+}
+
+const BOOT_TIMEOUT_MS = 120_000;
+
+/**
+ * Boots the image once in `dir` (guest RAM is `dir/memory.bin`), brings it to
+ * the trigger point and captures the snapshot there. The VM is always killed
+ * before this returns. Failures are typed and carry the console tail.
+ */
+export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<void> {
+  const progress = plan.onProgress ?? (() => {});
+  progress({ phase: "boot", message: "booting guest" });
+  const machine = await Machine.boot(
+    {
+      kernel: plan.assets.kernel,
+      initrd: plan.assets.initrd,
+      memoryMib: plan.memoryMib,
+      vcpus: plan.vcpus,
+      rootfs: plan.rootfsPath,
+    },
+    { memoryFile: `${dir}/memory.bin` },
+  );
+  let session: GuestSession | undefined;
+  try {
+    session = await openGuestSession(machine, BOOT_TIMEOUT_MS);
+    for (const f of plan.extraFiles) {
+      await session.writeFile(f.guestPath, f.bytes, { mode: f.mode, mkdirs: true });
+    }
+    const exited = session.waitForEvent("WORKLOAD_EXITED");
+    await session.configureWorkload({
+      argv: plan.workload.argv,
+      env: plan.workload.env,
+      cwd: plan.workload.cwd,
+      user: plan.workload.user,
+      hostname: plan.hostname,
+      hold: true,
+      watchPort: plan.trigger === "listener" ? plan.guestPort : undefined,
+    });
+    if (plan.trigger === "pre-exec") {
+      await session.waitForEvent("WORKLOAD_READY");
+    } else {
+      const hasWorkload = plan.workload.argv.length > 0;
+      if (hasWorkload) await session.startWorkload();
+      if (plan.trigger === "listener") {
+        await waitForListener(session, exited, plan, machine);
+      } else if (plan.warmup) {
+        const { vm, expire } = createWarmupVm(session);
+        try {
+          await plan.warmup(vm);
+        } catch (err) {
+          throw new CoreError("BAKE_WARMUP_FAILED", `warmup callback failed: ${(err as Error).message}`, {
+            cause: err,
+            details: { consoleTail: await consoleTail(machine) },
+          });
+        } finally {
+          expire();
+        }
+      }
+    }
+    await session.close();
+    session = undefined;
+    progress({ phase: "snapshot", message: "capturing snapshot" });
+    await machine.captureSnapshot(dir);
+  } catch (err) {
+    if (err instanceof CoreError) throw err;
+    if (isVmExited(err) || machine.hasExited) {
+      const info = await machine.exited;
+      throw new CoreError("BAKE_GUEST_DIED", `the guest died during the bake: ${new VmExitedError(info).message}`, {
+        cause: err,
+        details: { consoleTail: info.consoleTail },
+      });
+    }
+    throw new CoreError("BAKE_FAILED", `bake failed: ${(err as Error).message}`, {
+      cause: err,
+      details: { consoleTail: await consoleTail(machine) },
+    });
+  } finally {
+    await session?.close();
+    await machine.close();
+  }
+}
+
+async function waitForListener(
+  session: GuestSession,
+  exited: Promise<unknown>,
+  plan: BakePlan,
+  machine: Machine,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((r) => {
+    timer = setTimeout(() => r("timeout"), plan.listenerTimeoutMs);
+  });
+  try {
+    const what = await Promise.race([
+      session.waitForEvent("LISTENING").then(() => "listening" as const),
+      exited.then(() => "exited" as const),
+      timeout,
+    ]);
+    if (what === "listening") return;
+    const tail = await consoleTail(machine);
+    if (what === "exited") {
+      throw new CoreError(
+        "BAKE_WORKLOAD_EXITED",
+        `the workload ${JSON.stringify(plan.workload.argv)} exited before listening on port ${plan.guestPort}\n${tail}`,
+        { details: { consoleTail: tail } },
+      );
+    }
+    throw new CoreError(
+      "BAKE_LISTENER_TIMEOUT",
+      `nothing listened on guest port ${plan.guestPort} within ${plan.listenerTimeoutMs} ms\n${tail}`,
+      { details: { consoleTail: tail } },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function consoleTail(machine: Machine): Promise<string> {
+  return fileTail(machine.consoleLog);
+}

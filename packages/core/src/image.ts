@@ -1,0 +1,174 @@
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { homedir, hostname } from "node:os";
+import { join } from "node:path";
+import { buildRootfs, pullImage } from "@supermachine/oci";
+import { type SnapshotMetadata, SnapshotStore, computeFingerprint } from "@supermachine/snapshot";
+import { resolveGuestAssets } from "@supermachine/vmm-native";
+import { type BakeTrigger, bakeSnapshot } from "./bake.js";
+import { CoreError } from "./errors.js";
+import type { BuildOptions, PoolOptions } from "./options.js";
+import { Pool } from "./pool.js";
+import { enumOption, intOption } from "./validate.js";
+import { workloadFromImage } from "./workload.js";
+
+/** Default snapshot directory: `~/.local/supermachine-snapshots`. */
+export function defaultSnapshotsDir(): string {
+  return process.env.SUPERMACHINE_SNAPSHOTS_DIR ?? join(homedir(), ".local", "supermachine-snapshots");
+}
+
+/**
+ * A baked image: a validated snapshot on disk that pools restore VMs from.
+ * Get one with {@link Image.build} (bakes, or finds the cached bake) or
+ * {@link Image.fromSnapshot}.
+ */
+export class Image {
+  private constructor(
+    /** The snapshot's metadata. */
+    readonly metadata: SnapshotMetadata,
+    private readonly dir: string,
+  ) {}
+
+  /**
+   * Pulls `ref`, builds its root fs, boots it once and snapshots it, or
+   * returns the cached snapshot when every input is unchanged (no pull, no
+   * boot). Two processes building the same image at once bake it once.
+   */
+  static async build(options: BuildOptions): Promise<Image> {
+    if (!options || typeof options.ref !== "string" || !options.ref) {
+      throw new CoreError("INVALID_OPTIONS", "Image.build needs a non-empty `ref`");
+    }
+    const memoryMib = intOption("memoryMib", options.memoryMib, 256, 64, 65536);
+    const vcpus = intOption("vcpus", options.vcpus, 1, 1, 8);
+    const guestPort = intOption("guestPort", options.guestPort, 80, 1, 65535);
+    const pullPolicy = enumOption("pullPolicy", options.pullPolicy, "missing", ["always", "missing", "never"] as const);
+    const listenerRequired = options.listenerRequired === true;
+    const warmupTag = options.warmupTag ?? "default";
+    const progress = options.onProgress ?? (() => {});
+    const assets = resolveGuestAssets();
+
+    const image = await pullImage(options.ref, {
+      pullPolicy,
+      insecureRegistries: options.insecureRegistries,
+      onProgress: (e) => progress({ phase: "pull", layer: e.digest, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }),
+    }).catch((err: unknown) => {
+      const code = (err as { code?: string }).code;
+      if (code === "OCI_NOT_FOUND" || code === "OCI_MANIFEST_UNKNOWN") {
+        throw new CoreError("BAKE_IMAGE_NOT_FOUND", `image ${options.ref} not found: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
+    });
+
+    const extraFiles = await Promise.all(
+      (options.extraFiles ?? []).map(async (f) => {
+        if (!f.guestPath?.startsWith("/")) {
+          throw new CoreError("INVALID_OPTIONS", `extraFiles guestPath must be absolute, got ${JSON.stringify(f.guestPath)}`);
+        }
+        const [bytes, st] = await Promise.all([readFile(f.hostPath), stat(f.hostPath)]);
+        return { ...f, bytes, mode: st.mode & 0o7777 };
+      }),
+    );
+    const trigger: BakeTrigger = options.warmup ? "warmup" : listenerRequired ? "listener" : "pre-exec";
+    const fingerprint = computeFingerprint({
+      manifestDigest: image.manifestDigest,
+      cmd: options.cmd,
+      env: options.env,
+      memoryMib,
+      vcpus,
+      guestPort,
+      listenerRequired,
+      extraFiles: extraFiles.map((f) => ({
+        guestPath: f.guestPath,
+        sha256: createHash("sha256").update(f.bytes).digest("hex"),
+        mode: f.mode,
+      })),
+      warmupTag: options.warmup ? warmupTag : undefined,
+      kernelHash: assets.kernelHash,
+      agentHash: assets.agentHash,
+    });
+    const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
+    const key = { name: options.name, ref: image.reference, fingerprint };
+    const expectedAssets = { kernelHash: assets.kernelHash, agentHash: assets.agentHash };
+    const cached = await store.lookup(key, { expectedAssets });
+    if (cached) {
+      progress({ phase: "cached", snapshotPath: cached.dir });
+      return new Image(cached.metadata, cached.dir);
+    }
+
+    const published = await store.publish(
+      key,
+      async (tmpDir) => {
+        progress({ phase: "rootfs", message: "building root file system" });
+        const rootfs = await buildRootfs(image, { onProgress: (m: string) => progress({ phase: "rootfs", message: m }) });
+        const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
+        await bakeSnapshot(tmpDir, {
+          image,
+          rootfsPath: rootfs.path,
+          assets,
+          memoryMib,
+          vcpus,
+          guestPort,
+          workload,
+          trigger,
+          extraFiles,
+          warmup: options.warmup,
+          listenerTimeoutMs: options.listenerTimeoutMs ?? 60_000,
+          hostname: "supermachine",
+          onProgress: progress,
+        });
+        const meta: SnapshotMetadata = {
+          formatVersion: 1,
+          fingerprint,
+          createdAt: new Date().toISOString(),
+          image: { ref: image.reference, manifestDigest: image.manifestDigest, config: image.config },
+          memoryMib,
+          vcpus,
+          guestPort,
+          listenerRequired,
+          trigger,
+          workload,
+          assets: expectedAssets,
+          rootfs: { path: rootfs.path, digest: rootfs.digest },
+          engine: { host: hostname() },
+        };
+        return meta;
+      },
+      { expectedAssets },
+    );
+    return new Image(published.metadata, published.dir);
+  }
+
+  /**
+   * Loads a baked image from its snapshot directory or its `restore.snap`
+   * path. Validates the snapshot (files present and complete) without booting.
+   */
+  static async fromSnapshot(path: string): Promise<Image> {
+    const loaded = await SnapshotStore.load(path);
+    return new Image(loaded.metadata, loaded.dir);
+  }
+
+  /** @internal Wraps already-validated snapshot metadata (used by `Vm.snapshot`). */
+  static fromLoaded(metadata: SnapshotMetadata, dir: string): Image {
+    return new Image(metadata, dir);
+  }
+
+  /** Creates a pool of VMs restored from this image; `min` VMs are started before it resolves. */
+  async pool(options: PoolOptions = {}): Promise<Pool> {
+    return Pool.create(this, options ?? {});
+  }
+
+  /** The snapshot directory backing this image. */
+  get snapshotPath(): string {
+    return this.dir;
+  }
+
+  /** Guest RAM (MiB) the image was baked with. */
+  get memoryMib(): number {
+    return this.metadata.memoryMib;
+  }
+
+  /** vCPUs the image was baked with. */
+  get vcpus(): number {
+    return this.metadata.vcpus;
+  }
+}

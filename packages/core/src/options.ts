@@ -1,0 +1,142 @@
+/** A host file baked into the guest at a fixed path (`BuildOptions.extraFiles`). */
+export interface ExtraFileSpec {
+  /** File on the host; its bytes are read at bake time and part of the cache key. */
+  hostPath: string;
+  /** Where it appears in the guest. */
+  guestPath: string;
+}
+
+/** A file handed to a warmup callback's VM. Only usable while the callback runs. */
+export interface WarmupVm {
+  /** Runs a command in the VM being baked. Rejects with `WARMUP_VM_EXPIRED` after the callback returned. */
+  exec(options: ExecOptions): Promise<ExecOutput>;
+}
+
+/** Progress of a long bake, for progress bars. */
+export type BuildProgress =
+  | { phase: "pull"; layer: string; bytesDone: number; bytesTotal: number }
+  | { phase: "rootfs"; message: string }
+  | { phase: "boot"; message: string }
+  | { phase: "snapshot"; message: string }
+  | { phase: "cached"; snapshotPath: string };
+
+/** Options of `Image.build`. Only `ref` is required. */
+export interface BuildOptions {
+  /** Image reference: `alpine`, `host:5000/repo:tag`, `repo@sha256:…`, `oci:/dir[:tag]`, `docker-archive:/file.tar`. */
+  ref: string;
+  /** Stable snapshot name; default derived from `ref` and the input fingerprint. */
+  name?: string;
+  /** Guest RAM ceiling in MiB (pages are committed lazily). Default 256. */
+  memoryMib?: number;
+  /** vCPUs. Default 1. */
+  vcpus?: number;
+  /** `"always"` | `"missing"` (default) | `"never"`. */
+  pullPolicy?: "always" | "missing" | "never" | string;
+  /** Port the workload listens on (`listenerRequired`, `vsockPath`). Default 80. */
+  guestPort?: number;
+  /** Replaces the image's ENTRYPOINT and CMD (the whole argv of the workload). */
+  cmd?: string[];
+  /** Environment for the workload, over the image's. */
+  env?: Record<string, string>;
+  /** Snapshot once the workload listens on `guestPort` instead of just before it starts. */
+  listenerRequired?: boolean;
+  /** Where snapshots live. Default `~/.local/supermachine-snapshots`. */
+  snapshotsDir?: string;
+  /** Host files baked in at guest paths. */
+  extraFiles?: ExtraFileSpec[];
+  /** Version tag of `warmup`, part of the cache key. Default `"default"`. */
+  warmupTag?: string;
+  /** Runs on the booted guest before the snapshot; the snapshot captures its effects. */
+  warmup?: (vm: WarmupVm) => Promise<void>;
+  /** Progress callback. */
+  onProgress?: (p: BuildProgress) => void;
+  /** Registries reachable over plain HTTP besides localhost. */
+  insecureRegistries?: string[];
+  /** How long to wait for `listenerRequired`'s listener (ms). Default 60 000. */
+  listenerTimeoutMs?: number;
+}
+
+/** Options of `image.pool()`. */
+export interface PoolOptions {
+  /** VMs kept ready; started eagerly. Default 1. */
+  min?: number;
+  /** Most VMs alive at once (in use + idle). Default 1. */
+  max?: number;
+  /** How long `acquire()` waits when all VMs are busy (ms). Default 60 000; 0 waits forever. */
+  acquireTimeoutMs?: number;
+  /** Idle VMs above `min` are stopped after this long (ms). Default: never. */
+  idleTimeoutMs?: number;
+  /** Restore a released VM from the snapshot before reuse (default true); false hands it on as is. */
+  restoreOnRelease?: boolean;
+  /** RAM of this pool's VMs (MiB); must equal the baked value on this engine. */
+  memoryMib?: number;
+  /** vCPUs of this pool's VMs; must equal the baked value on this engine. */
+  vcpus?: number;
+  /** Per-VM restore timeout (ms). Default 30 000. */
+  restoreTimeoutMs?: number;
+}
+
+/** Counters of a pool, cheap to read. */
+export interface PoolStats {
+  alive: number;
+  inUse: number;
+  idle: number;
+  waiting: number;
+  min: number;
+  max: number;
+}
+
+/** A file staged with an explicit mode before a command runs. */
+export interface StagedFileMode {
+  guestPath: string;
+  bytes: Buffer;
+  /** Unix mode; default 0o644. */
+  mode?: number;
+}
+
+/** Terminal size in character cells. 0×0 means 80×24. */
+export interface Winsize {
+  cols: number;
+  rows: number;
+}
+
+/** What to run in the guest. */
+export interface ExecOptions {
+  /** Program and arguments; `argv[0]` is looked up in PATH. */
+  argv: string[];
+  /** Files (mode 0o644) written before the command starts. */
+  stageFiles?: Record<string, Buffer>;
+  /** Files with explicit modes written before the command starts. */
+  stageFilesMode?: StagedFileMode[];
+  /** Kill the whole process tree after this long (ms); `exec` only. */
+  timeoutMs?: number;
+  /** Environment over the guest's defaults. */
+  env?: Record<string, string>;
+  /** Working directory. */
+  cwd?: string;
+  /** Shell commands run after `argv` succeeds, in order, stopping at the first failure. */
+  chain?: string[];
+  /** Run under a pseudo-terminal (stderr merges into stdout). */
+  tty?: boolean;
+  /** Initial terminal size with `tty`. */
+  winsize?: Winsize;
+}
+
+/** Collected result of `Vm.exec`. */
+export interface ExecOutput {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** Exit status; -1 when killed by a signal or timeout. */
+  exitCode: number;
+  /** True when `timeoutMs` killed it. */
+  timedOut?: boolean;
+  /** Peak RSS of the process in KiB, when known. */
+  peakRssKib?: number;
+}
+
+/** Result of `ExecChild.wait()`. */
+export interface ExecWaitResult {
+  exitCode: number;
+  timedOut: boolean;
+  peakRssKib?: number;
+}

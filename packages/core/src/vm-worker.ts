@@ -1,0 +1,87 @@
+import { Machine, type PreparedRestore } from "@supermachine/vmm-native";
+import { type GuestSession, openGuestSession } from "./guest-session.js";
+
+/** How a worker is restored: which snapshot, with what timeout, and whether to start the workload. */
+export interface RestoreRecipe {
+  snapshotDir: string;
+  restoreTimeoutMs: number;
+  /** Send WORKLOAD_START after the handshake (pre-exec bakes). */
+  startWorkload: boolean;
+}
+
+/** One restored VM with its agent session: what a pool hands out. */
+export class VmWorker {
+  private closing: Promise<void> | undefined;
+  private constructor(
+    readonly machine: Machine,
+    readonly session: GuestSession,
+  ) {}
+
+  /** Restores a VM (using a pre-started QEMU when given) and brings its agent and workload up. */
+  static async create(recipe: RestoreRecipe, prepared?: PreparedRestore): Promise<VmWorker> {
+    const ready =
+      prepared ??
+      (await Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs }));
+    const machine = await ready.complete();
+    try {
+      const session = await openGuestSession(machine, recipe.restoreTimeoutMs);
+      if (recipe.startWorkload) await session.startWorkload();
+      return new VmWorker(machine, session);
+    } catch (err) {
+      await machine.close();
+      throw err;
+    }
+  }
+
+  /** True while QEMU runs and the agent session is open. */
+  get alive(): boolean {
+    return !this.machine.hasExited && !this.session.isClosed;
+  }
+
+  /** Ends the session and kills QEMU. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.session.close().catch(() => {});
+      await this.machine.close();
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Keeps one QEMU process started ahead of time in `-incoming defer` for a
+ * snapshot, so a restore only loads device state. `take()` hands out the
+ * spare (or undefined) and starts preparing the next one.
+ */
+export class SpareRestore {
+  private spare: Promise<PreparedRestore | undefined> | undefined;
+  private closed = false;
+
+  constructor(private readonly recipe: RestoreRecipe) {}
+
+  /** Takes the prepared process if one is ready and starts the next. */
+  async take(): Promise<PreparedRestore | undefined> {
+    const current = this.spare;
+    this.spare = undefined;
+    const got = current ? await current : undefined;
+    this.refill();
+    return got;
+  }
+
+  /** Starts preparing a spare if none is on the way. */
+  refill(): void {
+    if (this.closed || this.spare) return;
+    this.spare = Machine.prepareRestore(this.recipe.snapshotDir, { timeoutMs: this.recipe.restoreTimeoutMs }).catch(
+      () => undefined,
+    );
+  }
+
+  /** Kills the spare. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const s = this.spare;
+    this.spare = undefined;
+    const p = s ? await s : undefined;
+    await p?.close();
+  }
+}

@@ -1,0 +1,23 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, copyFileSync, symlinkSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+const APPLETS = ["sh", "ls", "cat", "echo", "uname", "sleep", "httpd", "nc", "sync", "rm", "mkdir", "true", "false", "yes", "head", "wc", "sha256sum", "dd", "id", "ps", "kill", "env"];
+
+/**
+ * Makes a small ext4 root file system holding Debian's busybox-static, for
+ * engine tests that need a guest userland without pulling an image.
+ */
+export function makeBusyboxRootfs(dir: string): string {
+  const root = join(dir, "rootfs");
+  const image = join(dir, "rootfs.ext4");
+  if (existsSync(image)) return image;
+  rmSync(root, { recursive: true, force: true });
+  for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"]) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync("/bin/busybox", join(root, "bin/busybox"));
+  for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
+  writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+  writeFileSync(join(root, "etc/group"), "root:x:0:\n");
+  execFileSync("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-d", root, image, "64M"]);
+  return image;
+}
