@@ -1,0 +1,297 @@
+/* The workload: configured once, held until START, watched for a listener. */
+#define _GNU_SOURCE
+#include "agent.h"
+#include "proto.h"
+#include "util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+  int configured, started, hold, watch, listening_sent;
+  uint16_t port;
+  char **argv, **env;
+  char *cwd, *home;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  pid_t pid;
+  int64_t watch_next;
+} W;
+
+char **wl_env(void) { return W.env; }
+
+static pid_t wl_spawn(char *err, size_t errlen);
+
+static int parse_num(const char *s, unsigned long *out) {
+  if (!*s) return 0;
+  char *e;
+  errno = 0;
+  unsigned long v = strtoul(s, &e, 10);
+  if (*e || errno) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Splits a passwd/group line into up to n ':'-separated fields in place. */
+static int split(char *line, char **f, int n) {
+  int k = 0;
+  f[k++] = line;
+  for (char *p = line; *p && k < n; p++)
+    if (*p == ':') *p = 0, f[k++] = p + 1;
+  return k;
+}
+
+static char *slurp(const char *path) {
+  static char b[262144];
+  long n = read_small(path, b, sizeof b);
+  return n < 0 ? NULL : b;
+}
+
+/* Resolves name, uid, name:group or uid:gid against /etc/passwd and /etc/group. */
+static int resolve_user(const char *spec, char *err, size_t errlen) {
+  W.uid = 0, W.gid = 0, W.ngroups = 0;
+  free(W.home);
+  W.home = NULL;
+  if (!*spec) return 0;
+  char u[256], *g = NULL;
+  snprintf(u, sizeof u, "%s", spec);
+  char *c = strchr(u, ':');
+  if (c) *c = 0, g = c + 1;
+  unsigned long num;
+  int unum = parse_num(u, &num), found = 0;
+  char uname[256] = "";
+  char *pw = slurp("/etc/passwd");
+  for (char *line = pw; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    char *f[7];
+    if (split(line, f, 7) >= 4) {
+      unsigned long fu;
+      if ((unum && parse_num(f[2], &fu) && fu == num) || (!unum && !strcmp(f[0], u))) {
+        unsigned long fg;
+        W.uid = (uid_t)strtoul(f[2], NULL, 10);
+        W.gid = parse_num(f[3], &fg) ? (gid_t)fg : 0;
+        snprintf(uname, sizeof uname, "%s", f[0]);
+        if (f[5] && *f[5]) W.home = xstrdup(f[5]);
+        found = 1;
+        break;
+      }
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  if (!found) {
+    if (!unum) return snprintf(err, errlen, "user %s not found in /etc/passwd", u), -1;
+    W.uid = (uid_t)num;
+    W.gid = 0;
+  }
+  char *gr = slurp("/etc/group");
+  if (g && *g) {
+    unsigned long gn;
+    if (parse_num(g, &gn)) W.gid = (gid_t)gn;
+    else {
+      int gf = 0;
+      for (char *line = gr; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *f[4];
+        if (split(line, f, 4) >= 3 && !strcmp(f[0], g)) {
+          W.gid = (gid_t)strtoul(f[2], NULL, 10);
+          gf = 1;
+          break;
+        }
+        line = nl ? nl + 1 : NULL;
+      }
+      if (!gf) return snprintf(err, errlen, "group %s not found in /etc/group", g), -1;
+      gr = slurp("/etc/group");
+    }
+  }
+  W.groups[W.ngroups++] = W.gid;
+  if (*uname && gr) { /* supplementary groups listing the user */
+    for (char *line = gr; line && *line && W.ngroups < 64;) {
+      char *nl = strchr(line, '\n');
+      if (nl) *nl = 0;
+      char *f[4];
+      if (split(line, f, 4) == 4) {
+        for (char *m = strtok(f[3], ","); m; m = strtok(NULL, ","))
+          if (!strcmp(m, uname)) {
+            W.groups[W.ngroups++] = (gid_t)strtoul(f[2], NULL, 10);
+            break;
+          }
+      }
+      line = nl ? nl + 1 : NULL;
+    }
+  }
+  return 0;
+}
+
+void wl_config(uint32_t id, const struct field *f) {
+  if (W.configured) {
+    send_error(id, E_STATE, 0, "workload already configured");
+    return;
+  }
+  char *user = str_dup(&f[5]), *host = str_dup(&f[6]), err[300];
+  if (resolve_user(user, err, sizeof err) < 0) {
+    send_error(id, E_NOT_FOUND, 0, "%s", err);
+    free(user);
+    free(host);
+    return;
+  }
+  free(user);
+  if (*host) {
+    if (sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
+    if (A.init_mode) {
+      char b[300];
+      snprintf(b, sizeof b, "%s\n", host);
+      write_file("/etc/hostname", b, 0644);
+    }
+  }
+  free(host);
+  W.configured = 1;
+  W.hold = (f[0].u & SM_WL_HOLD) != 0;
+  W.watch = (f[0].u & SM_WL_WATCH) != 0 && f[1].u != 0;
+  W.port = (uint16_t)f[1].u;
+  W.argv = strlist_dup(&f[2]);
+  W.env = strlist_dup(&f[3]);
+  W.cwd = str_dup(&f[4]);
+  send_ok(id, 0);
+  if (W.hold) {
+    send_event(EV_WORKLOAD_READY, 0, "");
+    return;
+  }
+  W.started = 1;
+  if (W.argv[0]) {
+    char e[200];
+    if (wl_spawn(e, sizeof e) < 0) send_event(EV_LOG, 0, e);
+  }
+}
+
+static pid_t wl_spawn(char *err, size_t errlen) {
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) < 0) return snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  char **env;
+  if (W.home) {
+    int has_home = 0;
+    for (char **p = W.env; *p; p++)
+      if (!strncmp(*p, "HOME=", 5)) has_home = 1;
+    char hb[300];
+    snprintf(hb, sizeof hb, "HOME=%s", W.home);
+    char *ov[] = {hb, NULL};
+    env = make_env(has_home ? NULL : ov);
+  } else {
+    env = make_env(NULL);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_reset_signals();
+    setsid();
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) dup2(nul, 0);
+    dup2(g_log_fd, 1);
+    dup2(g_log_fd, 2);
+    const char *cwd = *W.cwd ? W.cwd : "/";
+    int e = 0;
+    if (chdir(cwd) < 0) e = errno;
+    else if (setgroups((size_t)W.ngroups, W.groups) < 0 && W.uid != 0) e = errno;
+    else if (setgid(W.gid) < 0 || setuid(W.uid) < 0) e = errno;
+    if (e) {
+      if (write(sp[1], &e, sizeof e) < 0) {}
+      _exit(127);
+    }
+    child_exec_path(W.argv, env, sp[1]);
+    _exit(127);
+  }
+  free(env);
+  close(sp[1]);
+  if (pid < 0) {
+    close(sp[0]);
+    return snprintf(err, errlen, "fork: %s", strerror(errno)), -1;
+  }
+  int e = 0;
+  ssize_t n;
+  do n = read(sp[0], &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  close(sp[0]);
+  if (n > 0) return snprintf(err, errlen, "exec %s: %s", W.argv[0], strerror(e)), -1;
+  W.pid = pid;
+  send_event(EV_WORKLOAD_STARTED, (uint32_t)pid, "");
+  if (W.watch) W.watch_next = now_ms();
+  return pid;
+}
+
+void wl_start(uint32_t id) {
+  if (!W.configured || W.started) {
+    send_error(id, E_STATE, 0, W.configured ? "workload already started" : "no workload configured");
+    return;
+  }
+  W.started = 1;
+  if (!W.argv[0]) {
+    send_ok(id, 0);
+    return;
+  }
+  char e[300];
+  pid_t pid = wl_spawn(e, sizeof e);
+  if (pid < 0) send_error(id, E_EXEC_FAILED, 0, "%s", e);
+  else send_ok(id, (uint64_t)pid);
+}
+
+void wl_signal(uint32_t id, const struct field *f) {
+  int sig = (int)f[0].u;
+  if (W.pid <= 0) {
+    send_error(id, E_STATE, 0, "no workload running");
+    return;
+  }
+  if (sig < 0 || sig > 64 || (kill(-W.pid, sig) < 0 && kill(W.pid, sig) < 0)) {
+    int e = sig < 0 || sig > 64 ? EINVAL : errno;
+    send_error(id, E_IO, e, "signal %d: %s", sig, strerror(e));
+    return;
+  }
+  send_ok(id, 0);
+}
+
+int wl_on_exit(pid_t pid, int status) {
+  if (pid != W.pid || pid <= 0) return 0;
+  W.pid = 0;
+  W.watch = 0;
+  send_event(EV_WORKLOAD_EXITED, (uint32_t)status, "");
+  return 1;
+}
+
+/* Is there a LISTEN (state 0A) socket on port in a /proc/net/tcp* table? */
+static int port_listening(const char *path, unsigned port) {
+  char *b = slurp(path);
+  if (!b) return 0;
+  for (char *line = strchr(b, '\n'); line && *line;) {
+    line++;
+    char *nl = strchr(line, '\n');
+    unsigned lport = 0, st = 0;
+    char *colon = strchr(line, ':');
+    if (colon) {
+      char *p = strchr(colon + 1, ':'); /* after the local address */
+      if (p && sscanf(p + 1, "%x %*s %x", &lport, &st) == 2 && lport == port && st == 0x0A)
+        return 1;
+    }
+    line = nl;
+  }
+  return 0;
+}
+
+int64_t wl_next_deadline(void) {
+  return W.watch && !W.listening_sent && W.watch_next ? W.watch_next : INT64_MAX;
+}
+
+void wl_timer(int64_t now) {
+  if (!W.watch || W.listening_sent || !W.watch_next || now < W.watch_next) return;
+  if (port_listening("/proc/net/tcp", W.port) || port_listening("/proc/net/tcp6", W.port)) {
+    W.listening_sent = 1;
+    send_event(EV_LISTENING, W.port, "");
+    return;
+  }
+  W.watch_next = now + WATCH_MS;
+}
