@@ -208,6 +208,12 @@ void parser_init(struct parser *ps, uint32_t max) {
   ps->max = max;
 }
 
+void parser_free(struct parser *ps) {
+  free(ps->pay);
+  ps->pay = NULL;
+  ps->cap = 0;
+}
+
 void parser_reset(struct parser *ps) {
   ps->hlen = ps->got = ps->discard = 0;
   ps->scanning = ps->prev53 = 0;
@@ -264,8 +270,9 @@ int parser_feed(struct parser *ps, const uint8_t *buf, size_t n, size_t *used, s
         ps->cap = out->len;
       }
       if (out->len == 0) {
+        static const uint8_t empty[1];
         ps->hlen = 0;
-        out->payload = ps->pay;
+        out->payload = empty;
         *used = i;
         return P_FRAME;
       }

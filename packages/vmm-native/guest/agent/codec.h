@@ -89,6 +89,7 @@ struct parser {
 };
 void parser_init(struct parser *ps, uint32_t max);
 void parser_reset(struct parser *ps);
+void parser_free(struct parser *ps);
 /* Consumes bytes from buf[0..n); *used is set to how many were consumed.
  * Call again with the rest until it returns P_NEED. */
 int parser_feed(struct parser *ps, const uint8_t *buf, size_t n, size_t *used, struct frame *out);

@@ -307,6 +307,13 @@ for (const t of tests) {
     console.log(`FAIL ${t.name}: ${e.message}`);
   }
 }
+if (child) { // graceful stop: EOF on the agent's stdin
+  const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  child.stdin.end();
+  const to = setTimeout(() => child.kill('SIGKILL'), 5000);
+  const code = await exited;
+  clearTimeout(to);
+  if (code !== 0) { console.log(`FAIL agent exit code ${code} after EOF`); failed++; }
+}
 console.log(`${passed} passed, ${failed} failed`);
-child?.kill('SIGTERM');
 process.exit(failed ? 1 : 0);
