@@ -201,6 +201,9 @@ void exec_open(uint32_t id, const struct field *f) {
   s->pid = spawn(s, s->argv);
   if (s->pid < 0) goto fail;
   s->pgid = s->pid;
+  if (!s->chain[0]) /* no chain: the agent needs no copy of the child's ends */
+    for (int i = 0; i < 3; i++)
+      if (s->child_fd[i] >= 0) close(s->child_fd[i]), s->child_fd[i] = -1;
   if (f[1].u) s->deadline = now_ms() + (int64_t)f[1].u;
   send_started(s);
   stream_update(s);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -57,8 +58,19 @@ static void finish(void) { /* --stdio/--channel: flush what is queued, end child
   session_reset_all();
 }
 
+/* Each open stream holds up to 4 fds: allow well over 1024 streams. */
+static void raise_nofile(void) {
+  struct rlimit r = {65536, 65536};
+  if (setrlimit(RLIMIT_NOFILE, &r) == 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 int main(int argc, char **argv) {
   A.in_fd = A.out_fd = -1;
+  raise_nofile();
   if (getpid() == 1) {
     A.init_mode = 1;
     signal(SIGPIPE, SIG_IGN);
