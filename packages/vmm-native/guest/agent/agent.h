@@ -98,6 +98,7 @@ void send_event(uint8_t kind, uint32_t value, const char *detail);
 void session_input(const uint8_t *p, size_t n);
 void session_reset_all(void);
 void session_host_gone(void);
+void session_host_back(void);
 struct stream *stream_find(uint32_t id);
 struct stream *stream_new(uint32_t id, int kind);
 void stream_free(struct stream *s); /* closes fds, deferred free */

@@ -63,7 +63,7 @@ static void chan_flush(void) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-    buf_clear(&A.outq); /* host not there: drop */
+    if (A.chan_kind != CH_DEV || errno != EPIPE) buf_clear(&A.outq); /* port unusable */
     host_gone();
     break;
   }
@@ -101,7 +101,7 @@ static void chan_probe(void) {
   }
   A.connected = 1;
   A.reconnect_at = 0;
-  parser_reset(&A.ps);
+  session_host_back();
   streams_update_all();
   chan_update();
   if (n > 0) session_input(b, (size_t)n);
@@ -165,8 +165,7 @@ int agent_run(void) {
       else if (wt == &w_chan || wt == &w_chan_out) {
         if (ev[i].events & EPOLLOUT) chan_flush();
         if (wt == &w_chan && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-          if (ev[i].events & EPOLLIN) chan_read();
-          else host_gone();
+          chan_read(); /* on HUP too: read() returning 0 means gone */
         }
       } else if (*wt == W_SLOT) slot_event((struct slot *)wt, ev[i].events);
     }

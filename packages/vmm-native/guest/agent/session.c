@@ -237,12 +237,21 @@ void session_reset_all(void) {
   while (A.all) stream_abort(A.all);
 }
 
-/* The host side of the channel went away: drop what we would send. */
-void session_host_gone(void) {
-  buf_clear(&A.outq);
-  parser_reset(&A.ps);
-  A.handshaken = 0;
-  A.ps.max = SM_DEFAULT_MAX_PAYLOAD;
+/* The host side of the channel went away (or the guest only thinks so: right
+ * after a snapshot restore the port may report HUP while the new host already
+ * writes). A partial frame is dropped; queued output is kept and written
+ * when the port opens again: a new host discards everything before its
+ * HELLO_OK anyway, and the HELLO_OK of a session started in that window must
+ * not be lost. Nothing new is queued while disconnected (streams stop reading
+ * their sources) except events, which wait in A.events. */
+void session_host_gone(void) { parser_reset(&A.ps); }
+
+/* The port is open again: deliver events raised while it was closed. */
+void session_host_back(void) {
+  if (!A.handshaken || !buf_avail(&A.events)) return;
+  buf_put(&A.outq, A.events.d + A.events.head, buf_avail(&A.events));
+  buf_free(&A.events);
+  A.nevents = 0;
 }
 
 /* ---- slot i/o ---- */
