@@ -60,3 +60,8 @@ export class ChunkQueue {
     return out;
   }
 }
+
+/** Views a Uint8Array as a Buffer without copying. */
+export function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}

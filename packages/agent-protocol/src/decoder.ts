@@ -1,5 +1,5 @@
-import { DEFAULT_MAX_PAYLOAD, HEADER_SIZE, MAGIC, messageTypeName } from "./constants.js";
 import { ChunkQueue } from "./chunk-queue.js";
+import { DEFAULT_MAX_PAYLOAD, HEADER_SIZE, MAGIC, messageTypeName } from "./constants.js";
 import { ProtocolError } from "./errors.js";
 import type { Frame } from "./messages.js";
 import { decodePayload } from "./payload-decoder.js";
@@ -92,7 +92,8 @@ export class FrameDecoder {
     try {
       return this.nextStrict();
     } catch (err) {
-      this.failure = err instanceof ProtocolError ? err : new ProtocolError("BAD_FRAME", String(err), { cause: err });
+      this.failure =
+        err instanceof ProtocolError ? err : new ProtocolError("BAD_FRAME", String(err), { cause: err });
       throw this.failure;
     }
   }

@@ -1,7 +1,6 @@
+import { FrameDecoder } from "./decoder.js";
 import { ProtocolError } from "./errors.js";
 import { type Frame, MESSAGE_FIELDS } from "./messages.js";
-import { FrameDecoder } from "./decoder.js";
-
 
 /**
  * Quotes a string as in the canonical form: `"` and `\` escaped with a
@@ -39,7 +38,8 @@ function renderValue(kind: string, v: unknown): string {
 export function describeFrame(frame: Frame): string {
   const rec = frame as unknown as Record<string, unknown>;
   let out = `${frame.type} stream=${frame.stream} flags=${frame.flags}`;
-  for (const [prop, wire, kind] of MESSAGE_FIELDS[frame.type]) out += ` ${wire}=${renderValue(kind, rec[prop])}`;
+  for (const [prop, wire, kind] of MESSAGE_FIELDS[frame.type])
+    out += ` ${wire}=${renderValue(kind, rec[prop])}`;
   return out;
 }
 
@@ -59,4 +59,3 @@ export function describeBytes(bytes: Uint8Array, maxPayload = 65536): string {
     throw err;
   }
 }
-

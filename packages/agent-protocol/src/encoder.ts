@@ -6,7 +6,10 @@ const utf8 = new TextEncoder();
 
 function checkInt(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
+    throw new ProtocolError(
+      "BAD_PAYLOAD",
+      `field ${name} must be an integer in [${min}, ${max}], got ${String(v)}`,
+    );
   }
   return v;
 }
@@ -14,7 +17,10 @@ function checkInt(name: string, v: unknown, min: number, max: number): number {
 function checkBig(name: string, v: unknown, min: bigint, max: bigint): bigint {
   const b = typeof v === "number" && Number.isInteger(v) ? BigInt(v) : v;
   if (typeof b !== "bigint" || b < min || b > max) {
-    throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be a 64-bit integer in range, got ${String(v)}`);
+    throw new ProtocolError(
+      "BAD_PAYLOAD",
+      `field ${name} must be a 64-bit integer in range, got ${String(v)}`,
+    );
   }
   return b;
 }
@@ -61,7 +67,8 @@ function encodeField(name: string, kind: FieldKind, v: unknown, parts: Part[]): 
       return;
     }
     case "strlist": {
-      if (!Array.isArray(v)) throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be an array of strings`);
+      if (!Array.isArray(v))
+        throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be an array of strings`);
       b = Buffer.allocUnsafe(4);
       b.writeUInt32LE(v.length);
       parts.push(b);
@@ -69,7 +76,8 @@ function encodeField(name: string, kind: FieldKind, v: unknown, parts: Part[]): 
       return;
     }
     case "bytes":
-      if (!(v instanceof Uint8Array)) throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be a Uint8Array`);
+      if (!(v instanceof Uint8Array))
+        throw new ProtocolError("BAD_PAYLOAD", `field ${name} must be a Uint8Array`);
       parts.push(v);
       return;
   }
@@ -109,12 +117,16 @@ export function encodeRawFrame(type: number, flags: number, stream: number, payl
  */
 export function encodeFrame(frame: Frame, maxPayload: number = DEFAULT_MAX_PAYLOAD): Buffer {
   const type = MessageType[frame.type as MessageTypeName];
-  if (type === undefined) throw new ProtocolError("UNKNOWN_TYPE", `unknown message type ${String(frame.type)}`);
+  if (type === undefined)
+    throw new ProtocolError("UNKNOWN_TYPE", `unknown message type ${String(frame.type)}`);
   checkInt("stream", frame.stream, 0, 0xffffffff);
   checkInt("flags", frame.flags, 0, 0xff);
   const payload = encodePayload(frame);
   if (payload.length > maxPayload) {
-    throw new ProtocolError("FRAME_TOO_LARGE", `${frame.type} payload of ${payload.length} bytes exceeds ${maxPayload}`);
+    throw new ProtocolError(
+      "FRAME_TOO_LARGE",
+      `${frame.type} payload of ${payload.length} bytes exceeds ${maxPayload}`,
+    );
   }
   return Buffer.concat([encodeHeader(type, frame.flags, frame.stream, payload.length), payload]);
 }

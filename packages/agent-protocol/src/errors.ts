@@ -1,11 +1,15 @@
 import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/errors";
 import { type ErrorCodeName, errorCodeName } from "./constants.js";
 
-/** Why a frame was rejected: one of the framing/payload error names of the spec. */
-export type ProtocolErrorReason = Extract<
-  ErrorCodeName,
-  "BAD_FRAME" | "FRAME_TOO_LARGE" | "UNKNOWN_TYPE" | "BAD_PAYLOAD" | "FLOW_CONTROL" | "UNKNOWN_STREAM"
->;
+/**
+ * Why the peer's bytes were rejected: a framing/payload error name of the spec,
+ * `UNEXPECTED_FRAME` (a well-formed frame that is not valid here), or
+ * `BAD_HANDSHAKE` (HELLO_OK with out-of-range parameters).
+ */
+export type ProtocolErrorReason =
+  | Extract<ErrorCodeName, "BAD_FRAME" | "FRAME_TOO_LARGE" | "UNKNOWN_TYPE" | "BAD_PAYLOAD" | "FLOW_CONTROL">
+  | "UNEXPECTED_FRAME"
+  | "BAD_HANDSHAKE";
 
 /**
  * The peer sent bytes that violate the protocol (bad magic, oversized frame,

@@ -305,7 +305,13 @@ export const MESSAGE_FIELDS: Readonly<Record<MessageTypeName, readonly FieldSpec
 };
 
 /** Message types that are flow-controlled data frames. */
-export const DATA_TYPES: ReadonlySet<MessageTypeName> = new Set(["STDIN", "STDOUT", "STDERR", "FILE_DATA", "TCP_DATA"]);
+export const DATA_TYPES: ReadonlySet<MessageTypeName> = new Set([
+  "STDIN",
+  "STDOUT",
+  "STDERR",
+  "FILE_DATA",
+  "TCP_DATA",
+]);
 
 /** Message types the host may send (H→G). */
 export const HOST_TO_GUEST: ReadonlySet<MessageTypeName> = new Set([

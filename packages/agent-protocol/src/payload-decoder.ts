@@ -1,6 +1,6 @@
 import type { MessageTypeName } from "./constants.js";
 import { ProtocolError } from "./errors.js";
-import { type FieldKind, type Message, MESSAGE_FIELDS } from "./messages.js";
+import { type FieldKind, MESSAGE_FIELDS, type Message } from "./messages.js";
 
 const utf8 = new TextDecoder("utf-8");
 

@@ -1,0 +1,170 @@
+import { ProtocolError } from "./errors.js";
+
+/**
+ * Credit the peer granted us for one stream direction. Senders take credit
+ * with {@link acquire} (waiting while it is zero) and the session adds it back
+ * when a `WINDOW` frame arrives.
+ */
+export class SendWindow {
+  private credit: number;
+  private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  private failure: unknown;
+
+  constructor(initial: number) {
+    this.credit = initial;
+  }
+
+  /** Credit currently available. */
+  get available(): number {
+    return this.credit;
+  }
+
+  /** Adds credit from a `WINDOW(increment)` frame and wakes waiters. */
+  add(increment: number): void {
+    this.credit += increment;
+    for (const w of this.waiters.splice(0)) w.resolve();
+  }
+
+  /**
+   * Waits until credit is available, then takes up to `max` bytes of it and
+   * returns the amount taken (at least 1). Rejects once {@link fail} was called.
+   */
+  async acquire(max: number): Promise<number> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.credit > 0) {
+        const n = Math.min(this.credit, max);
+        this.credit -= n;
+        return n;
+      }
+      await new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    }
+  }
+
+  /** Makes every current and future {@link acquire} reject with `err`. */
+  fail(err: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+}
+
+/** Where an {@link InboundBuffer} delivers data: a Node Readable's `push`. */
+export type PushFn = (chunk: Buffer | null) => boolean;
+
+/**
+ * Receive side of one stream direction. Holds data the peer sent until the
+ * consumer wants it, and returns window (via `grant`) only as the consumer
+ * takes bytes. The peer may never have more than `window` bytes un-granted;
+ * a peer that exceeds it gets a {@link ProtocolError} (`FLOW_CONTROL`).
+ *
+ * Bytes handed to the Readable count as consumed only when the Readable asks
+ * for more (`_read`), so unread data on the host (this queue plus the
+ * Readable's buffer) never exceeds `window`. Use a Readable highWaterMark of 1.
+ */
+export class InboundBuffer {
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private pushedUnconsumed = 0;
+  private ungranted = 0;
+  private consumedUngranted = 0;
+  private wantMore = false;
+  private ended = false;
+  private endPushed = false;
+  private discarding = false;
+
+  constructor(
+    private readonly window: number,
+    private readonly push: PushFn,
+    private readonly grant: (increment: number) => void,
+  ) {}
+
+  /** Bytes received and not yet consumed (queued here or sitting in the Readable). */
+  get bufferedBytes(): number {
+    return this.queued + this.pushedUnconsumed;
+  }
+
+  /** Bytes the peer has sent that were not granted back yet. */
+  get outstanding(): number {
+    return this.ungranted;
+  }
+
+  /** True once the END frame arrived. */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Accepts one data frame. Throws `ProtocolError` on a window overrun or data after END. */
+  receive(data: Buffer, end: boolean): void {
+    if (this.ended) {
+      if (data.length === 0) return;
+      throw new ProtocolError("FLOW_CONTROL", "data frame after END");
+    }
+    this.ungranted += data.length;
+    if (this.ungranted > this.window) {
+      throw new ProtocolError(
+        "FLOW_CONTROL",
+        `peer overran the window: ${this.ungranted} bytes outstanding, window ${this.window}`,
+      );
+    }
+    if (end) this.ended = true;
+    if (this.discarding) {
+      this.consume(data.length);
+      return;
+    }
+    if (data.length > 0) {
+      this.queue.push(data);
+      this.queued += data.length;
+    }
+    this.pump();
+  }
+
+  /** Called from the Readable's `_read`: what was pushed before is consumed. */
+  onRead(): void {
+    this.consume(this.pushedUnconsumed);
+    this.pushedUnconsumed = 0;
+    this.wantMore = true;
+    this.pump();
+  }
+
+  /** Consumer is gone: drop everything buffered and grant all future data at once. */
+  discard(): void {
+    if (this.discarding) return;
+    this.discarding = true;
+    this.consume(this.queued + this.pushedUnconsumed);
+    this.queue = [];
+    this.queued = 0;
+    this.pushedUnconsumed = 0;
+  }
+
+  private consume(n: number): void {
+    if (n <= 0) return;
+    this.consumedUngranted += n;
+    if (this.ended) return; // the peer will not send more: no need to grant
+    if (this.consumedUngranted * 2 >= this.window || this.discarding) {
+      const inc = this.consumedUngranted;
+      this.consumedUngranted = 0;
+      this.ungranted -= inc;
+      this.grant(inc);
+    }
+  }
+
+  private pump(): void {
+    while (this.wantMore && this.queue.length > 0) {
+      const chunk = this.queue.shift() as Buffer;
+      this.queued -= chunk.length;
+      this.pushedUnconsumed += chunk.length;
+      if (this.push(chunk)) {
+        // Delivered straight to a flowing consumer.
+        this.consume(this.pushedUnconsumed);
+        this.pushedUnconsumed = 0;
+      } else {
+        this.wantMore = false;
+      }
+    }
+    if (this.ended && this.queue.length === 0 && !this.endPushed) {
+      this.endPushed = true;
+      this.push(null);
+    }
+  }
+}
