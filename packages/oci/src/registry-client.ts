@@ -1,0 +1,368 @@
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, type Dispatcher, request } from "undici";
+import { type RegistryAuth, type ResolvedCredentials, lookupDockerCredentials } from "./credentials.js";
+import { AbortedError, NetworkError, NotFoundError, RegistryError, UnauthorizedError } from "./errors.js";
+import { MANIFEST_ACCEPT } from "./media-types.js";
+import { type AuthChallenge, parseWwwAuthenticate } from "./www-authenticate.js";
+
+/** Options of {@link RegistryClient}. */
+export interface RegistryClientOptions {
+  /** Registry host[:port] as in the reference (`docker.io` is mapped to `registry-1.docker.io`). */
+  registry: string;
+  /** Repository path, e.g. `library/alpine`. */
+  repository: string;
+  /** Hosts (`host` or `host:port`) allowed over plain HTTP / unverified TLS. Localhost always is. */
+  insecureRegistries?: string[];
+  /** Explicit credentials; otherwise the Docker config is consulted. */
+  auth?: RegistryAuth;
+  /** Docker config path (default `~/.docker/config.json`). */
+  dockerConfigPath?: string;
+  /** Aborts every request. */
+  signal?: AbortSignal;
+  /** Attempts per request on transient failures (default 5). */
+  maxAttempts?: number;
+  /** First backoff delay in ms (doubles each attempt; default 250). */
+  backoffMs?: number;
+}
+
+/** A fetched manifest. */
+export interface FetchedManifest {
+  bytes: Buffer;
+  contentType: string;
+  /** `Docker-Content-Digest` response header, when sent. */
+  headerDigest?: string;
+}
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
+const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
+const USER_AGENT = "supermachine-oci/0.1";
+
+function isLocalHost(registry: string): boolean {
+  const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.replace(/:\d+$/, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function retryableNetworkError(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? "";
+  return (
+    [
+      "ECONNRESET",
+      "ECONNREFUSED",
+      "ETIMEDOUT",
+      "EPIPE",
+      "EAI_AGAIN",
+      "ENETUNREACH",
+      "EHOSTUNREACH",
+      "UND_ERR_SOCKET",
+      "UND_ERR_CONNECT_TIMEOUT",
+      "UND_ERR_HEADERS_TIMEOUT",
+      "UND_ERR_BODY_TIMEOUT",
+      "UND_ERR_CLOSED",
+    ].includes(code) || /other side closed|socket hang up/i.test(String((err as Error).message))
+  );
+}
+
+type Response = Dispatcher.ResponseData;
+
+/**
+ * A client for one repository of a Docker Registry HTTP API v2 / OCI
+ * distribution registry: `/v2/` ping, bearer-token and basic auth from the
+ * `WWW-Authenticate` challenge, Docker config credentials, plain HTTP for
+ * localhost and insecure registries, manual redirects (Authorization is
+ * dropped when the redirect leaves the registry's origin), and retries with
+ * exponential backoff on transient failures.
+ */
+export class RegistryClient {
+  private readonly opts: RegistryClientOptions;
+  private readonly host: string;
+  private readonly insecure: boolean;
+  private base?: string;
+  private dispatcher: Agent;
+  private authorization?: string;
+  private challenge?: AuthChallenge;
+  private credentials?: ResolvedCredentials | null;
+  private closed = false;
+
+  constructor(opts: RegistryClientOptions) {
+    this.opts = opts;
+    this.host = opts.registry === "docker.io" ? "registry-1.docker.io" : opts.registry;
+    const list = opts.insecureRegistries ?? [];
+    this.insecure =
+      isLocalHost(opts.registry) ||
+      list.includes(opts.registry) ||
+      list.includes(opts.registry.replace(/:\d+$/, "")) ||
+      list.some((h) => h.replace(/^https?:\/\//, "").replace(/\/$/, "") === opts.registry);
+    this.dispatcher = new Agent({
+      connect: { rejectUnauthorized: !this.insecure, timeout: 30_000 },
+      headersTimeout: 60_000,
+      bodyTimeout: 120_000,
+      connections: 8,
+    });
+  }
+
+  private async creds(): Promise<ResolvedCredentials | undefined> {
+    if (this.credentials === undefined) {
+      const a = this.opts.auth;
+      if (a && "username" in a) this.credentials = { username: a.username, password: a.password };
+      else this.credentials = (await lookupDockerCredentials(this.opts.registry, this.opts.dockerConfigPath)) ?? null;
+    }
+    return this.credentials ?? undefined;
+  }
+
+  private async raw(url: string, method: "GET" | "HEAD" | "POST", headers: Record<string, string>, body?: string) {
+    if (this.opts.signal?.aborted) throw new AbortedError({ cause: this.opts.signal.reason });
+    return request(url, {
+      method,
+      headers: { "user-agent": USER_AGENT, ...headers },
+      body,
+      dispatcher: this.dispatcher,
+      signal: this.opts.signal,
+    }).catch((err: unknown) => {
+      if (this.opts.signal?.aborted) throw new AbortedError({ cause: err });
+      throw err;
+    });
+  }
+
+  /** Sends with retries on transient errors and manual redirects. */
+  private async send(
+    url: string,
+    method: "GET" | "HEAD",
+    headers: Record<string, string>,
+    withAuth: boolean,
+  ): Promise<Response> {
+    const attempts = this.opts.maxAttempts ?? 5;
+    const backoff = this.opts.backoffMs ?? 250;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await sleep(backoff * 2 ** (attempt - 1), undefined, { signal: this.opts.signal }).catch(() => {});
+      try {
+        let target = url;
+        const origin = new URL(url).origin;
+        for (let hop = 0; hop < 10; hop++) {
+          const h = { ...headers };
+          if (withAuth && this.authorization && new URL(target).origin === origin) h.authorization = this.authorization;
+          const res = await this.raw(target, method, h);
+          if (REDIRECT_STATUS.has(res.statusCode) && res.headers.location) {
+            await res.body.dump();
+            target = new URL(String(res.headers.location), target).toString();
+            continue;
+          }
+          if (RETRY_STATUS.has(res.statusCode) && attempt < attempts - 1) {
+            await res.body.dump();
+            const ra = Number(res.headers["retry-after"]);
+            if (Number.isFinite(ra) && ra > 0 && ra < 60) await sleep(ra * 1000);
+            lastErr = new RegistryError(`${method} ${target}: HTTP ${res.statusCode}`);
+            throw lastErr;
+          }
+          return res;
+        }
+        throw new RegistryError(`${method} ${url}: too many redirects`);
+      } catch (err) {
+        if (err instanceof AbortedError) throw err;
+        if (err instanceof RegistryError && err === lastErr) continue;
+        if (retryableNetworkError(err) && attempt < attempts - 1) {
+          lastErr = err;
+          continue;
+        }
+        if (err instanceof RegistryError) throw err;
+        throw new NetworkError(`${method} ${url}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    throw new NetworkError(`${method} ${url}: gave up after ${attempts} attempts`, { cause: lastErr });
+  }
+
+  /** Pings `/v2/`, choosing the scheme (https, or http for insecure hosts) and reading the auth challenge. */
+  async ping(): Promise<void> {
+    if (this.base) return;
+    const schemes = this.insecure ? ["https", "http"] : ["https"];
+    let lastErr: unknown;
+    for (const scheme of schemes) {
+      const base = `${scheme}://${this.host}`;
+      let res: Response;
+      try {
+        res =
+          scheme === "https" && this.insecure
+            ? await this.raw(`${base}/v2/`, "GET", {})
+            : await this.send(`${base}/v2/`, "GET", {}, false);
+      } catch (err) {
+        if (err instanceof AbortedError) throw err;
+        lastErr = err;
+        continue;
+      }
+      await res.body.dump();
+      if (scheme === "https" && this.insecure && res.statusCode === 400) {
+        lastErr = new RegistryError(`${base}/v2/: HTTP 400 (plain HTTP server?)`);
+        continue;
+      }
+      this.base = base;
+      if (res.statusCode === 401) {
+        const header = res.headers["www-authenticate"];
+        const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
+        this.challenge = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+      } else if (res.statusCode !== 200) {
+        throw new RegistryError(`${base}/v2/: unexpected HTTP ${res.statusCode}; is this a registry?`, {
+          details: { status: res.statusCode },
+        });
+      }
+      return;
+    }
+    throw new NetworkError(`cannot reach registry ${this.opts.registry}: ${(lastErr as Error)?.message}`, {
+      cause: lastErr,
+    });
+  }
+
+  /** Obtains an Authorization header for the current challenge. */
+  private async authenticate(challenge: AuthChallenge | undefined): Promise<void> {
+    const explicit = this.opts.auth;
+    if (explicit && "token" in explicit) {
+      this.authorization = `Bearer ${explicit.token}`;
+      return;
+    }
+    if (!challenge) return;
+    const creds = await this.creds();
+    if (challenge.scheme === "basic") {
+      if (!creds || !("password" in creds)) {
+        throw new UnauthorizedError(`registry ${this.opts.registry} requires credentials and none were found`, {
+          details: { registry: this.opts.registry },
+        });
+      }
+      this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
+      return;
+    }
+    if (challenge.scheme !== "bearer" || !challenge.params.realm) {
+      throw new UnauthorizedError(`unsupported auth challenge ${challenge.scheme} from ${this.opts.registry}`);
+    }
+    const scope = `repository:${this.opts.repository}:pull`;
+    const url = new URL(challenge.params.realm);
+    let res: Response;
+    if (creds && "identityToken" in creds) {
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: creds.identityToken,
+        service: challenge.params.service ?? "",
+        scope,
+        client_id: "supermachine",
+      });
+      res = await this.raw(url.toString(), "POST", { "content-type": "application/x-www-form-urlencoded" }, form.toString());
+    } else {
+      if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+      url.searchParams.set("scope", scope);
+      const headers: Record<string, string> = {};
+      if (creds && "password" in creds) {
+        headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
+      }
+      res = await this.send(url.toString(), "GET", headers, false);
+    }
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      throw new UnauthorizedError(`token server ${url.origin} refused the credentials (HTTP ${res.statusCode})`, {
+        details: { registry: this.opts.registry, status: res.statusCode },
+      });
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch(() => "");
+      throw new RegistryError(`token server ${url.origin}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    }
+    const json = (await res.body.json()) as { token?: string; access_token?: string };
+    const token = json.token ?? json.access_token;
+    if (!token) throw new RegistryError(`token server ${url.origin} returned no token`);
+    this.authorization = `Bearer ${token}`;
+  }
+
+  /** GET/HEAD on a repository path, authenticating on 401 once; maps 401/403/404 to typed errors. */
+  private async repoRequest(
+    path: string,
+    method: "GET" | "HEAD",
+    headers: Record<string, string>,
+    what: { manifest: boolean; name: string },
+  ): Promise<Response> {
+    await this.ping();
+    if (!this.authorization && (this.challenge || (this.opts.auth && "token" in this.opts.auth))) {
+      await this.authenticate(this.challenge);
+    }
+    const url = `${this.base}/v2/${this.opts.repository}/${path}`;
+    let res = await this.send(url, method, headers, true);
+    if (res.statusCode === 401) {
+      const header = res.headers["www-authenticate"];
+      await res.body.dump();
+      const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
+      const challenge = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+      const hadAuth = this.authorization !== undefined;
+      const sameChallenge = hadAuth && challenge?.scheme === this.challenge?.scheme && challenge?.scheme === "basic";
+      if (challenge && !sameChallenge) {
+        this.challenge = challenge;
+        this.authorization = undefined;
+        await this.authenticate(challenge);
+        res = await this.send(url, method, headers, true);
+      }
+    }
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      throw new UnauthorizedError(
+        `${this.opts.registry}/${this.opts.repository}: access denied (HTTP ${res.statusCode}); the repository may not exist or may require authorization`,
+        { details: { registry: this.opts.registry, repository: this.opts.repository, status: res.statusCode } },
+      );
+    }
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      throw new NotFoundError(`${this.opts.registry}/${this.opts.repository}: ${what.name} not found`, {
+        manifest: what.manifest,
+        details: { registry: this.opts.registry, repository: this.opts.repository, [what.manifest ? "reference" : "digest"]: what.name },
+      });
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch(() => "");
+      throw new RegistryError(`${method} ${url}: HTTP ${res.statusCode} ${text.slice(0, 300)}`, {
+        details: { status: res.statusCode },
+      });
+    }
+    return res;
+  }
+
+  /** Fetches the manifest for a tag or digest. */
+  async getManifest(reference: string): Promise<FetchedManifest> {
+    const res = await this.repoRequest(`manifests/${reference}`, "GET", { accept: MANIFEST_ACCEPT }, {
+      manifest: true,
+      name: `manifest ${reference}`,
+    });
+    const len = Number(res.headers["content-length"]);
+    if (Number.isFinite(len) && len > MAX_MANIFEST_BYTES) {
+      await res.body.dump();
+      throw new RegistryError(`manifest ${reference} is too large (${len} bytes)`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const c of res.body) {
+      total += (c as Buffer).length;
+      if (total > MAX_MANIFEST_BYTES) throw new RegistryError(`manifest ${reference} is too large`);
+      chunks.push(c as Buffer);
+    }
+    const dcd = res.headers["docker-content-digest"];
+    return {
+      bytes: Buffer.concat(chunks),
+      contentType: String(res.headers["content-type"] ?? ""),
+      headerDigest: typeof dcd === "string" ? dcd : undefined,
+    };
+  }
+
+  /** Opens a blob download (follows redirects to blob storage). */
+  async openBlob(digest: string): Promise<{ body: Readable; size?: number }> {
+    const res = await this.repoRequest(`blobs/${digest}`, "GET", {}, { manifest: false, name: `blob ${digest}` });
+    const len = Number(res.headers["content-length"]);
+    return { body: res.body as unknown as Readable, size: Number.isFinite(len) ? len : undefined };
+  }
+
+  /** Closes the connection pool. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.dispatcher.close().catch(() => {});
+  }
+
+  /** Same as {@link close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
