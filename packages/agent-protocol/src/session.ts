@@ -356,7 +356,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
         this.eventWaiters.delete(w);
         reject(new OperationAbortedError(`waitForEvent(${kind}) aborted`, { cause: opts.signal?.reason }));
       };
-      if (opts.signal?.aborted) return onAbort();
+      if (opts.signal?.aborted) {
+        onAbort();
+        return;
+      }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.eventWaiters.add(w);
     });
@@ -473,7 +476,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
   }
 
   private dispatch(f: Frame): void {
-    if (this.handshake) return this.onHandshakeFrame(f);
+    if (this.handshake) {
+      this.onHandshakeFrame(f);
+      return;
+    }
     if (!GUEST_TO_HOST.has(f.type))
       throw new ProtocolError("UNEXPECTED_FRAME", `the agent must not send ${f.type}`);
     if (f.stream === 0) {
@@ -486,7 +492,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
           return;
         }
         case "EVENT":
-          return this.onEvent(toAgentEvent(f));
+          this.onEvent(toAgentEvent(f));
+          return;
         case "ERROR":
           if (this.listenerCount("agent-error") > 0) {
             this.emit("agent-error", new AgentError(f.code, f.errno, f.message, { details: { stream: 0 } }));

@@ -1,0 +1,132 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { FrameDecoder } from "./decoder.js";
+import { describeFrame } from "./describe.js";
+import { encodeFrame } from "./encoder.js";
+import { ProtocolError } from "./errors.js";
+import type { Frame } from "./messages.js";
+import { frameArb, splitAt } from "./test-arbitraries.js";
+
+const BIG = 1 << 20;
+
+/** Feeds chunks to a decoder; returns frames and the error (if any). Asserts only ProtocolError is thrown. */
+function feed(dec: FrameDecoder, chunks: Buffer[]): { frames: Frame[]; error?: ProtocolError } {
+  const frames: Frame[] = [];
+  for (const c of chunks) {
+    try {
+      frames.push(...dec.decode(c));
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return { frames, error: err };
+    }
+  }
+  return { frames };
+}
+
+describe("codec properties", () => {
+  it("decode(encode(frame)) is the identity", () => {
+    fc.assert(
+      fc.property(frameArb, (f) => {
+        const bytes = encodeFrame(f, BIG);
+        const [back, ...rest] = new FrameDecoder({ maxPayload: BIG }).decode(bytes);
+        expect(rest).toHaveLength(0);
+        if (!back) throw new Error("no frame decoded");
+        expect(describeFrame(back)).toBe(describeFrame(f));
+        expect(encodeFrame(back, BIG).equals(bytes)).toBe(true);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("a stream of frames split at random points decodes to the same frames", () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (frames, cuts) => {
+          const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, BIG)));
+          const { frames: got, error } = feed(new FrameDecoder({ maxPayload: BIG }), splitAt(bytes, cuts));
+          expect(error).toBeUndefined();
+          expect(got.map(describeFrame)).toEqual(frames.map(describeFrame));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("garbage in random chunks: strict mode throws only ProtocolError, scan mode never throws", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 20 }), (u, cuts) => {
+        const chunks = splitAt(Buffer.from(u), cuts);
+        feed(new FrameDecoder(), chunks);
+        const scan = new FrameDecoder({ scan: true });
+        for (const c of chunks) scan.decode(c);
+        expect(scan.bufferedBytes).toBeLessThanOrEqual(u.length);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("corrupted and truncated frame streams fail with ProtocolError or wait for more, never anything else", () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+        fc.nat(),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (frames, flips, cutEnd, cuts) => {
+          const bytes = Buffer.from(Buffer.concat(frames.map((f) => encodeFrame(f, BIG))));
+          for (const [pos, val] of flips) bytes[pos % bytes.length] = val;
+          const truncated = bytes.subarray(0, cutEnd % (bytes.length + 1));
+          const { error } = feed(new FrameDecoder({ maxPayload: 4096 }), splitAt(truncated, cuts));
+          if (error)
+            expect(["BAD_FRAME", "FRAME_TOO_LARGE", "UNKNOWN_TYPE", "BAD_PAYLOAD"]).toContain(error.reason);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("scan mode finds the accepted frame behind any garbage, in any chunking", () => {
+    const hello: Frame = {
+      type: "HELLO_OK",
+      stream: 0,
+      flags: 0,
+      version: 1,
+      maxPayload: 65536,
+      initialWindow: 262144,
+      nonce: 0xfeedfacecafebeefn,
+      features: 3,
+      agentVersion: "test",
+    };
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.array(frameArb, { maxLength: 4 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (garbage, stale, cuts) => {
+          const bytes = Buffer.concat([
+            Buffer.from(garbage),
+            ...stale.map((f) => encodeFrame(f, BIG).subarray(0, 40)),
+            encodeFrame(hello),
+            encodeFrame({ type: "PONG", stream: 0, flags: 0, token: 5n }),
+          ]);
+          const dec = new FrameDecoder({
+            scan: true,
+            accept: (f) => f.type === "HELLO_OK" && f.nonce === 0xfeedfacecafebeefn,
+          });
+          const got: Frame[] = [];
+          for (const c of splitAt(bytes, cuts)) {
+            dec.push(c);
+            for (let f = dec.next(); f; f = dec.next()) {
+              got.push(f);
+              if (dec.scanMode) dec.setScanMode(false);
+            }
+          }
+          expect(got.map((f) => f.type)).toEqual(["HELLO_OK", "PONG"]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
