@@ -35,6 +35,8 @@ export interface PoolCounters extends PoolStats {
   recycling: number;
   /** `factory.destroy()` calls in flight. */
   destroying: number;
+  /** True while creations are paused after a failure (retry backoff). */
+  backingOff: boolean;
 }
 
 /** Options of one `acquire()` call. */
@@ -196,6 +198,7 @@ export class WorkerPool<W> {
       creating: this.creating,
       recycling: this.recycling.size,
       destroying: this.destroying,
+      backingOff: this.backoffTimer !== undefined,
     };
   }
 
