@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|multilayer|multiarch|debian=ROOTFS.tar.gz ...]
+// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|busybox:DIRNAME|multilayer|multiarch|debian=ROOTFS.tar.gz ...]
 // Each layout is rebuilt only when its inputs changed (a .stamp file holds their hash).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -77,8 +77,8 @@ const busyboxConfig = {
 };
 const busyboxInputs = { busybox: sha256(readFileSync("/bin/busybox")), config: busyboxConfig };
 
-function buildBusybox() {
-  return stamped("busybox", busyboxInputs, (dir) => {
+function buildBusybox(name = "busybox") {
+  return stamped(name, busyboxInputs, (dir) => {
     const w = new LayoutWriter(dir);
     const layer = compress(busyboxTar(), "gzip");
     const desc = w.image({ layers: [layer], config: busyboxConfig, platform: amd64 });
@@ -195,6 +195,7 @@ function buildDebian(rootfsTarGz) {
 const all = wanted.length ? wanted : ["busybox", "multilayer", "multiarch"];
 for (const name of all) {
   if (name === "busybox") console.log(buildBusybox());
+  else if (name.startsWith("busybox:")) console.log(buildBusybox(name.slice("busybox:".length)));
   else if (name === "multilayer") console.log(await buildMultilayer());
   else if (name === "multiarch") console.log(await buildMultiarch());
   else if (name.startsWith("debian=")) console.log(buildDebian(name.slice("debian=".length)));

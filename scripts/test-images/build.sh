@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the test OCI image layouts into OUTDIR (idempotent; unchanged inputs are skipped):
+#   busybox     Debian's busybox-static + applet symlinks, /etc/passwd (root, www), Cmd ["/bin/sh"]
+#   multilayer  whiteouts, opaque dir, hardlinks across layers, symlinks, devices, xattr, long names (gzip/zstd/plain layers)
+#   multiarch   index with linux/amd64, linux/arm64/v8, linux/arm/v7
+#   debian      debootstrap --variant=minbase bookworm (the rootfs tarball is cached under
+#               ~/.cache/supermachine/test-images/, keyed by suite/variant/mirror, not by date)
+# Usage: build.sh OUTDIR [--no-debian]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:?usage: build.sh OUTDIR [--no-debian]}"
+mkdir -p "$out"
+node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
+
+if [ "${2:-}" != "--no-debian" ]; then
+  cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
+  mkdir -p "$cache"
+  suite=bookworm variant=minbase mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  key=$(printf '%s\n' "v1" "$suite" "$variant" "$mirror" amd64 | sha256sum | cut -c1-16)
+  tarball="$cache/debootstrap-$suite-$variant-$key.tar.gz"
+  # One debootstrap at a time per cache (other runs wait, then reuse the tarball).
+  exec 9>"$cache/.debootstrap.lock"
+  flock 9
+  if [ ! -s "$tarball" ]; then
+    work=$(mktemp -d "$cache/debootstrap.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    echo "[test-images] debootstrap $suite ($variant) from $mirror; takes a few minutes" >&2
+    debootstrap --variant="$variant" --arch=amd64 "$suite" "$work/root" "$mirror" >"$work/log" 2>&1 || {
+      tail -20 "$work/log" >&2
+      exit 1
+    }
+    rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"* 2>/dev/null || true
+    tar --sort=name --numeric-owner --xattrs --xattrs-include='*' -C "$work/root" -cf - . | gzip -n -6 >"$work/rootfs.tar.gz"
+    mv "$work/rootfs.tar.gz" "$tarball"
+    rm -rf "$work"
+    trap - EXIT
+  fi
+  flock -u 9
+  node "$here/build-images.mjs" "$out" "debian=$tarball" >/dev/null
+fi
+echo "$out"
