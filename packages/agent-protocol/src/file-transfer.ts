@@ -92,7 +92,14 @@ export class WriteFileOp implements StreamHandler {
 
   /** Resets the stream and rejects the operation with `err`. */
   private cancel(err: unknown): void {
-    if (!this.done) this.host.sendControl({ type: "RESET", stream: this.id, flags: 0 });
+    if (!this.done) {
+      try {
+        this.host.sendControl({ type: "RESET", stream: this.id, flags: 0 });
+      } catch {
+        // session already closed
+      }
+    }
+    this.finish();
     this.rejectResult(err);
   }
 

@@ -119,6 +119,13 @@ export class InboundBuffer {
     this.pump();
   }
 
+  /** Ends the stream locally (the stream ended or the session closed): no more data will come. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pump();
+  }
+
   /** Called from the Readable's `_read`: what was pushed before is consumed. */
   onRead(): void {
     this.consume(this.pushedUnconsumed);

@@ -27,6 +27,6 @@ export class InboundReadable extends Readable {
 
   /** Ends the stream (no more data will come) without an error. */
   finish(): void {
-    if (!this.inbound.isEnded) this.inbound.receive(Buffer.alloc(0), true);
+    this.inbound.end();
   }
 }

@@ -89,7 +89,7 @@ export class TcpStream extends Duplex implements StreamHandler {
         return;
       case "OK":
         this.finish();
-        if (!this.inbound.isEnded) this.inbound.receive(Buffer.alloc(0), true);
+        this.inbound.end();
         return;
       case "ERROR": {
         this.finish();
