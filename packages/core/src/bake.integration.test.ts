@@ -1,0 +1,285 @@
+// Image.build against a real registry on 127.0.0.1 and real QEMU guests:
+// cold bake and cache hit, the bake triggers (pre-exec, listener, warmup),
+// extraFiles, concurrent bakes from two processes, corrupted snapshots, and
+// the typed failures (which must leave no snapshot dir and no QEMU behind).
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmodSync, existsSync, openSync, truncateSync, writeSync, closeSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BuildOptions, type BuildProgress, Image, type WarmupVm } from "./index.js";
+import { type CoreFixture, coreFixture, lockFiles, rejection, snapshotDirs } from "./test-support/fixture.js";
+import { layoutPath } from "./test-support/images.js";
+import { qemuPids, waitFor, watchQemuStarts } from "./test-support/procs.js";
+
+let fx: CoreFixture;
+
+beforeAll(async () => {
+  fx = await coreFixture("bake");
+});
+
+afterAll(async () => {
+  await fx?.close();
+});
+
+/** Builds with progress recorded and the QEMU processes started meanwhile counted. */
+async function build(options: BuildOptions) {
+  const phases: BuildProgress["phase"][] = [];
+  const t0 = performance.now();
+  const { result: image, started } = await watchQemuStarts(() =>
+    Image.build({
+      insecureRegistries: fx.insecureRegistries,
+      snapshotsDir: fx.snapshotsDir,
+      ...options,
+      onProgress: (p) => {
+        if (phases.at(-1) !== p.phase) phases.push(p.phase);
+      },
+    }),
+  );
+  return { image, phases, started, ms: Math.round(performance.now() - t0) };
+}
+
+async function firstLine(image: Image, argv: string[]): Promise<string> {
+  await using pool = await image.pool({ min: 1, max: 1 });
+  await using vm = await pool.acquire();
+  const r = await vm.exec({ argv });
+  expect(r.stderr.toString()).toBe("");
+  expect(r.exitCode).toBe(0);
+  return r.stdout.toString().trim();
+}
+
+describe("Image.build: cold bake and cache hit", () => {
+  it("bakes busybox once, then hits the cache without pulling or booting", async () => {
+    const cold = await build({ ref: fx.busyboxRef });
+    expect(cold.phases).toContain("boot");
+    expect(cold.phases).toContain("snapshot");
+    expect(cold.started.length).toBeGreaterThanOrEqual(1);
+    expect(qemuPids()).toEqual([]);
+    expect(cold.image.memoryMib).toBe(256);
+    expect(cold.image.vcpus).toBe(1);
+    expect(existsSync(join(cold.image.snapshotPath, "restore.snap"))).toBe(true);
+
+    const hit = await build({ ref: fx.busyboxRef });
+    expect(hit.phases).toEqual(["cached"]);
+    expect(hit.started).toEqual([]);
+    expect(hit.image.snapshotPath).toBe(cold.image.snapshotPath);
+    console.log(`busybox: cold bake ${cold.ms} ms, cache hit ${hit.ms} ms`);
+
+    const fromDir = await Image.fromSnapshot(cold.image.snapshotPath);
+    const fromFile = await Image.fromSnapshot(join(cold.image.snapshotPath, "restore.snap"));
+    expect(fromDir.snapshotPath).toBe(cold.image.snapshotPath);
+    expect(fromFile.snapshotPath).toBe(cold.image.snapshotPath);
+    expect(await firstLine(fromFile, ["sh", "-c", "echo $((6*7))"])).toBe("42");
+  });
+
+  it("bakes the Debian image once, then hits the cache", async (ctx) => {
+    const debian = layoutPath("debian");
+    if (!debian) {
+      ctx.skip("the debian test layout was not built (scripts/test-images/build.sh)");
+      return;
+    }
+    const ref = `oci:${debian}:bookworm`;
+    const cold = await build({ ref });
+    expect(cold.phases).toContain("boot");
+    const hit = await build({ ref });
+    expect(hit.phases).toEqual(["cached"]);
+    expect(hit.started).toEqual([]);
+    expect(hit.image.snapshotPath).toBe(cold.image.snapshotPath);
+    console.log(`debian: cold bake ${cold.ms} ms, cache hit ${hit.ms} ms`);
+    expect(await firstLine(hit.image, ["cat", "/etc/debian_version"])).toMatch(/^1\d/);
+  });
+
+  it("re-bakes when an input changes (cmd, env, memoryMib)", async () => {
+    const base = await build({ ref: fx.busyboxRef });
+    expect(base.phases).toEqual(["cached"]);
+    const paths = new Set([base.image.snapshotPath]);
+    for (const change of [{ cmd: ["sleep", "1000"] }, { env: { A: "1" } }, { memoryMib: 192 }] as const) {
+      const r = await build({ ref: fx.busyboxRef, ...change });
+      expect(r.phases, JSON.stringify(change)).toContain("boot");
+      paths.add(r.image.snapshotPath);
+    }
+    expect(paths.size).toBe(4);
+    const small = await build({ ref: fx.busyboxRef, memoryMib: 192 });
+    expect(small.phases).toEqual(["cached"]);
+    expect(small.image.memoryMib).toBe(192);
+  });
+});
+
+describe("Image.build: bake triggers", () => {
+  it("listenerRequired: restored VMs answer HTTP at once", async () => {
+    const { image, phases } = await build({
+      ref: fx.busyboxRef,
+      cmd: ["sh", "-c", "mkdir -p /www && echo listener-ok > /www/index.html && exec httpd -f -p 80 -h /www"],
+      listenerRequired: true,
+    });
+    expect(phases).toContain("boot");
+    await using pool = await image.pool({ min: 1, max: 1 });
+    await using vm = await pool.acquire();
+    await using fwd = await vm.exposeTcp(0, 80);
+    // No retry loop: the listener was bound before the snapshot was taken.
+    const res = await fetch(`http://${fwd.localAddr}/index.html`);
+    expect(res.status).toBe(200);
+    expect((await res.text()).trim()).toBe("listener-ok");
+  });
+
+  it("warmup: every restored VM sees what the callback wrote; the warmup VM expires", async () => {
+    let kept: WarmupVm | undefined;
+    const calls: string[] = [];
+    const opts: BuildOptions = {
+      ref: fx.busyboxRef,
+      warmupTag: "v1",
+      warmup: async (vm) => {
+        kept = vm;
+        calls.push("warmup");
+        const r = await vm.exec({ argv: ["sh", "-c", "echo warmed-$((20+22)) > /warm.txt"] });
+        expect(r.exitCode).toBe(0);
+      },
+    };
+    const first = await build(opts);
+    expect(first.phases).toContain("boot");
+    expect(calls).toEqual(["warmup"]);
+    const expired = await rejection(() => (kept as WarmupVm).exec({ argv: ["true"] }));
+    expect(expired.code).toBe("WARMUP_VM_EXPIRED");
+
+    await using pool = await first.image.pool({ min: 2, max: 2 });
+    const vms = await Promise.all([pool.acquire(), pool.acquire()]);
+    for (const vm of vms) expect((await vm.readFile("/warm.txt")).toString()).toBe("warmed-42\n");
+    await Promise.all(vms.map((vm) => vm.release()));
+    await using again = await pool.acquire();
+    expect((await again.readFile("/warm.txt")).toString()).toBe("warmed-42\n");
+
+    const hit = await build(opts);
+    expect(hit.phases).toEqual(["cached"]);
+    expect(calls).toEqual(["warmup"]);
+    const retagged = await build({ ...opts, warmupTag: "v2" });
+    expect(retagged.phases).toContain("boot");
+    expect(calls).toEqual(["warmup", "warmup"]);
+    expect(retagged.image.snapshotPath).not.toBe(first.image.snapshotPath);
+  });
+
+  it("extraFiles: baked with content and mode; changing the host file re-bakes", async () => {
+    const host = join(fx.scratch("extra"), "hello.sh");
+    writeFileSync(host, "#!/bin/sh\necho extra-v1\n");
+    chmodSync(host, 0o750);
+    const opts: BuildOptions = { ref: fx.busyboxRef, extraFiles: [{ hostPath: host, guestPath: "/opt/extra/hello.sh" }] };
+    const v1 = await build(opts);
+    expect(v1.phases).toContain("boot");
+    expect(await firstLine(v1.image, ["/opt/extra/hello.sh"])).toBe("extra-v1");
+    expect(await firstLine(v1.image, ["stat", "-c", "%a", "/opt/extra/hello.sh"])).toBe("750");
+
+    expect((await build(opts)).phases).toEqual(["cached"]);
+
+    writeFileSync(host, "#!/bin/sh\necho extra-v2\n");
+    const v2 = await build(opts);
+    expect(v2.phases).toContain("boot");
+    expect(await firstLine(v2.image, ["/opt/extra/hello.sh"])).toBe("extra-v2");
+
+    chmodSync(host, 0o755);
+    const v3 = await build(opts);
+    expect(v3.phases).toContain("boot");
+    expect(await firstLine(v3.image, ["stat", "-c", "%a", "/opt/extra/hello.sh"])).toBe("755");
+  });
+});
+
+describe("Image.build: two processes, one bake", () => {
+  it("two Node processes building the same ref into the same dir bake it once", async () => {
+    const dist = new URL("../dist/index.js", import.meta.url).pathname;
+    const token = randomUUID();
+    const script = `
+      import { Image } from ${JSON.stringify(dist)};
+      const phases = [];
+      const image = await Image.build({
+        ref: ${JSON.stringify(fx.busyboxRef)},
+        insecureRegistries: ${JSON.stringify(fx.insecureRegistries)},
+        snapshotsDir: ${JSON.stringify(fx.snapshotsDir)},
+        env: { TOKEN: ${JSON.stringify(token)} },
+        onProgress: (p) => { if (phases.at(-1) !== p.phase) phases.push(p.phase); },
+      });
+      console.log(JSON.stringify({ path: image.snapshotPath, phases }));
+    `;
+    const runOne = () =>
+      new Promise<{ path: string; phases: string[] }>((resolve, reject) => {
+        const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1) as string)) : reject(new Error(`exit ${code}: ${err}`))));
+      });
+    const [a, b] = await Promise.all([runOne(), runOne()]);
+    expect(a.path).toBe(b.path);
+    const booted = [a, b].filter((r) => r.phases.includes("boot"));
+    expect(booted).toHaveLength(1);
+    expect(snapshotDirs(fx.snapshotsDir).filter((n) => n.startsWith("."))).toEqual([]);
+    expect(await firstLine(await Image.fromSnapshot(a.path), ["echo", "one-bake"])).toBe("one-bake");
+  });
+});
+
+describe("Image.build: corrupted snapshots", () => {
+  it("a truncated memory.bin is a typed error for fromSnapshot and is re-baked by build", async () => {
+    const opts: BuildOptions = { ref: fx.busyboxRef, env: { CORRUPT: "memory" } };
+    const first = await build(opts);
+    const mem = join(first.image.snapshotPath, "memory.bin");
+    truncateSync(mem, Math.floor(statSync(mem).size / 2));
+    const err = await rejection(() => Image.fromSnapshot(first.image.snapshotPath));
+    expect(err.code).toMatch(/^SNAPSHOT_(CORRUPT|INVALID)$/);
+    const again = await build(opts);
+    expect(again.phases).toContain("boot");
+    expect((await Image.fromSnapshot(again.image.snapshotPath)).snapshotPath).toBe(again.image.snapshotPath);
+    expect(await firstLine(again.image, ["echo", "rebaked"])).toBe("rebaked");
+  });
+
+  it("a garbled restore.snap is a typed error for fromSnapshot and is re-baked by build", async () => {
+    const opts: BuildOptions = { ref: fx.busyboxRef, env: { CORRUPT: "state" } };
+    const first = await build(opts);
+    const fd = openSync(join(first.image.snapshotPath, "restore.snap"), "r+");
+    writeSync(fd, Buffer.alloc(64, 0x5a), 0, 64, 16);
+    closeSync(fd);
+    const err = await rejection(() => Image.fromSnapshot(first.image.snapshotPath));
+    expect(err.code).toMatch(/^SNAPSHOT_(CORRUPT|INVALID)$/);
+    const again = await build(opts);
+    expect(again.phases).toContain("boot");
+    expect(await firstLine(again.image, ["echo", "rebaked"])).toBe("rebaked");
+  });
+});
+
+describe("Image.build: failures are typed and leave nothing behind", () => {
+  async function failing(name: string, options: Partial<BuildOptions> & { ref: string }) {
+    const snapshotsDir = join(fx.scratch(name), "snapshots");
+    const err = await rejection(() =>
+      Image.build({ insecureRegistries: fx.insecureRegistries, snapshotsDir, ...options }),
+    );
+    expect(snapshotDirs(snapshotsDir)).toEqual([]);
+    expect(lockFiles(snapshotsDir)).toEqual([]);
+    expect(await waitFor(() => qemuPids().length === 0, 10_000)).toBe(true);
+    return err;
+  }
+
+  it("an unknown image", async () => {
+    const err = await failing("unknown", { ref: `${fx.registry.host}/no-such-image:1` });
+    expect(["BAKE_IMAGE_NOT_FOUND", "OCI_NOT_FOUND", "OCI_MANIFEST_UNKNOWN"]).toContain(err.code);
+    const tag = await failing("unknown-tag", { ref: `${fx.registry.host}/busybox:no-such-tag` });
+    expect(["BAKE_IMAGE_NOT_FOUND", "OCI_NOT_FOUND", "OCI_MANIFEST_UNKNOWN"]).toContain(tag.code);
+  });
+
+  it("listenerRequired with a workload that exits", async () => {
+    const err = await failing("exits", {
+      ref: fx.busyboxRef,
+      cmd: ["sh", "-c", "echo about-to-exit; exit 3"],
+      listenerRequired: true,
+    });
+    expect(err.code).toBe("BAKE_WORKLOAD_EXITED");
+    expect(typeof err.details?.consoleTail).toBe("string");
+  });
+
+  it("listenerRequired with a workload that never listens", async () => {
+    const err = await failing("never-listens", {
+      ref: fx.busyboxRef,
+      cmd: ["sleep", "1000"],
+      listenerRequired: true,
+      listenerTimeoutMs: 3_000,
+    });
+    expect(err.code).toBe("BAKE_LISTENER_TIMEOUT");
+    expect(typeof err.details?.consoleTail).toBe("string");
+  });
+});
