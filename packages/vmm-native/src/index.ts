@@ -6,6 +6,7 @@ export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { resolveGuestAssets, cacheRoot } from "./guest-assets.js";
 export type { GuestAssets } from "./guest-assets.js";
 export { Machine, PreparedRestore } from "./machine.js";
+export { openAgentSession } from "./agent-channel.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
 export { buildQemuArgs, kernelCmdline } from "./qemu-args.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { type Socket, connect } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type Accelerator, chooseAccelerator } from "./accelerator.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
@@ -119,6 +119,7 @@ export class Machine {
     const qemu = findQemu(accel);
     const runDir = new RunDir(opts.runDirParent);
     const memPath = memoryFile ?? join(runDir.path, "memory.bin");
+    mkdirSync(dirname(memPath), { recursive: true });
     const args = buildQemuArgs(spec, {
       accel,
       memoryFile: memPath,
@@ -205,6 +206,11 @@ export class Machine {
       }
     }
     throw new VmmError("QEMU_START_FAILED", "agent socket did not open", { cause: lastErr });
+  }
+
+  /** The typed error describing how this machine's QEMU ended. */
+  exitError(info: ExitInfo, context?: string): VmExitedError {
+    return new VmExitedError(info, context);
   }
 
   /** Pauses the vCPUs. */

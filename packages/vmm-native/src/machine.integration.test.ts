@@ -1,0 +1,137 @@
+import { mkdtempSync, rmSync, truncateSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentSession } from "@supermachine/agent-protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openAgentSession } from "./agent-channel.js";
+import { isVmExited, VmmError } from "./errors.js";
+import { resolveGuestAssets } from "./guest-assets.js";
+import { Machine } from "./machine.js";
+import type { MachineSpec } from "./qemu-args.js";
+import { openSnapshotFiles } from "./snapshot-files.js";
+import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
+
+const work = mkdtempSync(join(tmpdir(), "sm-engine-"));
+const snapDir = join(work, "snap");
+let spec: MachineSpec;
+const machines: Machine[] = [];
+
+async function track(m: Promise<Machine>): Promise<Machine> {
+  const got = await m;
+  machines.push(got);
+  return got;
+}
+
+async function sh(session: AgentSession, script: string) {
+  const r = await session.run({ argv: ["sh", "-c", script] });
+  return { out: r.stdout.toString(), err: r.stderr.toString(), code: r.exitCode };
+}
+
+beforeAll(() => {
+  const assets = resolveGuestAssets();
+  spec = { kernel: assets.kernel, initrd: assets.initrd, memoryMib: 256, vcpus: 1, rootfs: makeBusyboxRootfs(work) };
+});
+
+afterAll(async () => {
+  await Promise.all(machines.map((m) => m.close()));
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("Machine under QEMU", () => {
+  it("boots, execs uname -a through the agent, and snapshots", async () => {
+    const m = await track(Machine.boot(spec, { memoryFile: join(snapDir, "memory.bin") }));
+    const session = await openAgentSession(m);
+    const r = await session.run({ argv: ["uname", "-a"] });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).toMatch(/^Linux supermachine 6\.1\.\d+ .* x86_64/);
+    const fail = await sh(session, "echo oops >&2; exit 7");
+    expect(fail).toEqual({ out: "", err: "oops\n", code: 7 });
+    await sh(session, "echo baked > /baked.txt");
+    await session.close();
+    const files = await m.captureSnapshot(snapDir);
+    expect(files.record.spec.memoryMib).toBe(256);
+    await m.close();
+  });
+
+  it("restores three VMs at once from the snapshot, isolated from each other", async () => {
+    const vms = await Promise.all([0, 1, 2].map(() => track(Machine.restore(snapDir))));
+    const sessions = await Promise.all(vms.map((m) => openAgentSession(m)));
+    for (const s of sessions) expect((await sh(s, "cat /baked.txt")).out).toBe("baked\n");
+    await sh(sessions[0]!, "echo mine > /only-in-0.txt");
+    const seen = await Promise.all(sessions.map((s) => sh(s, "cat /only-in-0.txt 2>/dev/null || echo absent")));
+    expect(seen.map((s) => s.out)).toEqual(["mine\n", "absent\n", "absent\n"]);
+    const boots = await Promise.all(sessions.map((s) => sh(s, "cat /proc/sys/kernel/random/uuid")));
+    expect(new Set(boots.map((b) => b.out)).size).toBe(3);
+    // the snapshot's memory file is untouched by the restored VMs' writes
+    const again = await track(Machine.restore(snapDir));
+    const s4 = await openAgentSession(again);
+    expect((await sh(s4, "cat /only-in-0.txt 2>/dev/null || echo absent")).out).toBe("absent\n");
+    await Promise.all([...sessions, s4].map((s) => s.close()));
+    await Promise.all([...vms, again].map((m) => m.close()));
+  });
+
+  it("snapshots a restored VM and restores from that snapshot; the VM keeps running", async () => {
+    const m = await track(Machine.restore(snapDir));
+    const s = await openAgentSession(m);
+    await sh(s, "echo second-generation > /gen2.txt");
+    await s.close();
+    const snap2 = join(work, "snap2");
+    await m.captureSnapshot(snap2, { resume: true });
+    const s1 = await openAgentSession(m);
+    expect((await sh(s1, "cat /gen2.txt")).out).toBe("second-generation\n");
+    const r = await track(Machine.restore(snap2));
+    const s2 = await openAgentSession(r);
+    expect((await sh(s2, "cat /gen2.txt /baked.txt")).out).toBe("second-generation\nbaked\n");
+    await Promise.all([s1.close(), s2.close(), m.close(), r.close()]);
+  });
+
+  it("reports a QEMU killed from outside as VM_EXITED with the console tail", async () => {
+    const m = await track(Machine.restore(snapDir));
+    const s = await openAgentSession(m);
+    const pending = s.run({ argv: ["sleep", "30"] });
+    process.kill(m.pid, "SIGKILL");
+    const info = await m.exited;
+    expect(info.signal).toBe("SIGKILL");
+    await expect(pending).rejects.toThrow();
+    const err = await m.pause().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isVmExited(err)).toBe(true);
+    expect((err as VmmError).message).toMatch(/killed by SIGKILL/);
+    await m.close();
+  });
+
+  it("rejects missing or corrupt snapshot files with a clear error", async () => {
+    const bad = join(work, "bad");
+    const copy = (name: string) => writeFileSync(join(bad, name), readFileSync(join(snapDir, name)));
+    const { mkdirSync, copyFileSync } = await import("node:fs");
+    mkdirSync(bad);
+    await expect(Machine.restore(join(work, "nope"))).rejects.toMatchObject({ code: "SNAPSHOT_INVALID" });
+    copy("machine.json");
+    expect(() => openSnapshotFiles(bad)).toThrow(/restore.snap.*missing/);
+    copy("restore.snap");
+    expect(() => openSnapshotFiles(bad)).toThrow(/memory.bin.*missing/);
+    copyFileSync(join(snapDir, "memory.bin"), join(bad, "memory.bin"));
+    truncateSync(join(bad, "memory.bin"), 1024 * 1024);
+    expect(() => openSnapshotFiles(bad)).toThrow(/memory.bin is 1048576 bytes, expected 268435456/);
+    truncateSync(join(bad, "memory.bin"), 256 * 1024 * 1024);
+    writeFileSync(join(bad, "restore.snap"), "garbage");
+    expect(() => openSnapshotFiles(bad)).toThrow(/not a QEMU device-state stream/);
+    writeFileSync(join(bad, "machine.json"), "{");
+    expect(() => openSnapshotFiles(bad)).toThrow(/machine.json is not valid JSON/);
+    // a state file that passes the magic check but is cut short fails the restore itself, and kills its QEMU
+    copy("machine.json");
+    const state = readFileSync(join(snapDir, "restore.snap"));
+    writeFileSync(join(bad, "restore.snap"), state.subarray(0, Math.floor(state.length / 2)));
+    const err = await Machine.restore(bad, { timeoutMs: 20_000 }).then(
+      (m) => {
+        machines.push(m);
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(VmmError);
+    expect(["RESTORE_FAILED", "VM_EXITED", "RESTORE_TIMEOUT"]).toContain((err as VmmError).code);
+  });
+});
