@@ -1,0 +1,223 @@
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { SnapshotError } from "./errors.js";
+import { sha256File } from "./files.js";
+import {
+  MEMORY_FILE,
+  METADATA_FILE,
+  type SnapshotAssets,
+  type SnapshotMetadata,
+  STATE_FILE,
+} from "./metadata.js";
+import { metadataFormatVersion, parseSnapshotMetadata } from "./parse-metadata.js";
+
+/** A validated snapshot on disk. */
+export interface LoadedSnapshot {
+  /** Absolute path of the snapshot directory. */
+  dir: string;
+  /** Its parsed, validated metadata. */
+  metadata: SnapshotMetadata;
+  /** Absolute path of `restore.snap`. */
+  stateFile: string;
+  /** Absolute path of `memory.bin`. */
+  memoryFile: string;
+}
+
+/** Options of {@link loadSnapshot}. */
+export interface LoadOptions {
+  /** Guest asset hashes of the running build; a snapshot baked with others fails `SNAPSHOT_ASSET_MISMATCH`. */
+  expectedAssets?: SnapshotAssets;
+  /** Check the sha256 of the small files (`restore.snap`, ...). Default true; the memory file is never read. */
+  verifyChecksums?: boolean;
+}
+
+const MIB = 1024 * 1024;
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (
+      (err as NodeJS.ErrnoException).code === "ENOENT" ||
+      (err as NodeJS.ErrnoException).code === "ENOTDIR"
+    ) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+function corrupt(
+  dir: string,
+  what: string,
+  details: Record<string, unknown>,
+  cause?: unknown,
+): SnapshotError {
+  return new SnapshotError("SNAPSHOT_CORRUPT", `snapshot ${dir}: ${what}`, {
+    cause,
+    details: { dir, ...details },
+  });
+}
+
+/** Resolves a snapshot directory, or a file inside one (`restore.snap`, `metadata.json`), to the directory. */
+export async function resolveSnapshotDir(pathOrFile: string): Promise<string> {
+  const abs = resolve(pathOrFile);
+  const st = await statOrUndefined(abs);
+  if (!st) {
+    throw new SnapshotError("SNAPSHOT_NOT_FOUND", `no snapshot at ${abs}: path does not exist`, {
+      details: { path: abs },
+    });
+  }
+  if (st.isDirectory()) return abs;
+  const name = basename(abs);
+  if (name === STATE_FILE || name === METADATA_FILE) return dirname(abs);
+  throw new SnapshotError(
+    "SNAPSHOT_NOT_FOUND",
+    `no snapshot at ${abs}: expected a snapshot directory or its ${STATE_FILE}`,
+    { details: { path: abs } },
+  );
+}
+
+/** Reads and strictly parses `metadata.json` of a snapshot directory (no file checks). */
+export async function readSnapshotMetadata(dir: string): Promise<SnapshotMetadata> {
+  const path = join(dir, METADATA_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw corrupt(dir, `${METADATA_FILE} is missing`, { file: METADATA_FILE });
+    }
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(
+      dir,
+      `${METADATA_FILE} is not valid JSON (${(err as Error).message})`,
+      { file: METADATA_FILE },
+      err,
+    );
+  }
+  try {
+    return parseSnapshotMetadata(json);
+  } catch (err) {
+    if (err instanceof SnapshotError && err.code === "SNAPSHOT_METADATA_INVALID") {
+      throw corrupt(
+        dir,
+        `${METADATA_FILE}: ${err.message}`,
+        { file: METADATA_FILE, field: err.details.field },
+        err,
+      );
+    }
+    if (err instanceof SnapshotError && err.code === "SNAPSHOT_VERSION") {
+      throw new SnapshotError("SNAPSHOT_VERSION", `snapshot ${dir}: ${err.message}`, {
+        details: { dir, formatVersion: metadataFormatVersion(json) },
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Checks a snapshot's files against its metadata with `stat` only (plus
+ * the checksums of small files when asked): every recorded file present
+ * with its recorded size, the memory file exactly `memoryMib` MiB, the
+ * guest assets the expected ones, the root fs image present and unchanged
+ * in size.
+ */
+export async function validateSnapshotFiles(
+  dir: string,
+  metadata: SnapshotMetadata,
+  options: LoadOptions = {},
+): Promise<void> {
+  const memWant = metadata.memoryMib * MIB;
+  const memRecorded = metadata.files[MEMORY_FILE]?.size;
+  if (memRecorded !== memWant) {
+    throw corrupt(
+      dir,
+      `${METADATA_FILE} records ${MEMORY_FILE} as ${memRecorded} bytes, not memoryMib ${metadata.memoryMib} MiB`,
+      {
+        file: MEMORY_FILE,
+        field: `files.${MEMORY_FILE}.size`,
+      },
+    );
+  }
+  for (const [name, rec] of Object.entries(metadata.files)) {
+    const st = await statOrUndefined(join(dir, name));
+    if (!st || !st.isFile()) {
+      throw corrupt(dir, `${name} is missing`, { file: name, problem: "missing" });
+    }
+    if (st.size !== rec.size) {
+      const what = name === MEMORY_FILE ? "guest memory" : "file";
+      throw corrupt(
+        dir,
+        `${name} (${what}) is ${st.size} bytes, expected ${rec.size} (truncated or overwritten)`,
+        {
+          file: name,
+          problem: "size",
+          size: st.size,
+          expectedSize: rec.size,
+        },
+      );
+    }
+    if (rec.sha256 && options.verifyChecksums !== false && name !== MEMORY_FILE) {
+      const got = await sha256File(join(dir, name));
+      if (got !== rec.sha256) {
+        throw corrupt(dir, `${name} checksum mismatch (sha256 ${got}, expected ${rec.sha256})`, {
+          file: name,
+          problem: "checksum",
+        });
+      }
+    }
+  }
+  const want = options.expectedAssets;
+  if (want) {
+    for (const key of ["kernelHash", "agentHash"] as const) {
+      if (metadata.assets[key] !== want[key]) {
+        const what = key === "kernelHash" ? "guest kernel" : "guest agent";
+        throw new SnapshotError(
+          "SNAPSHOT_ASSET_MISMATCH",
+          `snapshot ${dir} was baked with another ${what} build (${key} ${metadata.assets[key]}, this build has ${want[key]})`,
+          { details: { dir, field: `assets.${key}`, found: metadata.assets[key], expected: want[key] } },
+        );
+      }
+    }
+  }
+  const rootfs = await statOrUndefined(metadata.rootfs.path);
+  if (!rootfs) {
+    throw new SnapshotError(
+      "SNAPSHOT_ROOTFS_MISSING",
+      `snapshot ${dir} needs root fs ${metadata.rootfs.path} (digest ${metadata.rootfs.digest}), which no longer exists`,
+      { details: { dir, rootfs: metadata.rootfs.path, digest: metadata.rootfs.digest } },
+    );
+  }
+  if (rootfs.size !== metadata.rootfs.size) {
+    throw new SnapshotError(
+      "SNAPSHOT_ROOTFS_CHANGED",
+      `snapshot ${dir} needs root fs ${metadata.rootfs.path} of ${metadata.rootfs.size} bytes, found ${rootfs.size} bytes`,
+      {
+        details: { dir, rootfs: metadata.rootfs.path, size: rootfs.size, expectedSize: metadata.rootfs.size },
+      },
+    );
+  }
+}
+
+/**
+ * Loads and validates a snapshot from its directory or its `restore.snap`
+ * path. Never reads the memory file. Throws a {@link SnapshotError}:
+ * `SNAPSHOT_NOT_FOUND`, `SNAPSHOT_CORRUPT` (missing or truncated file, bad
+ * metadata; `details.file`/`details.field` say which), `SNAPSHOT_VERSION`,
+ * `SNAPSHOT_ASSET_MISMATCH`, `SNAPSHOT_ROOTFS_MISSING` or `SNAPSHOT_ROOTFS_CHANGED`.
+ */
+export async function loadSnapshot(
+  pathOrRestoreSnap: string,
+  options: LoadOptions = {},
+): Promise<LoadedSnapshot> {
+  const dir = await resolveSnapshotDir(pathOrRestoreSnap);
+  const metadata = await readSnapshotMetadata(dir);
+  await validateSnapshotFiles(dir, metadata, options);
+  return { dir, metadata, stateFile: join(dir, STATE_FILE), memoryFile: join(dir, MEMORY_FILE) };
+}
