@@ -28,48 +28,220 @@ function bad(name: string, raw: Buffer, want: string) {
 }
 
 // Session
-ok("hello", { type: "HELLO", stream: 0, flags: 0, minVersion: 1, maxVersion: 1, maxPayload: 65536, initialWindow: 262144, nonce: 0x0123456789abcdefn });
-ok("hello_max_nonce", { type: "HELLO", stream: 0, flags: 0, minVersion: 1, maxVersion: 3, maxPayload: 1048576, initialWindow: 4096, nonce: 0xffffffffffffffffn });
-ok("hello_ok", { type: "HELLO_OK", stream: 0, flags: 0, version: 1, maxPayload: 65536, initialWindow: 262144, nonce: 0x0123456789abcdefn, features: 3, agentVersion: "sm-init/0.1.0" });
-ok("hello_ok_empty_version", { type: "HELLO_OK", stream: 0, flags: 0, version: 1, maxPayload: 4096, initialWindow: 1, nonce: 0n, features: 7, agentVersion: "" });
+ok("hello", {
+  type: "HELLO",
+  stream: 0,
+  flags: 0,
+  minVersion: 1,
+  maxVersion: 1,
+  maxPayload: 65536,
+  initialWindow: 262144,
+  nonce: 0x0123456789abcdefn,
+});
+ok("hello_max_nonce", {
+  type: "HELLO",
+  stream: 0,
+  flags: 0,
+  minVersion: 1,
+  maxVersion: 3,
+  maxPayload: 1048576,
+  initialWindow: 4096,
+  nonce: 0xffffffffffffffffn,
+});
+ok("hello_ok", {
+  type: "HELLO_OK",
+  stream: 0,
+  flags: 0,
+  version: 1,
+  maxPayload: 65536,
+  initialWindow: 262144,
+  nonce: 0x0123456789abcdefn,
+  features: 3,
+  agentVersion: "sm-init/0.1.0",
+});
+ok("hello_ok_empty_version", {
+  type: "HELLO_OK",
+  stream: 0,
+  flags: 0,
+  version: 1,
+  maxPayload: 4096,
+  initialWindow: 1,
+  nonce: 0n,
+  features: 7,
+  agentVersion: "",
+});
 ok("ping", { type: "PING", stream: 0, flags: 0, token: 1n });
 ok("pong", { type: "PONG", stream: 0, flags: 0, token: 9007199254740993n });
 ok("event_ready", { type: "EVENT", stream: 0, flags: 0, kind: 1, value: 0, detail: "" });
 ok("event_started", { type: "EVENT", stream: 0, flags: 0, kind: 2, value: 317, detail: "" });
 ok("event_listening", { type: "EVENT", stream: 0, flags: 0, kind: 3, value: 8080, detail: "" });
 ok("event_exited", { type: "EVENT", stream: 0, flags: 0, kind: 4, value: 256, detail: "" });
-ok("event_log_escapes", { type: "EVENT", stream: 0, flags: 0, kind: 5, value: 0, detail: 'say "hi"\\ \t\n\r\u0000\u001f\u007f end' });
-ok("event_log_utf8", { type: "EVENT", stream: 0, flags: 0, kind: 5, value: 0, detail: "naïve café — 日本語 🚀" });
+ok("event_log_escapes", {
+  type: "EVENT",
+  stream: 0,
+  flags: 0,
+  kind: 5,
+  value: 0,
+  detail: 'say "hi"\\ \t\n\r\u0000\u001f\u007f end',
+});
+ok("event_log_utf8", {
+  type: "EVENT",
+  stream: 0,
+  flags: 0,
+  kind: 5,
+  value: 0,
+  detail: "naïve café — 日本語 🚀",
+});
 // Exec
-ok("exec_minimal", { type: "EXEC", stream: 1, flags: 0, execFlags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: ["true"], env: [], cwd: "", chain: [] });
-ok("exec_full", { type: "EXEC", stream: 2, flags: 0, execFlags: 1, timeoutMs: 30000, cols: 120, rows: 40, argv: ["/bin/sh", "-c", "echo $FOO"], env: ["FOO=bar", "EMPTY="], cwd: "/tmp", chain: ["echo one", "echo two"] });
-ok("exec_empty_argv", { type: "EXEC", stream: 3, flags: 0, execFlags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: [], env: [], cwd: "", chain: [] });
-ok("exec_empty_strings", { type: "EXEC", stream: 4, flags: 0, execFlags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: ["", ""], env: [""], cwd: "", chain: [""] });
-ok("exec_utf8", { type: "EXEC", stream: 5, flags: 0, execFlags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: ["echo", "héllo wörld ☃", "😀"], env: ["LANG=C.UTF-8"], cwd: "/home/ユーザー", chain: [] });
-ok("exec_large_argv", { type: "EXEC", stream: 6, flags: 0, execFlags: 0, timeoutMs: 4294967295, cols: 65535, rows: 65535, argv: Array.from({ length: 300 }, (_, i) => `arg${i}`), env: Array.from({ length: 50 }, (_, i) => `V${i}=${"x".repeat(i)}`), cwd: "/", chain: [] });
-ok("exec_high_stream", { type: "EXEC", stream: 4294967295, flags: 0, execFlags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: ["id"], env: [], cwd: "", chain: [] });
+ok("exec_minimal", {
+  type: "EXEC",
+  stream: 1,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 0,
+  cols: 0,
+  rows: 0,
+  argv: ["true"],
+  env: [],
+  cwd: "",
+  chain: [],
+});
+ok("exec_full", {
+  type: "EXEC",
+  stream: 2,
+  flags: 0,
+  execFlags: 1,
+  timeoutMs: 30000,
+  cols: 120,
+  rows: 40,
+  argv: ["/bin/sh", "-c", "echo $FOO"],
+  env: ["FOO=bar", "EMPTY="],
+  cwd: "/tmp",
+  chain: ["echo one", "echo two"],
+});
+ok("exec_empty_argv", {
+  type: "EXEC",
+  stream: 3,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 0,
+  cols: 0,
+  rows: 0,
+  argv: [],
+  env: [],
+  cwd: "",
+  chain: [],
+});
+ok("exec_empty_strings", {
+  type: "EXEC",
+  stream: 4,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 0,
+  cols: 0,
+  rows: 0,
+  argv: ["", ""],
+  env: [""],
+  cwd: "",
+  chain: [""],
+});
+ok("exec_utf8", {
+  type: "EXEC",
+  stream: 5,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 0,
+  cols: 0,
+  rows: 0,
+  argv: ["echo", "héllo wörld ☃", "😀"],
+  env: ["LANG=C.UTF-8"],
+  cwd: "/home/ユーザー",
+  chain: [],
+});
+ok("exec_large_argv", {
+  type: "EXEC",
+  stream: 6,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 4294967295,
+  cols: 65535,
+  rows: 65535,
+  argv: Array.from({ length: 300 }, (_, i) => `arg${i}`),
+  env: Array.from({ length: 50 }, (_, i) => `V${i}=${"x".repeat(i)}`),
+  cwd: "/",
+  chain: [],
+});
+ok("exec_high_stream", {
+  type: "EXEC",
+  stream: 4294967295,
+  flags: 0,
+  execFlags: 0,
+  timeoutMs: 0,
+  cols: 0,
+  rows: 0,
+  argv: ["id"],
+  env: [],
+  cwd: "",
+  chain: [],
+});
 ok("started", { type: "STARTED", stream: 1, flags: 0, pid: 4242 });
 ok("stdin", { type: "STDIN", stream: 1, flags: 0, data: Buffer.from("hello\n") });
 ok("stdin_end_empty", { type: "STDIN", stream: 1, flags: 1, data: Buffer.alloc(0) });
 ok("stdin_end_data", { type: "STDIN", stream: 1, flags: 1, data: Buffer.from([0, 1, 2, 255]) });
 ok("stdout", { type: "STDOUT", stream: 1, flags: 0, data: Buffer.from("out\r\n") });
 ok("stdout_end_empty", { type: "STDOUT", stream: 1, flags: 1, data: Buffer.alloc(0) });
-ok("stdout_binary", { type: "STDOUT", stream: 1, flags: 0, data: Buffer.from(Array.from({ length: 256 }, (_, i) => i)) });
+ok("stdout_binary", {
+  type: "STDOUT",
+  stream: 1,
+  flags: 0,
+  data: Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+});
 ok("stderr", { type: "STDERR", stream: 1, flags: 0, data: Buffer.from("err") });
 ok("stderr_end_empty", { type: "STDERR", stream: 1, flags: 1, data: Buffer.alloc(0) });
 ok("resize", { type: "RESIZE", stream: 2, flags: 0, cols: 132, rows: 43 });
 ok("signal_sigint", { type: "SIGNAL", stream: 2, flags: 0, signum: 2 });
-ok("exit_ok", { type: "EXIT", stream: 1, flags: 0, exitCode: 0, termSignal: 0, timedOut: 0, peakRssKib: 1536n });
-ok("exit_status", { type: "EXIT", stream: 1, flags: 0, exitCode: 127, termSignal: 0, timedOut: 0, peakRssKib: 0n });
-ok("exit_signal_timeout", { type: "EXIT", stream: 1, flags: 0, exitCode: -1, termSignal: 9, timedOut: 1, peakRssKib: 18446744073709551615n });
+ok("exit_ok", {
+  type: "EXIT",
+  stream: 1,
+  flags: 0,
+  exitCode: 0,
+  termSignal: 0,
+  timedOut: 0,
+  peakRssKib: 1536n,
+});
+ok("exit_status", {
+  type: "EXIT",
+  stream: 1,
+  flags: 0,
+  exitCode: 127,
+  termSignal: 0,
+  timedOut: 0,
+  peakRssKib: 0n,
+});
+ok("exit_signal_timeout", {
+  type: "EXIT",
+  stream: 1,
+  flags: 0,
+  exitCode: -1,
+  termSignal: 9,
+  timedOut: 1,
+  peakRssKib: 18446744073709551615n,
+});
 // Files
 ok("write_file", { type: "WRITE_FILE", stream: 7, flags: 0, path: "/tmp/a.txt", mode: 0o644, writeFlags: 0 });
-ok("write_file_mkdirs_utf8", { type: "WRITE_FILE", stream: 7, flags: 0, path: "/tmp/d/é/ß.bin", mode: 0o4755, writeFlags: 1 });
+ok("write_file_mkdirs_utf8", {
+  type: "WRITE_FILE",
+  stream: 7,
+  flags: 0,
+  path: "/tmp/d/é/ß.bin",
+  mode: 0o4755,
+  writeFlags: 1,
+});
 ok("file_data_h2g", { type: "FILE_DATA", stream: 7, flags: 0, data: Buffer.from("abc") });
 ok("file_data_end_empty", { type: "FILE_DATA", stream: 7, flags: 1, data: Buffer.alloc(0) });
 ok("read_file", { type: "READ_FILE", stream: 8, flags: 0, path: "/etc/hostname" });
 ok("read_file_empty_path", { type: "READ_FILE", stream: 8, flags: 0, path: "" });
-ok("file_info", { type: "FILE_INFO", stream: 8, flags: 0, size: 67108864n, mode: 0o100644 });
+ok("file_info", { type: "FILE_INFO", stream: 8, flags: 0, size: 67108864n, mode: 0o644 });
 ok("file_info_empty", { type: "FILE_INFO", stream: 8, flags: 0, size: 0n, mode: 0 });
 ok("file_data_g2h_end", { type: "FILE_DATA", stream: 8, flags: 1, data: Buffer.from("tail\n") });
 // TCP
@@ -84,12 +256,41 @@ ok("window_max", { type: "WINDOW", stream: 1, flags: 0, increment: 4294967295 })
 ok("reset", { type: "RESET", stream: 1, flags: 0 });
 ok("ok_zero", { type: "OK", stream: 7, flags: 0, value: 0n });
 ok("ok_large", { type: "OK", stream: 7, flags: 0, value: 5000000000n });
-ok("error_not_found", { type: "ERROR", stream: 8, flags: 0, code: 10, errno: 2, message: "open /nope: No such file or directory" });
+ok("error_not_found", {
+  type: "ERROR",
+  stream: 8,
+  flags: 0,
+  code: 10,
+  errno: 2,
+  message: "open /nope: No such file or directory",
+});
 ok("error_stream0_empty", { type: "ERROR", stream: 0, flags: 0, code: 1, errno: 0, message: "" });
 ok("error_negative_errno", { type: "ERROR", stream: 3, flags: 0, code: 11, errno: -1, message: "ошибка" });
 // Workload
-ok("workload_config", { type: "WORKLOAD_CONFIG", stream: 10, flags: 0, workloadFlags: 3, watchPort: 8080, argv: ["/usr/bin/python3", "-m", "http.server", "8080"], env: ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"], cwd: "/srv", user: "1000:1000", hostname: "sm-vm" });
-ok("workload_config_empty", { type: "WORKLOAD_CONFIG", stream: 10, flags: 0, workloadFlags: 0, watchPort: 0, argv: [], env: [], cwd: "", user: "", hostname: "" });
+ok("workload_config", {
+  type: "WORKLOAD_CONFIG",
+  stream: 10,
+  flags: 0,
+  workloadFlags: 3,
+  watchPort: 8080,
+  argv: ["/usr/bin/python3", "-m", "http.server", "8080"],
+  env: ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
+  cwd: "/srv",
+  user: "1000:1000",
+  hostname: "sm-vm",
+});
+ok("workload_config_empty", {
+  type: "WORKLOAD_CONFIG",
+  stream: 10,
+  flags: 0,
+  workloadFlags: 0,
+  watchPort: 0,
+  argv: [],
+  env: [],
+  cwd: "",
+  user: "",
+  hostname: "",
+});
 ok("workload_start", { type: "WORKLOAD_START", stream: 11, flags: 0 });
 ok("workload_signal", { type: "WORKLOAD_SIGNAL", stream: 12, flags: 0, signum: 15 });
 // Header flags: reserved bits are carried as is.
@@ -110,6 +311,8 @@ ok("flags_end_on_control", { type: "WINDOW", stream: 5, flags: 1, increment: 1 }
 
 // Rejected frames.
 bad("bad_magic", Buffer.from("4d5303000000000008000000" + "0100000000000000", "hex"), "!BAD_FRAME");
+bad("truncated_header", Buffer.from("534d0300000000", "hex"), "!BAD_FRAME");
+bad("truncated_payload", Buffer.from(`534d030000000000080000000100000000`, "hex"), "!BAD_FRAME");
 bad("bad_magic_zero", Buffer.alloc(12), "!BAD_FRAME");
 bad("too_large_header_only", encodeHeader(0x13, 0, 1, 65537), "!FRAME_TOO_LARGE");
 bad("too_large_max_u32", encodeHeader(0x21, 0, 1, 0xffffffff), "!FRAME_TOO_LARGE");
@@ -117,28 +320,78 @@ bad("unknown_type_00", encodeRawFrame(0x00, 0, 0, Buffer.alloc(0)), "!UNKNOWN_TY
 bad("unknown_type_7f", encodeRawFrame(0x7f, 0, 0, Buffer.from([1, 2, 3])), "!UNKNOWN_TYPE");
 bad("unknown_type_ff", encodeRawFrame(0xff, 0, 3, Buffer.alloc(4)), "!UNKNOWN_TYPE");
 bad("hello_short", encodeRawFrame(0x01, 0, 0, Buffer.from("0100010000000100", "hex")), "!BAD_PAYLOAD");
-bad("hello_ok_str_len_past_end", encodeRawFrame(0x02, 0, 0, Buffer.concat([Buffer.from("0100", "hex"), u32(65536), u32(262144), Buffer.alloc(8), u32(3), u32(20), Buffer.from("short")])), "!BAD_PAYLOAD");
+bad(
+  "hello_ok_str_len_past_end",
+  encodeRawFrame(
+    0x02,
+    0,
+    0,
+    Buffer.concat([
+      Buffer.from("0100", "hex"),
+      u32(65536),
+      u32(262144),
+      Buffer.alloc(8),
+      u32(3),
+      u32(20),
+      Buffer.from("short"),
+    ]),
+  ),
+  "!BAD_PAYLOAD",
+);
 bad("ping_empty", encodeRawFrame(0x03, 0, 0, Buffer.alloc(0)), "!BAD_PAYLOAD");
 bad("pong_7_bytes", encodeRawFrame(0x04, 0, 0, Buffer.alloc(7)), "!BAD_PAYLOAD");
 bad("event_missing_detail", encodeRawFrame(0x05, 0, 0, Buffer.from([3, 0x90, 0x1f, 0, 0])), "!BAD_PAYLOAD");
 bad("exec_truncated_header", encodeRawFrame(0x10, 0, 1, Buffer.alloc(11)), "!BAD_PAYLOAD");
-bad("exec_missing_chain", encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(1), str("ls"), u32(0), str("/")])), "!BAD_PAYLOAD");
-bad("exec_strlist_count_past_end", encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(1000000), str("ls")])), "!BAD_PAYLOAD");
-bad("exec_strlist_item_past_end", encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(2), str("ls"), u32(100), Buffer.from("x")])), "!BAD_PAYLOAD");
-bad("exec_str_len_huge", encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(0), u32(0), u32(0xffffffff)])), "!BAD_PAYLOAD");
+bad(
+  "exec_missing_chain",
+  encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(1), str("ls"), u32(0), str("/")])),
+  "!BAD_PAYLOAD",
+);
+bad(
+  "exec_strlist_count_past_end",
+  encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(1000000), str("ls")])),
+  "!BAD_PAYLOAD",
+);
+bad(
+  "exec_strlist_item_past_end",
+  encodeRawFrame(
+    0x10,
+    0,
+    1,
+    Buffer.concat([Buffer.alloc(12), u32(2), str("ls"), u32(100), Buffer.from("x")]),
+  ),
+  "!BAD_PAYLOAD",
+);
+bad(
+  "exec_str_len_huge",
+  encodeRawFrame(0x10, 0, 1, Buffer.concat([Buffer.alloc(12), u32(0), u32(0), u32(0xffffffff)])),
+  "!BAD_PAYLOAD",
+);
 bad("started_short", encodeRawFrame(0x11, 0, 1, Buffer.alloc(3)), "!BAD_PAYLOAD");
 bad("resize_short", encodeRawFrame(0x15, 0, 1, Buffer.alloc(3)), "!BAD_PAYLOAD");
 bad("signal_empty", encodeRawFrame(0x16, 0, 1, Buffer.alloc(0)), "!BAD_PAYLOAD");
 bad("exit_missing_rss", encodeRawFrame(0x17, 0, 1, Buffer.alloc(9)), "!BAD_PAYLOAD");
-bad("write_file_missing_flags", encodeRawFrame(0x20, 0, 1, Buffer.concat([str("/x"), u32(0o644)])), "!BAD_PAYLOAD");
+bad(
+  "write_file_missing_flags",
+  encodeRawFrame(0x20, 0, 1, Buffer.concat([str("/x"), u32(0o644)])),
+  "!BAD_PAYLOAD",
+);
 bad("read_file_empty", encodeRawFrame(0x22, 0, 1, Buffer.alloc(0)), "!BAD_PAYLOAD");
-bad("read_file_str_past_end", encodeRawFrame(0x22, 0, 1, Buffer.concat([u32(5), Buffer.from("/et")])), "!BAD_PAYLOAD");
+bad(
+  "read_file_str_past_end",
+  encodeRawFrame(0x22, 0, 1, Buffer.concat([u32(5), Buffer.from("/et")])),
+  "!BAD_PAYLOAD",
+);
 bad("file_info_short", encodeRawFrame(0x23, 0, 1, Buffer.alloc(11)), "!BAD_PAYLOAD");
 bad("tcp_connect_no_host", encodeRawFrame(0x30, 0, 1, Buffer.from([0x50, 0])), "!BAD_PAYLOAD");
 bad("window_short", encodeRawFrame(0x40, 0, 1, Buffer.alloc(2)), "!BAD_PAYLOAD");
 bad("ok_short", encodeRawFrame(0x42, 0, 1, Buffer.alloc(4)), "!BAD_PAYLOAD");
 bad("error_missing_message", encodeRawFrame(0x43, 0, 1, Buffer.alloc(8)), "!BAD_PAYLOAD");
-bad("workload_config_missing_hostname", encodeRawFrame(0x50, 0, 1, Buffer.concat([u32(0), Buffer.alloc(2), u32(0), u32(0), str(""), str("")])), "!BAD_PAYLOAD");
+bad(
+  "workload_config_missing_hostname",
+  encodeRawFrame(0x50, 0, 1, Buffer.concat([u32(0), Buffer.alloc(2), u32(0), u32(0), str(""), str("")])),
+  "!BAD_PAYLOAD",
+);
 bad("workload_signal_empty", encodeRawFrame(0x52, 0, 1, Buffer.alloc(0)), "!BAD_PAYLOAD");
 
 const out = process.argv[2];

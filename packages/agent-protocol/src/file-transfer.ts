@@ -29,7 +29,7 @@ export type WriteFileSource = Uint8Array | string | AsyncIterable<Uint8Array | s
 export interface FileInfo {
   /** Size in bytes when the agent opened it. */
   size: number;
-  /** `st_mode` (type and permission bits). */
+  /** Permission bits (`st_mode & 07777`). */
   mode: number;
 }
 

@@ -351,11 +351,11 @@ describe("files, tcp, workload, events", () => {
 
     const r = session.createReadStream("/tmp/x");
     const rq = await agent.next("READ_FILE");
-    agent.send({ type: "FILE_INFO", stream: rq.stream, flags: 0, size: 11n, mode: 0o100600 });
+    agent.send({ type: "FILE_INFO", stream: rq.stream, flags: 0, size: 11n, mode: 0o4755 });
     agent.send({ type: "FILE_DATA", stream: rq.stream, flags: 0, data: Buffer.from("hello ") });
     agent.send({ type: "FILE_DATA", stream: rq.stream, flags: 1, data: Buffer.from("world") });
     agent.send({ type: "OK", stream: rq.stream, flags: 0, value: 11n });
-    expect(await r.info).toEqual({ size: 11, mode: 0o100600 });
+    expect(await r.info).toEqual({ size: 11, mode: 0o4755 });
     const parts: Buffer[] = [];
     for await (const c of r) parts.push(c as Buffer);
     expect(Buffer.concat(parts).toString()).toBe("hello world");
