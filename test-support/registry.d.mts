@@ -17,6 +17,9 @@ export interface TestRegistry {
   [Symbol.asyncDispose](): Promise<void>;
 }
 /** Starts Debian's docker-registry on 127.0.0.1 (a free port), optionally with htpasswd auth. */
-export function startRegistry(opts?: { htpasswd?: { user: string; password: string }; binary?: string }): Promise<TestRegistry>;
+export function startRegistry(opts?: {
+  htpasswd?: { user: string; password: string };
+  binary?: string;
+}): Promise<TestRegistry>;
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number>;

@@ -4,5 +4,6 @@
  * `import { startRegistry } from "../../../test-support/registry.js"`.
  * The implementation is plain JS (registry.mjs) so node benchmarks can use it too.
  */
-export { freePort, startRegistry } from "./registry.mjs";
+
 export type { TestRegistry } from "./registry.mjs";
+export { freePort, startRegistry } from "./registry.mjs";

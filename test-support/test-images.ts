@@ -1,10 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Where the test OCI layouts live (`$SUPERMACHINE_TEST_IMAGES` or `~/.cache/supermachine/test-images`). */
 export function testImagesDir(): string {
-  return process.env.SUPERMACHINE_TEST_IMAGES ?? join(process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"), "test-images");
+  return (
+    process.env.SUPERMACHINE_TEST_IMAGES ??
+    join(process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"), "test-images")
+  );
 }
 
 /**
@@ -18,7 +22,7 @@ export function ensureTestImages(opts: { debian?: boolean } = {}): {
   debian?: string;
 } {
   const out = testImagesDir();
-  const script = join(__dirname, "..", "scripts", "test-images", "build.sh");
+  const script = join(dirname(fileURLToPath(import.meta.url)), "..", "scripts", "test-images", "build.sh");
   execFileSync("bash", [script, out, ...(opts.debian ? [] : ["--no-debian"])], {
     stdio: ["ignore", "ignore", "inherit"],
   });

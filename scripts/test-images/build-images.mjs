@@ -3,11 +3,20 @@
 // Each layout is rebuilt only when its inputs changed (a .stamp file holds their hash).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LayoutWriter, compress, makeTar, sha256 } from "./layout.mjs";
+import { compress, LayoutWriter, makeTar, sha256 } from "./layout.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [outDir, ...wanted] = process.argv.slice(2);
@@ -27,7 +36,8 @@ function stamped(name, inputs, build) {
   const dir = join(outDir, name);
   const key = createHash("sha256").update(scriptHash).update(JSON.stringify(inputs)).digest("hex");
   const stamp = join(dir, ".stamp");
-  if (existsSync(stamp) && readFileSync(stamp, "utf8") === key && existsSync(join(dir, "index.json"))) return dir;
+  if (existsSync(stamp) && readFileSync(stamp, "utf8") === key && existsSync(join(dir, "index.json")))
+    return dir;
   build(dir);
   writeFileSync(stamp, key);
   console.error(`[test-images] built ${name}`);
@@ -38,7 +48,19 @@ function stamped(name, inputs, build) {
 function tarDir(dir) {
   return execFileSync(
     "tar",
-    ["--sort=name", `--mtime=${MTIME}`, "--numeric-owner", "--format=gnu", "--xattrs", "--xattrs-include=*", "-C", dir, "-cf", "-", "."],
+    [
+      "--sort=name",
+      `--mtime=${MTIME}`,
+      "--numeric-owner",
+      "--format=gnu",
+      "--xattrs",
+      "--xattrs-include=*",
+      "-C",
+      dir,
+      "-cf",
+      "-",
+      ".",
+    ],
     { maxBuffer: 1 << 30 },
   );
 }
@@ -47,7 +69,22 @@ function tarDir(dir) {
 function busyboxTar() {
   const root = join(tmpdir(), `sm-busybox-${process.pid}`);
   rmSync(root, { recursive: true, force: true });
-  for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "home/www", "tmp", "proc", "sys", "dev", "run", "var/tmp", "srv"]) {
+  for (const d of [
+    "bin",
+    "sbin",
+    "usr/bin",
+    "usr/sbin",
+    "etc",
+    "root",
+    "home/www",
+    "tmp",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "var/tmp",
+    "srv",
+  ]) {
     mkdirSync(join(root, d), { recursive: true });
   }
   execFileSync("cp", ["/bin/busybox", join(root, "bin/busybox")]);
@@ -57,7 +94,10 @@ function busyboxTar() {
     mkdirSync(dirname(p), { recursive: true });
     if (!existsSync(p)) symlinkSync("/bin/busybox", p);
   }
-  writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nwww:x:1000:1000:www:/home/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+  writeFileSync(
+    join(root, "etc/passwd"),
+    "root:x:0:0:root:/root:/bin/sh\nwww:x:1000:1000:www:/home/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+  );
   writeFileSync(join(root, "etc/group"), "root:x:0:\nwww:x:1000:\nnogroup:x:65534:\n");
   writeFileSync(join(root, "etc/hostname"), "supermachine\n");
   writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
@@ -86,7 +126,9 @@ function buildBusybox(name = "busybox") {
   });
 }
 
-const CAP_NET_BIND_SERVICE = Buffer.from([1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).toString("latin1");
+const CAP_NET_BIND_SERVICE = Buffer.from([
+  1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+]).toString("latin1");
 const LONG_DIR = `deep/${"d".repeat(60)}/${"e".repeat(60)}`;
 const LONG_NAME = `${LONG_DIR}/${"f".repeat(90)}.txt`;
 
@@ -114,7 +156,12 @@ async function multilayerLayers() {
     { name: "dev/sda", type: "block-device", mode: 0o660, gid: 6, devmajor: 8, devminor: 0 },
     { name: "dev/pipe", type: "fifo", mode: 0o600 },
     dir("bin"),
-    { name: "bin/ping", data: "#!/bin/sh\necho ping\n", mode: 0o755, pax: { "SCHILY.xattr.security.capability": CAP_NET_BIND_SERVICE } },
+    {
+      name: "bin/ping",
+      data: "#!/bin/sh\necho ping\n",
+      mode: 0o755,
+      pax: { "SCHILY.xattr.security.capability": CAP_NET_BIND_SERVICE },
+    },
     { name: "bin/su", data: "#!/bin/sh\n", mode: 0o4755 },
     dir("home"),
     dir("home/www", { mode: 0o700, uid: 1000, gid: 1000 }),
@@ -170,24 +217,49 @@ async function buildMultilayer() {
 
 async function buildMultiarch() {
   const base = compress(busyboxTar(), "gzip");
-  const arches = [amd64, { os: "linux", architecture: "arm64", variant: "v8" }, { os: "linux", architecture: "arm", variant: "v7" }];
+  const arches = [
+    amd64,
+    { os: "linux", architecture: "arm64", variant: "v8" },
+    { os: "linux", architecture: "arm", variant: "v7" },
+  ];
   const archLayers = await Promise.all(
-    arches.map(async (p) => compress(await makeTar([{ name: "etc", type: "directory" }, { name: "etc/arch", data: `${p.architecture}${p.variant ? `/${p.variant}` : ""}\n` }]), "gzip")),
+    arches.map(async (p) =>
+      compress(
+        await makeTar([
+          { name: "etc", type: "directory" },
+          { name: "etc/arch", data: `${p.architecture}${p.variant ? `/${p.variant}` : ""}\n` },
+        ]),
+        "gzip",
+      ),
+    ),
   );
   return stamped("multiarch", { base: base.diffId, arch: archLayers.map((l) => l.diffId) }, (dir) => {
     const w = new LayoutWriter(dir);
-    const manifests = arches.map((platform, i) => w.image({ layers: [base, archLayers[i]], config: busyboxConfig, platform }));
+    const manifests = arches.map((platform, i) =>
+      w.image({ layers: [base, archLayers[i]], config: busyboxConfig, platform }),
+    );
     const idx = w.index(manifests);
     w.finish([{ desc: idx, tag: "latest" }]);
   });
 }
 
 function buildDebian(rootfsTarGz) {
-  const diffId = `sha256:${execFileSync("sh", ["-c", `gzip -dc '${rootfsTarGz}' | sha256sum`]).toString().split(" ")[0]}`;
+  const diffId = `sha256:${
+    execFileSync("sh", ["-c", `gzip -dc '${rootfsTarGz}' | sha256sum`])
+      .toString()
+      .split(" ")[0]
+  }`;
   return stamped("debian", { diffId }, (dir) => {
     const w = new LayoutWriter(dir);
-    const config = { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["/bin/bash"] };
-    const desc = w.image({ layers: [{ path: rootfsTarGz, compression: "gzip", diffId }], config, platform: amd64 });
+    const config = {
+      Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      Cmd: ["/bin/bash"],
+    };
+    const desc = w.image({
+      layers: [{ path: rootfsTarGz, compression: "gzip", diffId }],
+      config,
+      platform: amd64,
+    });
     w.finish([{ desc, tag: "bookworm" }]);
   });
 }

@@ -1,10 +1,18 @@
 // Small helpers to write OCI image layouts (used by build-images.mjs).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const tarStream = require("tar-stream");
@@ -55,7 +63,10 @@ export class LayoutWriter {
       ...(platform.variant ? { variant: platform.variant } : {}),
       config,
       rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map(() => ({ created: "2024-01-01T00:00:00Z", created_by: "supermachine test-images" })),
+      history: layers.map(() => ({
+        created: "2024-01-01T00:00:00Z",
+        created_by: "supermachine test-images",
+      })),
     };
     const cfgDesc = this.blob(Buffer.from(JSON.stringify(cfg)), "application/vnd.oci.image.config.v1+json");
     const manifest = {
@@ -81,7 +92,10 @@ export class LayoutWriter {
       return { ...rest, annotations: { "org.opencontainers.image.ref.name": tag } };
     });
     const tmp = join(this.dir, "index.json.tmp");
-    writeFileSync(tmp, JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }));
+    writeFileSync(
+      tmp,
+      JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }),
+    );
     renameSync(tmp, join(this.dir, "index.json"));
   }
 }
@@ -126,7 +140,12 @@ export async function makeTar(entries) {
 export function compress(tar, compression) {
   const diffId = sha256(tar);
   if (compression === "gzip") return { buf: gzipSync(tar, { level: 6 }), compression, diffId };
-  if (compression === "zstd") return { buf: execFileSync("zstd", ["-q", "-c", "-3"], { input: tar, maxBuffer: 1 << 30 }), compression, diffId };
+  if (compression === "zstd")
+    return {
+      buf: execFileSync("zstd", ["-q", "-c", "-3"], { input: tar, maxBuffer: 1 << 30 }),
+      compression,
+      diffId,
+    };
   return { buf: tar, compression: "none", diffId };
 }
 

@@ -8,7 +8,9 @@ import { CredentialHelperError } from "./errors.js";
 export type RegistryAuth = { username: string; password: string } | { token: string };
 
 /** What a Docker config or credential helper yields: basic credentials, or an OAuth identity (refresh) token. */
-export type ResolvedCredentials = { username: string; password: string } | { identityToken: string; username?: string };
+export type ResolvedCredentials =
+  | { username: string; password: string }
+  | { identityToken: string; username?: string };
 
 interface DockerConfigFile {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
@@ -24,9 +26,21 @@ export function defaultDockerConfigPath(): string {
 /** The keys a registry host may appear under in `auths` (Docker Hub has legacy spellings). */
 export function configKeysFor(registry: string): string[] {
   if (registry === "docker.io") {
-    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"];
+    return [
+      "https://index.docker.io/v1/",
+      "index.docker.io",
+      "docker.io",
+      "registry-1.docker.io",
+      "https://index.docker.io/v1",
+    ];
   }
-  return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
+  return [
+    registry,
+    `https://${registry}`,
+    `http://${registry}`,
+    `https://${registry}/v1/`,
+    `https://${registry}/v2/`,
+  ];
 }
 
 function hostOfKey(key: string): string {
@@ -34,7 +48,10 @@ function hostOfKey(key: string): string {
 }
 
 /** Runs `docker-credential-<helper> get` for `server`; undefined when the helper has no entry. */
-export async function runCredentialHelper(helper: string, server: string): Promise<ResolvedCredentials | undefined> {
+export async function runCredentialHelper(
+  helper: string,
+  server: string,
+): Promise<ResolvedCredentials | undefined> {
   const program = `docker-credential-${helper}`;
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
@@ -48,7 +65,12 @@ export async function runCredentialHelper(helper: string, server: string): Promi
         err += d.toString();
       });
       child.on("error", (e) =>
-        reject(new CredentialHelperError(`cannot run ${program}: ${e.message}`, { cause: e, details: { program } })),
+        reject(
+          new CredentialHelperError(`cannot run ${program}: ${e.message}`, {
+            cause: e,
+            details: { program },
+          }),
+        ),
       );
       child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
       child.stdin.end(server);
@@ -107,6 +129,7 @@ export async function lookupDockerCredentials(
     const i = decoded.indexOf(":");
     if (i > 0) return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
   }
-  if (entry.username && entry.password !== undefined) return { username: entry.username, password: entry.password };
+  if (entry.username && entry.password !== undefined)
+    return { username: entry.username, password: entry.password };
   return undefined;
 }

@@ -13,7 +13,8 @@ export type Compression = "gzip" | "zstd" | "none";
 /** Detects gzip (`1f 8b`) and zstd (`28 b5 2f fd`) by magic; anything else is treated as plain tar. */
 export function detectCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return "zstd";
   return "none";
 }
 
@@ -38,7 +39,12 @@ type ZlibWithZstd = typeof zlib & { createZstdDecompress?: () => Transform };
  * `diffId` on the way. gzip uses zlib; zstd uses Node's zlib when it has it
  * (Node >= 22.15) and the `zstd` program otherwise.
  */
-export async function decompressLayer(blobPath: string, digest: string, diffId: string, outPath: string): Promise<void> {
+export async function decompressLayer(
+  blobPath: string,
+  digest: string,
+  diffId: string,
+  outPath: string,
+): Promise<void> {
   const fh = await open(blobPath, "r");
   const head = Buffer.alloc(4);
   await fh.read(head, 0, 4, 0);
@@ -57,7 +63,9 @@ export async function decompressLayer(blobPath: string, digest: string, diffId: 
     });
     const exited = new Promise<number | null>((resolve, reject) => {
       child.on("error", (err) =>
-        reject(new LayerInvalidError(`cannot run zstd to decompress ${digest}: ${err.message}`, { cause: err })),
+        reject(
+          new LayerInvalidError(`cannot run zstd to decompress ${digest}: ${err.message}`, { cause: err }),
+        ),
       );
       child.on("close", resolve);
     });
@@ -88,7 +96,9 @@ export async function decompressLayer(blobPath: string, digest: string, diffId: 
     for await (const c of createReadStream(blobPath)) full.update(c as Buffer);
     const actual = `${digest.split(":")[0]}:${full.digest("hex")}`;
     if (actual !== digest) throw new DigestMismatchError(`layer ${digest}`, digest, actual);
-    throw new LayerInvalidError(`cannot decompress layer ${digest}: ${(err as Error).message}`, { cause: err });
+    throw new LayerInvalidError(`cannot decompress layer ${digest}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   checkDigests(compressed.result(), digest, uncompressed.result(), diffId);
 }

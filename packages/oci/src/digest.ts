@@ -8,7 +8,9 @@ export type DigestAlgorithm = "sha256" | "sha512";
 export function parseDigest(digest: string): { algorithm: DigestAlgorithm; hex: string } {
   const m = /^(sha256|sha512):([a-f0-9]+)$/.exec(digest);
   if (!m || (m[1] === "sha256" && m[2]!.length !== 64) || (m[1] === "sha512" && m[2]!.length !== 128)) {
-    throw new InvalidImageError(`unsupported or malformed digest ${JSON.stringify(digest)}`, { details: { digest } });
+    throw new InvalidImageError(`unsupported or malformed digest ${JSON.stringify(digest)}`, {
+      details: { digest },
+    });
   }
   return { algorithm: m[1] as DigestAlgorithm, hex: m[2]! };
 }

@@ -1,13 +1,13 @@
 import { createReadStream } from "node:fs";
 import type { BlobCache } from "./blob-cache.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
-import { sha256Digest } from "./digest.js";
 import { detectCompression } from "./decompress.js";
+import { sha256Digest } from "./digest.js";
 import { InvalidImageError, NotFoundError } from "./errors.js";
 import type { ImageSource, ResolvedManifest } from "./image-source.js";
 import type { Descriptor } from "./manifest.js";
 import { MediaTypes } from "./media-types.js";
-import { parseRegistryReference, type DockerArchiveReference } from "./reference.js";
+import { type DockerArchiveReference, parseRegistryReference } from "./reference.js";
 import { readTarEntries } from "./tar-reader.js";
 
 interface ArchiveManifestEntry {
@@ -33,7 +33,10 @@ export class DockerArchiveSource implements ImageSource {
     try {
       this.src = await fileSource(this.ref.path);
     } catch (err) {
-      throw new NotFoundError(`docker archive ${this.ref.path} cannot be opened`, { manifest: true, cause: err });
+      throw new NotFoundError(`docker archive ${this.ref.path} cannot be opened`, {
+        manifest: true,
+        cause: err,
+      });
     }
     const files = new Map<string, { offset: number; size: number }>();
     const links = new Map<string, string>();
@@ -46,7 +49,9 @@ export class DockerArchiveSource implements ImageSource {
       let n = name.replace(/^\.\//, "");
       for (let i = 0; i < 8 && !files.has(n) && links.has(n); i++) {
         const t = links.get(n)!;
-        n = t.startsWith("/") ? t.slice(1) : `${n.split("/").slice(0, -1).concat(t).join("/")}`.replace(/[^/]+\/\.\.\//g, "");
+        n = t.startsWith("/")
+          ? t.slice(1)
+          : `${n.split("/").slice(0, -1).concat(t).join("/")}`.replace(/[^/]+\/\.\.\//g, "");
       }
       const f = files.get(n);
       if (!f) throw new InvalidImageError(`docker archive ${this.ref.path}: missing ${name}`);
@@ -60,7 +65,9 @@ export class DockerArchiveSource implements ImageSource {
     try {
       manifest = JSON.parse((await read("manifest.json")).toString("utf8")) as ArchiveManifestEntry[];
     } catch (err) {
-      throw new InvalidImageError(`docker archive ${this.ref.path}: unreadable manifest.json`, { cause: err });
+      throw new InvalidImageError(`docker archive ${this.ref.path}: unreadable manifest.json`, {
+        cause: err,
+      });
     }
     if (!Array.isArray(manifest) || manifest.length === 0) {
       throw new InvalidImageError(`docker archive ${this.ref.path}: empty manifest.json`);

@@ -18,7 +18,11 @@ function alive(pid: number): boolean {
  * `mkdir`, which is atomic). A lock left by a dead process on this host, or
  * an ownerless one older than 30 s, is taken over.
  */
-export async function withFileLock<T>(lockDir: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withFileLock<T>(
+  lockDir: string,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   await mkdir(join(lockDir, ".."), { recursive: true });
   const me = `${hostname()} ${process.pid}`;
   for (;;) {

@@ -4,12 +4,28 @@ import { join } from "node:path";
 import * as tarStream from "tar-stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { bufferSource } from "./byte-source.js";
-import { MergedTree, cleanPath } from "./layer-merge.js";
+import { cleanPath, MergedTree } from "./layer-merge.js";
 import { writeMergedTar } from "./merged-tar.js";
 import { readTarEntries } from "./tar-reader.js";
 
-type In = { name: string; type?: tarStream.Headers["type"]; data?: string; linkname?: string; mode?: number; uid?: number; pax?: Record<string, string> };
-type Out = { name: string; type: string; linkname?: string; data: string; mode: number; uid: number; pax?: Record<string, string> };
+type In = {
+  name: string;
+  type?: tarStream.Header["type"];
+  data?: string;
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  pax?: Record<string, string>;
+};
+type Out = {
+  name: string;
+  type: string;
+  linkname?: string;
+  data: string;
+  mode: number;
+  uid: number;
+  pax?: Record<string, string>;
+};
 
 const work = mkdtempSync(join(tmpdir(), "oci-merge-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -17,15 +33,25 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 async function tar(entries: In[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on("data", (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => pack.on("end", r));
+  pack.on("data", (c) => {
+    chunks.push(c as Buffer);
+  });
+  const ended = new Promise<void>((r) => pack.on("end", () => r()));
   for (const e of entries) {
     const type = e.type ?? "file";
     const data = e.data !== undefined ? Buffer.from(e.data) : type === "file" ? Buffer.alloc(0) : undefined;
     await new Promise<void>((res, rej) =>
       pack.entry(
-        { name: e.name, type, linkname: e.linkname, mode: e.mode, uid: e.uid, pax: e.pax, size: data?.length ?? 0 },
-        data,
+        {
+          name: e.name,
+          type,
+          linkname: e.linkname,
+          mode: e.mode,
+          uid: e.uid,
+          pax: e.pax,
+          size: data?.length ?? 0,
+        },
+        data as Buffer,
         (err) => (err ? rej(err) : res()),
       ),
     );
@@ -41,9 +67,19 @@ async function untar(buf: Buffer): Promise<Out[]> {
   const done = new Promise<void>((resolve, reject) => {
     ex.on("entry", (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("data", (c) => {
+        chunks.push(c as Buffer);
+      });
       stream.on("end", () => {
-        out.push({ name: h.name, type: h.type!, linkname: h.linkname ?? undefined, data: Buffer.concat(chunks).toString(), mode: h.mode!, uid: h.uid!, pax: h.pax ?? undefined });
+        out.push({
+          name: h.name,
+          type: h.type!,
+          linkname: h.linkname ?? undefined,
+          data: Buffer.concat(chunks).toString(),
+          mode: h.mode!,
+          uid: h.uid!,
+          pax: (h.pax as Record<string, string> | undefined) ?? undefined,
+        });
         next();
       });
     });
@@ -93,8 +129,19 @@ describe("layer merge", () => {
 
   it("whiteouts remove lower files and whole subtrees, but not the same layer's", async () => {
     const m = await merge(
-      [dir("d"), { name: "d/gone", data: "x" }, dir("d/sub"), { name: "d/sub/f", data: "y" }, { name: "d/kept", data: "k" }],
-      [{ name: "d/.wh.gone" }, { name: "d/.wh.sub" }, { name: "d/.wh.new" }, { name: "d/new", data: "same layer" }],
+      [
+        dir("d"),
+        { name: "d/gone", data: "x" },
+        dir("d/sub"),
+        { name: "d/sub/f", data: "y" },
+        { name: "d/kept", data: "k" },
+      ],
+      [
+        { name: "d/.wh.gone" },
+        { name: "d/.wh.sub" },
+        { name: "d/.wh.new" },
+        { name: "d/new", data: "same layer" },
+      ],
     );
     expect(m.has("d/gone")).toBe(false);
     expect(m.has("d/sub")).toBe(false);
@@ -120,7 +167,10 @@ describe("layer merge", () => {
     );
     expect(m.has("s/orig")).toBe(false);
     expect(m.get("s/link")).toMatchObject({ type: "file", data: "payload", mode: 0o640, uid: 7 });
-    const both = await merge([dir("s"), { name: "s/orig", data: "p" }], [{ name: "s/link", type: "link", linkname: "./s/orig" }]);
+    const both = await merge(
+      [dir("s"), { name: "s/orig", data: "p" }],
+      [{ name: "s/link", type: "link", linkname: "./s/orig" }],
+    );
     // One name carries the data (the first in emit order), the other is a hardlink to it.
     expect(both.get("s/link")).toMatchObject({ type: "file", data: "p" });
     expect(both.get("s/orig")).toMatchObject({ type: "link", linkname: "s/link" });
@@ -128,8 +178,16 @@ describe("layer merge", () => {
 
   it("resolves parents through symlinks inside the root, clamping at /", async () => {
     const m = await merge(
-      [dir("usr"), dir("usr/lib"), { name: "lib", type: "symlink", linkname: "/usr/lib" }, { name: "up", type: "symlink", linkname: "../../../../etc" }],
-      [{ name: "lib/x.so", data: "x" }, { name: "up/passwd", data: "inside" }],
+      [
+        dir("usr"),
+        dir("usr/lib"),
+        { name: "lib", type: "symlink", linkname: "/usr/lib" },
+        { name: "up", type: "symlink", linkname: "../../../../etc" },
+      ],
+      [
+        { name: "lib/x.so", data: "x" },
+        { name: "up/passwd", data: "inside" },
+      ],
     );
     expect(m.get("usr/lib/x.so")?.data).toBe("x");
     expect(m.get("lib")).toMatchObject({ type: "symlink", linkname: "/usr/lib" });
@@ -137,12 +195,18 @@ describe("layer merge", () => {
   });
 
   it("rejects entries and hardlinks that climb out of the root", async () => {
-    await expect(merge([{ name: "../evil", data: "x" }])).rejects.toMatchObject({ code: "OCI_LAYER_UNSAFE_PATH" });
-    await expect(merge([{ name: "a/../../evil", data: "x" }])).rejects.toMatchObject({ code: "OCI_LAYER_UNSAFE_PATH" });
+    await expect(merge([{ name: "../evil", data: "x" }])).rejects.toMatchObject({
+      code: "OCI_LAYER_UNSAFE_PATH",
+    });
+    await expect(merge([{ name: "a/../../evil", data: "x" }])).rejects.toMatchObject({
+      code: "OCI_LAYER_UNSAFE_PATH",
+    });
     await expect(merge([{ name: "l", type: "link", linkname: "../../etc/shadow" }])).rejects.toMatchObject({
       code: "OCI_LAYER_UNSAFE_PATH",
     });
-    await expect(merge([{ name: "l", type: "link", linkname: "missing" }])).rejects.toMatchObject({ code: "OCI_LAYER_INVALID" });
+    await expect(merge([{ name: "l", type: "link", linkname: "missing" }])).rejects.toMatchObject({
+      code: "OCI_LAYER_INVALID",
+    });
   });
 
   it("neutralizes absolute paths and keeps them under the root", async () => {
@@ -151,7 +215,15 @@ describe("layer merge", () => {
   });
 
   it("symlink loops are reported, not followed forever", async () => {
-    await expect(merge([{ name: "a", type: "symlink", linkname: "b" }, { name: "b", type: "symlink", linkname: "a" }], [{ name: "a/x", data: "1" }])).rejects.toMatchObject({
+    await expect(
+      merge(
+        [
+          { name: "a", type: "symlink", linkname: "b" },
+          { name: "b", type: "symlink", linkname: "a" },
+        ],
+        [{ name: "a/x", data: "1" }],
+      ),
+    ).rejects.toMatchObject({
       code: "OCI_LAYER_UNSAFE_PATH",
     });
   });
@@ -160,11 +232,17 @@ describe("layer merge", () => {
     const long = `${"p".repeat(120)}/${"q".repeat(120)}`;
     const m = await merge(
       [dir("x"), { name: "x/child", data: "c" }],
-      [{ name: "x", data: "now a file" }, { name: long, data: "L", pax: { "SCHILY.xattr.user.k": "v" } }],
+      [
+        { name: "x", data: "now a file" },
+        { name: long, data: "L", pax: { "SCHILY.xattr.user.k": "v" } },
+      ],
     );
     expect(m.get("x")?.data).toBe("now a file");
     expect(m.has("x/child")).toBe(false);
-    expect(m.get(long)).toMatchObject({ data: "L", pax: expect.objectContaining({ "SCHILY.xattr.user.k": "v" }) });
+    expect(m.get(long)).toMatchObject({
+      data: "L",
+      pax: expect.objectContaining({ "SCHILY.xattr.user.k": "v" }),
+    });
   });
 
   it("cleanPath strips ./ and /", () => {

@@ -113,7 +113,7 @@ export class MergedTree {
         }
         continue;
       }
-      if (!child || child.inode.type !== "dir") {
+      if (child?.inode.type !== "dir") {
         if (!create) return undefined;
         child = implicitDir();
         cur.children!.set(name, child);
@@ -129,7 +129,7 @@ export class MergedTree {
     const parts = cleanPath(path);
     if (parts.length === 0) return this.root;
     const parent = this.walk(parts.slice(0, -1), false);
-    return parent?.node.children!.get(parts[parts.length - 1]!);
+    return parent?.node.children?.get(parts[parts.length - 1]!);
   }
 
   /** Applies one layer's entries (`layer` is the index recorded as the data's source). */
@@ -143,7 +143,8 @@ export class MergedTree {
       const parent = this.walk(parts.slice(0, -1), false);
       if (!parent) continue;
       if (base === OPAQUE) parent.node.children!.clear();
-      else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`)) parent.node.children!.delete(base.slice(WHITEOUT.length));
+      else if (!base.startsWith(`${WHITEOUT}${WHITEOUT}`))
+        parent.node.children!.delete(base.slice(WHITEOUT.length));
     }
     for (const e of list) {
       const parts = cleanPath(e.path);
@@ -165,7 +166,9 @@ export class MergedTree {
         const target =
           targetParts.length === 0
             ? this.root
-            : this.walk(targetParts.slice(0, -1), false)?.node.children!.get(targetParts[targetParts.length - 1]!);
+            : this.walk(targetParts.slice(0, -1), false)?.node.children?.get(
+                targetParts[targetParts.length - 1]!,
+              );
         if (!target) {
           throw new LayerInvalidError(`hardlink ${e.path} -> ${e.linkname}: target does not exist`, {
             details: { path: e.path, linkname: e.linkname },

@@ -12,7 +12,12 @@ function index(platforms: { os: string; architecture: string; variant?: string }
     json({
       schemaVersion: 2,
       mediaType: MediaTypes.dockerManifestList,
-      manifests: platforms.map((p, i) => ({ mediaType: MediaTypes.dockerManifest, digest: d(String(i)), size: 10, platform: p })),
+      manifests: platforms.map((p, i) => ({
+        mediaType: MediaTypes.dockerManifest,
+        digest: d(String(i)),
+        size: 10,
+        platform: p,
+      })),
     }),
   );
   if (parsed.kind !== "index") throw new Error("not an index");
@@ -30,12 +35,20 @@ describe("parseManifest", () => {
           layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: d("1"), size: 7 }],
         }),
       );
-      expect(m).toMatchObject({ kind: "manifest", mediaType, config: { digest: d("c") }, layers: [{ size: 7 }] });
+      expect(m).toMatchObject({
+        kind: "manifest",
+        mediaType,
+        config: { digest: d("c") },
+        layers: [{ size: 7 }],
+      });
     }
   });
 
   it("uses the Content-Type when the JSON has no mediaType", () => {
-    const m = parseManifest(json({ schemaVersion: 2, manifests: [] }), `${MediaTypes.ociIndex}; charset=utf-8`);
+    const m = parseManifest(
+      json({ schemaVersion: 2, manifests: [] }),
+      `${MediaTypes.ociIndex}; charset=utf-8`,
+    );
     expect(m.kind).toBe("index");
   });
 
@@ -43,7 +56,9 @@ describe("parseManifest", () => {
     expect(() => parseManifest(json({ schemaVersion: 1, name: "x", fsLayers: [] }))).toThrow(
       expect.objectContaining({ code: "OCI_UNSUPPORTED_SCHEMA" }),
     );
-    expect(() => parseManifest(json({ schemaVersion: 2 }), MediaTypes.dockerManifestV1Signed)).toThrow(/schema 1/);
+    expect(() => parseManifest(json({ schemaVersion: 2 }), MediaTypes.dockerManifestV1Signed)).toThrow(
+      /schema 1/,
+    );
   });
 
   it("rejects unknown layer media types and malformed JSON", () => {
@@ -53,7 +68,9 @@ describe("parseManifest", () => {
       layers: [{ mediaType: "application/x-foo", digest: d("1"), size: 1 }],
     });
     expect(() => parseManifest(bad)).toThrow(expect.objectContaining({ code: "OCI_UNSUPPORTED_MEDIA_TYPE" }));
-    expect(() => parseManifest(Buffer.from("{"))).toThrow(expect.objectContaining({ code: "OCI_INVALID_IMAGE" }));
+    expect(() => parseManifest(Buffer.from("{"))).toThrow(
+      expect.objectContaining({ code: "OCI_INVALID_IMAGE" }),
+    );
   });
 });
 
@@ -78,17 +95,36 @@ describe("selectPlatform", () => {
 
   it("throws OCI_NO_MATCHING_PLATFORM listing what is offered", () => {
     expect(() => selectPlatform(idx, { os: "linux", architecture: "riscv64" })).toThrow(
-      expect.objectContaining({ code: "OCI_NO_MATCHING_PLATFORM", message: expect.stringMatching(/linux\/arm64\/v8/) }),
+      expect.objectContaining({
+        code: "OCI_NO_MATCHING_PLATFORM",
+        message: expect.stringMatching(/linux\/arm64\/v8/),
+      }),
     );
-    expect(() => selectPlatform(index([{ os: "linux", architecture: "arm64", variant: "v8" }]), { os: "linux", architecture: "amd64" })).toThrow(
-      expect.objectContaining({ code: "OCI_NO_MATCHING_PLATFORM" }),
-    );
+    expect(() =>
+      selectPlatform(index([{ os: "linux", architecture: "arm64", variant: "v8" }]), {
+        os: "linux",
+        architecture: "amd64",
+      }),
+    ).toThrow(expect.objectContaining({ code: "OCI_NO_MATCHING_PLATFORM" }));
   });
 
   it("normalizes platforms", () => {
-    expect(normalizePlatform({ os: "Linux", architecture: "x86_64" })).toEqual({ os: "linux", architecture: "amd64" });
-    expect(platformMatches({ os: "linux", architecture: "arm64", variant: "v8" }, { os: "linux", architecture: "arm64" })).toBe(true);
-    expect(platformMatches({ os: "linux", architecture: "arm", variant: "v7" }, { os: "linux", architecture: "arm", variant: "v6" })).toBe(false);
+    expect(normalizePlatform({ os: "Linux", architecture: "x86_64" })).toEqual({
+      os: "linux",
+      architecture: "amd64",
+    });
+    expect(
+      platformMatches(
+        { os: "linux", architecture: "arm64", variant: "v8" },
+        { os: "linux", architecture: "arm64" },
+      ),
+    ).toBe(true);
+    expect(
+      platformMatches(
+        { os: "linux", architecture: "arm", variant: "v7" },
+        { os: "linux", architecture: "arm", variant: "v6" },
+      ),
+    ).toBe(false);
   });
 });
 
@@ -126,6 +162,8 @@ describe("parseImageConfig", () => {
   });
 
   it("requires rootfs.diff_ids", () => {
-    expect(() => parseImageConfig(json({ config: {} }))).toThrow(expect.objectContaining({ code: "OCI_INVALID_IMAGE" }));
+    expect(() => parseImageConfig(json({ config: {} }))).toThrow(
+      expect.objectContaining({ code: "OCI_INVALID_IMAGE" }),
+    );
   });
 });

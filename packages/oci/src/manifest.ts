@@ -1,6 +1,6 @@
 import { InvalidImageError, NoMatchingPlatformError, UnsupportedSchemaError } from "./errors.js";
 import { LAYER_MEDIA_TYPES, MediaTypes } from "./media-types.js";
-import { type Platform, formatPlatform, normalizePlatform, platformMatches } from "./platform.js";
+import { formatPlatform, normalizePlatform, type Platform, platformMatches } from "./platform.js";
 
 /** A content descriptor (OCI / Docker schema 2). */
 export interface Descriptor {
@@ -31,16 +31,30 @@ export interface ImageIndex {
 
 function descriptor(v: unknown, where: string): Descriptor {
   const d = v as Partial<Descriptor> | null;
-  if (!d || typeof d !== "object" || typeof d.digest !== "string" || typeof d.size !== "number" || d.size < 0) {
+  if (
+    !d ||
+    typeof d !== "object" ||
+    typeof d.digest !== "string" ||
+    typeof d.size !== "number" ||
+    d.size < 0
+  ) {
     throw new InvalidImageError(`${where}: malformed descriptor`);
   }
   if (!/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(d.digest)) {
     throw new InvalidImageError(`${where}: malformed digest ${JSON.stringify(d.digest)}`);
   }
-  const out: Descriptor = { mediaType: typeof d.mediaType === "string" ? d.mediaType : "", digest: d.digest, size: d.size };
+  const out: Descriptor = {
+    mediaType: typeof d.mediaType === "string" ? d.mediaType : "",
+    digest: d.digest,
+    size: d.size,
+  };
   const p = d.platform as Partial<Platform> | undefined;
   if (p && typeof p.os === "string" && typeof p.architecture === "string") {
-    out.platform = { os: p.os, architecture: p.architecture, ...(typeof p.variant === "string" ? { variant: p.variant } : {}) };
+    out.platform = {
+      os: p.os,
+      architecture: p.architecture,
+      ...(typeof p.variant === "string" ? { variant: p.variant } : {}),
+    };
   }
   if (Array.isArray(d.urls)) out.urls = d.urls.filter((u) => typeof u === "string");
   if (d.annotations && typeof d.annotations === "object") out.annotations = d.annotations;
@@ -62,7 +76,8 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ImageMan
   }
   if (!json || typeof json !== "object") throw new InvalidImageError("manifest is not a JSON object");
   const ct = contentType?.split(";")[0]?.trim();
-  const mediaType = typeof json.mediaType === "string" ? json.mediaType : ct && ct !== "application/json" ? ct : "";
+  const mediaType =
+    typeof json.mediaType === "string" ? json.mediaType : ct && ct !== "application/json" ? ct : "";
   if (
     json.schemaVersion === 1 ||
     mediaType === MediaTypes.dockerManifestV1 ||
@@ -74,12 +89,18 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ImageMan
     );
   }
   if (json.schemaVersion !== 2) {
-    throw new UnsupportedSchemaError(`unsupported manifest schemaVersion ${JSON.stringify(json.schemaVersion)}`);
+    throw new UnsupportedSchemaError(
+      `unsupported manifest schemaVersion ${JSON.stringify(json.schemaVersion)}`,
+    );
   }
-  const annotations = (json.annotations && typeof json.annotations === "object" ? json.annotations : undefined) as
-    | Record<string, string>
-    | undefined;
-  if (Array.isArray(json.manifests) || mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList) {
+  const annotations = (
+    json.annotations && typeof json.annotations === "object" ? json.annotations : undefined
+  ) as Record<string, string> | undefined;
+  if (
+    Array.isArray(json.manifests) ||
+    mediaType === MediaTypes.ociIndex ||
+    mediaType === MediaTypes.dockerManifestList
+  ) {
     if (!Array.isArray(json.manifests)) throw new InvalidImageError("index has no manifests array");
     return {
       kind: "index",

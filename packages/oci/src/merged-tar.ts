@@ -26,7 +26,11 @@ const COPY_CHUNK = 1024 * 1024;
  * (sorted by name), every inode once with its data and further names as
  * hardlinks to the first. `layers[i]` holds the uncompressed tar of layer `i`.
  */
-export async function writeMergedTar(tree: MergedTree, layers: ByteSource[], outPath: string): Promise<MergeStats> {
+export async function writeMergedTar(
+  tree: MergedTree,
+  layers: ByteSource[],
+  outPath: string,
+): Promise<MergeStats> {
   const fh = await open(outPath, "w");
   const w = new TarWriter(fh);
   const seen = new Map<MergedInode, string>();
@@ -48,7 +52,9 @@ export async function writeMergedTar(tree: MergedTree, layers: ByteSource[], out
         await copyData(w, layers, ino, path);
         await w.pad(ino.size);
         stats.dataBytes += ino.size;
-        stats.blocks4k += Math.ceil(ino.size / BLOCK) + (ino.size > 64 * 1024 * 1024 ? Math.ceil(ino.size / (128 * 1024 * 1024)) : 0);
+        stats.blocks4k +=
+          Math.ceil(ino.size / BLOCK) +
+          (ino.size > 64 * 1024 * 1024 ? Math.ceil(ino.size / (128 * 1024 * 1024)) : 0);
         return;
       }
       if (ino.type === "symlink") {

@@ -32,9 +32,11 @@ export class OciLayoutSource implements ImageSource {
         details: { path: this.ref.path },
       });
     }
-    if (typeof layout.imageLayoutVersion !== "string") throw new InvalidImageError(`${this.ref.path}: bad oci-layout file`);
+    if (typeof layout.imageLayoutVersion !== "string")
+      throw new InvalidImageError(`${this.ref.path}: bad oci-layout file`);
     const index = parseManifest(indexBytes, MediaTypes.ociIndex);
-    if (index.kind !== "index") throw new InvalidImageError(`${this.ref.path}/index.json is not an image index`);
+    if (index.kind !== "index")
+      throw new InvalidImageError(`${this.ref.path}/index.json is not an image index`);
     let chosen: Descriptor[];
     const tag = this.ref.tag;
     if (tag?.includes(":") && /^sha(256|512):/.test(tag)) {
@@ -42,15 +44,21 @@ export class OciLayoutSource implements ImageSource {
     } else if (tag) {
       chosen = index.manifests.filter((m) => m.annotations?.[REF_NAME] === tag);
     } else {
-      chosen = index.manifests.length === 1 ? index.manifests : index.manifests.filter((m) => m.annotations?.[REF_NAME] === "latest");
+      chosen =
+        index.manifests.length === 1
+          ? index.manifests
+          : index.manifests.filter((m) => m.annotations?.[REF_NAME] === "latest");
       if (chosen.length === 0) chosen = index.manifests;
     }
     if (chosen.length === 0) {
       const names = index.manifests.map((m) => m.annotations?.[REF_NAME]).filter(Boolean);
-      throw new NotFoundError(`${this.ref.path}: no image tagged ${JSON.stringify(tag)} (has ${names.join(", ") || "none"})`, {
-        manifest: true,
-        details: { path: this.ref.path, tag },
-      });
+      throw new NotFoundError(
+        `${this.ref.path}: no image tagged ${JSON.stringify(tag)} (has ${names.join(", ") || "none"})`,
+        {
+          manifest: true,
+          details: { path: this.ref.path, tag },
+        },
+      );
     }
     if (chosen.length === 1) {
       const d = chosen[0]!;
@@ -59,7 +67,9 @@ export class OciLayoutSource implements ImageSource {
       return { bytes, contentType: d.mediaType, digest: d.digest };
     }
     // Several platform manifests share the name: treat them as an index.
-    const synthetic = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: chosen }));
+    const synthetic = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: chosen }),
+    );
     return { bytes: synthetic, contentType: MediaTypes.ociIndex, digest: sha256Digest(synthetic) };
   }
 
@@ -67,7 +77,10 @@ export class OciLayoutSource implements ImageSource {
     try {
       return await readFile(this.blobPath(desc.digest));
     } catch (err) {
-      throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, { manifest: true, cause: err });
+      throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, {
+        manifest: true,
+        cause: err,
+      });
     }
   }
 

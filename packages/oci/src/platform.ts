@@ -20,7 +20,12 @@ export function defaultPlatform(): Platform {
   }
 }
 
-const ARCH_ALIASES: Record<string, string> = { x86_64: "amd64", "x86-64": "amd64", aarch64: "arm64", i386: "386" };
+const ARCH_ALIASES: Record<string, string> = {
+  x86_64: "amd64",
+  "x86-64": "amd64",
+  aarch64: "arm64",
+  i386: "386",
+};
 
 /** Normalizes architecture aliases and default variants (arm64 -> v8, arm -> v7). */
 export function normalizePlatform(p: Platform): Platform {

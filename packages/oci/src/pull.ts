@@ -16,8 +16,14 @@ import { parseImageConfig } from "./image-config.js";
 import type { ImageSource } from "./image-source.js";
 import { type Descriptor, type ImageManifest, parseManifest, selectPlatform } from "./manifest.js";
 import { OciLayoutSource } from "./oci-layout-source.js";
-import { type Platform, defaultPlatform, formatPlatform, normalizePlatform, platformMatches } from "./platform.js";
-import type { LayerInfo, PullProgress, PulledImage } from "./pulled-image.js";
+import {
+  defaultPlatform,
+  formatPlatform,
+  normalizePlatform,
+  type Platform,
+  platformMatches,
+} from "./platform.js";
+import type { LayerInfo, PulledImage, PullProgress } from "./pulled-image.js";
 import { type ImageReference, parseReference } from "./reference.js";
 import { RegistrySource } from "./registry-source.js";
 
@@ -54,7 +60,9 @@ interface RefRecord {
 }
 
 function refKey(ref: string, platform: Platform): string {
-  return createHash("sha256").update(`${ref}\n${formatPlatform(normalizePlatform(platform))}`).digest("hex");
+  return createHash("sha256")
+    .update(`${ref}\n${formatPlatform(normalizePlatform(platform))}`)
+    .digest("hex");
 }
 
 const MAX_BLOB_ATTEMPTS = 4;
@@ -107,7 +115,11 @@ function openSource(parsed: ImageReference, cache: BlobCache, opts: PullOptions)
   });
 }
 
-async function fromCache(cache: BlobCache, ref: ImageReference, platform: Platform): Promise<PulledImage | undefined> {
+async function fromCache(
+  cache: BlobCache,
+  ref: ImageReference,
+  platform: Platform,
+): Promise<PulledImage | undefined> {
   let manifestDigest: string | undefined;
   let indexDigest: string | undefined;
   if (ref.transport === "docker" && ref.digest) {
@@ -156,7 +168,11 @@ function assemble(
   }
   const platform: Platform =
     config.os && config.architecture
-      ? { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) }
+      ? {
+          os: config.os,
+          architecture: config.architecture,
+          ...(config.variant ? { variant: config.variant } : {}),
+        }
       : wanted;
   const layers: LayerInfo[] = manifest.layers.map((l, i) => ({
     digest: l.digest,
@@ -206,7 +222,8 @@ async function pullFrom(
       verifyBytes(`manifest ${inner.digest}`, manifestBytes, inner.digest);
       parsed = parseManifest(manifestBytes, inner.mediaType);
       manifestDigest = inner.digest;
-      if (parsed.kind !== "manifest") throw new InvalidImageError(`manifest ${inner.digest} is an index nested too deep`);
+      if (parsed.kind !== "manifest")
+        throw new InvalidImageError(`manifest ${inner.digest} is an index nested too deep`);
     }
   }
   const manifest = parsed as ImageManifest;
@@ -228,13 +245,26 @@ async function pullFrom(
   await cache.putBytes(manifest.config.digest, cfgBytes, "config");
   await cache.putBytes(manifestDigest, manifestBytes, "manifest");
   if (ref.transport === "docker") {
-    const rec: RefRecord = { reference: ref.normalized, platform, manifestDigest, ...(indexDigest ? { indexDigest } : {}) };
-    await writeFileAtomic(join(cache.dir, "refs", `${refKey(ref.normalized, platform)}.json`), JSON.stringify(rec));
+    const rec: RefRecord = {
+      reference: ref.normalized,
+      platform,
+      manifestDigest,
+      ...(indexDigest ? { indexDigest } : {}),
+    };
+    await writeFileAtomic(
+      join(cache.dir, "refs", `${refKey(ref.normalized, platform)}.json`),
+      JSON.stringify(rec),
+    );
   }
   return result;
 }
 
-async function downloadLayers(source: ImageSource, cache: BlobCache, layers: Descriptor[], opts: PullOptions) {
+async function downloadLayers(
+  source: ImageSource,
+  cache: BlobCache,
+  layers: Descriptor[],
+  opts: PullOptions,
+) {
   const queue = [...new Map(layers.map((l) => [l.digest, l])).values()];
   const progress = opts.onProgress;
   const worker = async () => {
@@ -251,12 +281,22 @@ async function downloadLayers(source: ImageSource, cache: BlobCache, layers: Des
   await Promise.all(Array.from({ length: n }, worker));
 }
 
-async function downloadBlob(source: ImageSource, cache: BlobCache, l: Descriptor, opts: PullOptions): Promise<void> {
+async function downloadBlob(
+  source: ImageSource,
+  cache: BlobCache,
+  l: Descriptor,
+  opts: PullOptions,
+): Promise<void> {
   const progress = opts.onProgress;
   for (let attempt = 1; ; attempt++) {
     let done = 0;
     let lastReport = 0;
-    progress?.({ digest: l.digest, bytesDone: 0, bytesTotal: l.size, status: attempt > 1 ? "retrying" : "downloading" });
+    progress?.({
+      digest: l.digest,
+      bytesDone: 0,
+      bytesTotal: l.size,
+      status: attempt > 1 ? "retrying" : "downloading",
+    });
     try {
       const body = await source.blob(l);
       await cache.putStream(l.digest, body, {

@@ -48,20 +48,33 @@ describe("parseRegistryReference (Docker normalization)", () => {
     ["host:port/app", "registry host"],
     [`a/${"b".repeat(300)}`, "255"],
   ])("rejects %j", (input, why) => {
-    expect(() => parseRegistryReference(input)).toThrow(expect.objectContaining({ code: "OCI_INVALID_REFERENCE" }));
+    expect(() => parseRegistryReference(input)).toThrow(
+      expect.objectContaining({ code: "OCI_INVALID_REFERENCE" }),
+    );
     expect(() => parseRegistryReference(input)).toThrow(new RegExp(why));
   });
 });
 
 describe("parseReference (transports)", () => {
   it("parses oci layouts with and without tag", () => {
-    expect(parseReference("oci:/tmp/layout")).toMatchObject({ transport: "oci", path: "/tmp/layout", normalized: "oci:/tmp/layout" });
-    expect(parseReference("oci:/tmp/layout:v1")).toMatchObject({ transport: "oci", path: "/tmp/layout", tag: "v1" });
+    expect(parseReference("oci:/tmp/layout")).toMatchObject({
+      transport: "oci",
+      path: "/tmp/layout",
+      normalized: "oci:/tmp/layout",
+    });
+    expect(parseReference("oci:/tmp/layout:v1")).toMatchObject({
+      transport: "oci",
+      path: "/tmp/layout",
+      tag: "v1",
+    });
     expect(parseReference("oci:/a:b/layout")).toMatchObject({ path: "/a:b/layout", tag: undefined });
   });
 
   it("parses docker-archive with a normalized inner reference", () => {
-    expect(parseReference("docker-archive:/tmp/x.tar")).toMatchObject({ transport: "docker-archive", path: "/tmp/x.tar" });
+    expect(parseReference("docker-archive:/tmp/x.tar")).toMatchObject({
+      transport: "docker-archive",
+      path: "/tmp/x.tar",
+    });
     expect(parseReference("docker-archive:/tmp/x.tar:busybox:1")).toMatchObject({
       path: "/tmp/x.tar",
       ref: "docker.io/library/busybox:1",

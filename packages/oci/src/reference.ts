@@ -50,7 +50,9 @@ const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
 
 function invalid(ref: string, why: string): never {
-  throw new InvalidReferenceError(`invalid image reference ${JSON.stringify(ref)}: ${why}`, { details: { ref } });
+  throw new InvalidReferenceError(`invalid image reference ${JSON.stringify(ref)}: ${why}`, {
+    details: { ref },
+  });
 }
 
 function validDomain(domain: string): boolean {
@@ -105,7 +107,12 @@ export function parseRegistryReference(input: string): RegistryReference {
   const slash = rest.indexOf("/");
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes(".") || first.includes(":") || first === "localhost" || first !== first.toLowerCase()) {
+    if (
+      first.includes(".") ||
+      first.includes(":") ||
+      first === "localhost" ||
+      first !== first.toLowerCase()
+    ) {
       registry = first;
       path = rest.slice(slash + 1);
       if (!validDomain(registry)) invalid(input, `bad registry host ${JSON.stringify(registry)}`);
@@ -115,7 +122,12 @@ export function parseRegistryReference(input: string): RegistryReference {
   if (registry === DOCKER_HUB && !path.includes("/")) path = `library/${path}`;
   for (const c of path.split("/")) {
     if (!COMPONENT.test(c)) {
-      invalid(input, c !== c.toLowerCase() ? "repository name must be lowercase" : `bad path component ${JSON.stringify(c)}`);
+      invalid(
+        input,
+        c !== c.toLowerCase()
+          ? "repository name must be lowercase"
+          : `bad path component ${JSON.stringify(c)}`,
+      );
     }
   }
   if (`${registry}/${path}`.length > 255) invalid(input, "repository name longer than 255 characters");
@@ -132,7 +144,8 @@ function splitPathAndSuffix(body: string): [string, string | undefined] {
     // A docker-archive ref may itself be `name:tag`, so look for the first ':' after the last '/'.
     const lastSlash = body.lastIndexOf("/");
     const first = body.indexOf(":", lastSlash + 1);
-    if (first > 0 && !body.slice(first + 1).includes("/")) return [body.slice(0, first), body.slice(first + 1)];
+    if (first > 0 && !body.slice(first + 1).includes("/"))
+      return [body.slice(0, first), body.slice(first + 1)];
     if (!suffix.includes("/")) return [body.slice(0, colon), suffix];
   }
   return [body, undefined];
@@ -151,7 +164,12 @@ export function parseReference(ref: string): ImageReference {
     if (!p) invalid(ref, "missing layout path");
     if (tag !== undefined && !/^[\w][\w.:@/+-]*$/.test(tag)) invalid(ref, `bad tag ${JSON.stringify(tag)}`);
     const path = isAbsolute(p) ? resolve(p) : resolve(process.cwd(), p);
-    return { transport: "oci", path, tag: tag || undefined, normalized: `oci:${path}${tag ? `:${tag}` : ""}` };
+    return {
+      transport: "oci",
+      path,
+      tag: tag || undefined,
+      normalized: `oci:${path}${tag ? `:${tag}` : ""}`,
+    };
   }
   if (ref.startsWith("docker-archive:")) {
     const [p, inner] = splitPathAndSuffix(ref.slice("docker-archive:".length));

@@ -1,7 +1,7 @@
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, request } from "undici";
-import { type RegistryAuth, type ResolvedCredentials, lookupDockerCredentials } from "./credentials.js";
+import { lookupDockerCredentials, type RegistryAuth, type ResolvedCredentials } from "./credentials.js";
 import { AbortedError, NetworkError, NotFoundError, RegistryError, UnauthorizedError } from "./errors.js";
 import { MANIFEST_ACCEPT } from "./media-types.js";
 import { type AuthChallenge, parseWwwAuthenticate } from "./www-authenticate.js";
@@ -40,7 +40,9 @@ const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 const USER_AGENT = "supermachine-oci/0.1";
 
 function isLocalHost(registry: string): boolean {
-  const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.replace(/:\d+$/, "");
+  const host = registry.startsWith("[")
+    ? registry.slice(1, registry.indexOf("]"))
+    : registry.replace(/:\d+$/, "");
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
@@ -106,12 +108,19 @@ export class RegistryClient {
     if (this.credentials === undefined) {
       const a = this.opts.auth;
       if (a && "username" in a) this.credentials = { username: a.username, password: a.password };
-      else this.credentials = (await lookupDockerCredentials(this.opts.registry, this.opts.dockerConfigPath)) ?? null;
+      else
+        this.credentials =
+          (await lookupDockerCredentials(this.opts.registry, this.opts.dockerConfigPath)) ?? null;
     }
     return this.credentials ?? undefined;
   }
 
-  private async raw(url: string, method: "GET" | "HEAD" | "POST", headers: Record<string, string>, body?: string) {
+  private async raw(
+    url: string,
+    method: "GET" | "HEAD" | "POST",
+    headers: Record<string, string>,
+    body?: string,
+  ) {
     if (this.opts.signal?.aborted) throw new AbortedError({ cause: this.opts.signal.reason });
     return request(url, {
       method,
@@ -136,13 +145,15 @@ export class RegistryClient {
     const backoff = this.opts.backoffMs ?? 250;
     let lastErr: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0) await sleep(backoff * 2 ** (attempt - 1), undefined, { signal: this.opts.signal }).catch(() => {});
+      if (attempt > 0)
+        await sleep(backoff * 2 ** (attempt - 1), undefined, { signal: this.opts.signal }).catch(() => {});
       try {
         let target = url;
         const origin = new URL(url).origin;
         for (let hop = 0; hop < 10; hop++) {
           const h = { ...headers };
-          if (withAuth && this.authorization && new URL(target).origin === origin) h.authorization = this.authorization;
+          if (withAuth && this.authorization && new URL(target).origin === origin)
+            h.authorization = this.authorization;
           const res = await this.raw(target, method, h);
           if (REDIRECT_STATUS.has(res.statusCode) && res.headers.location) {
             await res.body.dump();
@@ -200,7 +211,8 @@ export class RegistryClient {
       if (res.statusCode === 401) {
         const header = res.headers["www-authenticate"];
         const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
-        this.challenge = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+        this.challenge =
+          challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
       } else if (res.statusCode !== 200) {
         throw new RegistryError(`${base}/v2/: unexpected HTTP ${res.statusCode}; is this a registry?`, {
           details: { status: res.statusCode },
@@ -224,15 +236,20 @@ export class RegistryClient {
     const creds = await this.creds();
     if (challenge.scheme === "basic") {
       if (!creds || !("password" in creds)) {
-        throw new UnauthorizedError(`registry ${this.opts.registry} requires credentials and none were found`, {
-          details: { registry: this.opts.registry },
-        });
+        throw new UnauthorizedError(
+          `registry ${this.opts.registry} requires credentials and none were found`,
+          {
+            details: { registry: this.opts.registry },
+          },
+        );
       }
       this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
       return;
     }
     if (challenge.scheme !== "bearer" || !challenge.params.realm) {
-      throw new UnauthorizedError(`unsupported auth challenge ${challenge.scheme} from ${this.opts.registry}`);
+      throw new UnauthorizedError(
+        `unsupported auth challenge ${challenge.scheme} from ${this.opts.registry}`,
+      );
     }
     const scope = `repository:${this.opts.repository}:pull`;
     const url = new URL(challenge.params.realm);
@@ -245,7 +262,12 @@ export class RegistryClient {
         scope,
         client_id: "supermachine",
       });
-      res = await this.raw(url.toString(), "POST", { "content-type": "application/x-www-form-urlencoded" }, form.toString());
+      res = await this.raw(
+        url.toString(),
+        "POST",
+        { "content-type": "application/x-www-form-urlencoded" },
+        form.toString(),
+      );
     } else {
       if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
       url.searchParams.set("scope", scope);
@@ -257,9 +279,12 @@ export class RegistryClient {
     }
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
-      throw new UnauthorizedError(`token server ${url.origin} refused the credentials (HTTP ${res.statusCode})`, {
-        details: { registry: this.opts.registry, status: res.statusCode },
-      });
+      throw new UnauthorizedError(
+        `token server ${url.origin} refused the credentials (HTTP ${res.statusCode})`,
+        {
+          details: { registry: this.opts.registry, status: res.statusCode },
+        },
+      );
     }
     if (res.statusCode !== 200) {
       const text = await res.body.text().catch(() => "");
@@ -288,9 +313,11 @@ export class RegistryClient {
       const header = res.headers["www-authenticate"];
       await res.body.dump();
       const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
-      const challenge = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+      const challenge =
+        challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
       const hadAuth = this.authorization !== undefined;
-      const sameChallenge = hadAuth && challenge?.scheme === this.challenge?.scheme && challenge?.scheme === "basic";
+      const sameChallenge =
+        hadAuth && challenge?.scheme === this.challenge?.scheme && challenge?.scheme === "basic";
       if (challenge && !sameChallenge) {
         this.challenge = challenge;
         this.authorization = undefined;
@@ -302,14 +329,20 @@ export class RegistryClient {
       await res.body.dump();
       throw new UnauthorizedError(
         `${this.opts.registry}/${this.opts.repository}: access denied (HTTP ${res.statusCode}); the repository may not exist or may require authorization`,
-        { details: { registry: this.opts.registry, repository: this.opts.repository, status: res.statusCode } },
+        {
+          details: { registry: this.opts.registry, repository: this.opts.repository, status: res.statusCode },
+        },
       );
     }
     if (res.statusCode === 404) {
       await res.body.dump();
       throw new NotFoundError(`${this.opts.registry}/${this.opts.repository}: ${what.name} not found`, {
         manifest: what.manifest,
-        details: { registry: this.opts.registry, repository: this.opts.repository, [what.manifest ? "reference" : "digest"]: what.name },
+        details: {
+          registry: this.opts.registry,
+          repository: this.opts.repository,
+          [what.manifest ? "reference" : "digest"]: what.name,
+        },
       });
     }
     if (res.statusCode !== 200) {
@@ -323,10 +356,15 @@ export class RegistryClient {
 
   /** Fetches the manifest for a tag or digest. */
   async getManifest(reference: string): Promise<FetchedManifest> {
-    const res = await this.repoRequest(`manifests/${reference}`, "GET", { accept: MANIFEST_ACCEPT }, {
-      manifest: true,
-      name: `manifest ${reference}`,
-    });
+    const res = await this.repoRequest(
+      `manifests/${reference}`,
+      "GET",
+      { accept: MANIFEST_ACCEPT },
+      {
+        manifest: true,
+        name: `manifest ${reference}`,
+      },
+    );
     const len = Number(res.headers["content-length"]);
     if (Number.isFinite(len) && len > MAX_MANIFEST_BYTES) {
       await res.body.dump();
@@ -349,7 +387,12 @@ export class RegistryClient {
 
   /** Opens a blob download (follows redirects to blob storage). */
   async openBlob(digest: string): Promise<{ body: Readable; size?: number }> {
-    const res = await this.repoRequest(`blobs/${digest}`, "GET", {}, { manifest: false, name: `blob ${digest}` });
+    const res = await this.repoRequest(
+      `blobs/${digest}`,
+      "GET",
+      {},
+      { manifest: false, name: `blob ${digest}` },
+    );
     const len = Number(res.headers["content-length"]);
     return { body: res.body as unknown as Readable, size: Number.isFinite(len) ? len : undefined };
   }

@@ -55,7 +55,9 @@ async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promis
     child.stderr.on("data", (d: Buffer) => {
       out += d.toString();
     });
-    child.on("error", (err) => reject(new RootfsBuildError(`cannot run ${cmd}: ${err.message}`, { cause: err })));
+    child.on("error", (err) =>
+      reject(new RootfsBuildError(`cannot run ${cmd}: ${err.message}`, { cause: err })),
+    );
     child.on("close", (code) => {
       if (code === 0) resolve();
       else {
@@ -138,7 +140,8 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
         throwIfAborted(opts.signal);
         const inodes = Math.ceil(stats.inodes * 1.1) + 256;
         const inodeTableBlocks = Math.ceil((inodes * ENCODER.inodeSize) / ENCODER.blockSize);
-        const blocks = Math.ceil((stats.blocks4k + inodeTableBlocks) * 1.08) + 2048 + Math.ceil(extraBytes / 4096);
+        const blocks =
+          Math.ceil((stats.blocks4k + inodeTableBlocks) * 1.08) + 2048 + Math.ceil(extraBytes / 4096);
         progress(`encoding ext4 (${stats.entries} entries, ${(stats.dataBytes / 1e6).toFixed(1)} MB)`);
         const tmp = tempName(dir, hex);
         try {
@@ -172,7 +175,10 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
             ],
             { E2FSPROGS_FAKE_TIME: "1" },
           );
-          await writeFile(`${tmp}.json`, JSON.stringify({ digest, diffIds, encoder: ENCODER, stats }, null, 2));
+          await writeFile(
+            `${tmp}.json`,
+            JSON.stringify({ digest, diffIds, encoder: ENCODER, stats }, null, 2),
+          );
           await rename(`${tmp}.json`, join(dir, `${hex}.json`));
           await rename(tmp, path);
         } catch (err) {

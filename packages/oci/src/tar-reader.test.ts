@@ -22,29 +22,48 @@ describe("readTarEntries", () => {
   writeFileSync(join(root, long), "hello");
   symlinkSync(`/${"t".repeat(150)}`, join(root, "sl"));
 
-  it.each(["gnu", "pax", "ustar", "oldgnu"])("reads GNU tar's %s format incl. long names where it has them", async (format) => {
-    let buf: Buffer;
-    try {
-      buf = execFileSync("tar", [`--format=${format}`, "--numeric-owner", "-C", root, "-cf", "-", "."], { stdio: ["ignore", "pipe", "ignore"] });
-    } catch {
-      // ustar cannot store the long names: GNU tar refuses, which is fine.
-      expect(format).toBe("ustar");
-      return;
-    }
-    const list = await entries(buf);
-    const file = list.find((e) => e.path.endsWith("b".repeat(120)));
-    expect(file).toMatchObject({ type: "file", size: 5 });
-    expect(buf.subarray(file!.dataOffset, file!.dataOffset + 5).toString()).toBe("hello");
-    expect(list.find((e) => e.path.endsWith("sl"))).toMatchObject({ type: "symlink", linkname: `/${"t".repeat(150)}` });
-  });
+  it.each(["gnu", "pax", "ustar", "oldgnu"])(
+    "reads GNU tar's %s format incl. long names where it has them",
+    async (format) => {
+      let buf: Buffer;
+      try {
+        buf = execFileSync("tar", [`--format=${format}`, "--numeric-owner", "-C", root, "-cf", "-", "."], {
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+      } catch {
+        // ustar cannot store the long names: GNU tar refuses, which is fine.
+        expect(format).toBe("ustar");
+        return;
+      }
+      const list = await entries(buf);
+      const file = list.find((e) => e.path.endsWith("b".repeat(120)));
+      expect(file).toMatchObject({ type: "file", size: 5 });
+      expect(buf.subarray(file!.dataOffset, file!.dataOffset + 5).toString()).toBe("hello");
+      expect(list.find((e) => e.path.endsWith("sl"))).toMatchObject({
+        type: "symlink",
+        linkname: `/${"t".repeat(150)}`,
+      });
+    },
+  );
 
   it("reads xattrs from PAX records as raw bytes", async () => {
     const f = join(work, "capfile");
     writeFileSync(f, "x");
     execFileSync("setcap", ["cap_net_bind_service+ep", f]);
-    const buf = execFileSync("tar", ["--xattrs", "--xattrs-include=*", "--format=pax", "-C", work, "-cf", "-", "capfile"]);
+    const buf = execFileSync("tar", [
+      "--xattrs",
+      "--xattrs-include=*",
+      "--format=pax",
+      "-C",
+      work,
+      "-cf",
+      "-",
+      "capfile",
+    ]);
     const [e] = await entries(buf);
-    expect(e!.xattrs["security.capability"]?.toString("hex")).toBe("0100000200040000000000000000000000000000");
+    expect(e!.xattrs["security.capability"]?.toString("hex")).toBe(
+      "0100000200040000000000000000000000000000",
+    );
   });
 
   it("rejects corrupt headers and truncated data", async () => {

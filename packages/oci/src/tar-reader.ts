@@ -51,7 +51,8 @@ function num(buf: Buffer, off: number, len: number): number {
   }
   const s = b.toString("latin1").replace(/\0.*$/s, "").trim();
   if (!s) return 0;
-  if (!/^[0-7]+$/.test(s)) throw new LayerInvalidError(`bad numeric field in tar header: ${JSON.stringify(s)}`);
+  if (!/^[0-7]+$/.test(s))
+    throw new LayerInvalidError(`bad numeric field in tar header: ${JSON.stringify(s)}`);
   return Number.parseInt(s, 8);
 }
 
@@ -210,7 +211,8 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
     longName = undefined;
     longLink = undefined;
     const dataBlocks = Math.ceil(size / BLOCK) * BLOCK;
-    if (dataOffset + size > src.size) throw new LayerInvalidError(`truncated tar: data of ${entry.path} missing`);
+    if (dataOffset + size > src.size)
+      throw new LayerInvalidError(`truncated tar: data of ${entry.path} missing`);
     pos = dataOffset + dataBlocks;
     if (typeflag === "S") throw new LayerInvalidError(`sparse tar entries are not supported (${entry.path})`);
     if (type === undefined) continue; // volume labels, multi-volume parts and unknown types are skipped

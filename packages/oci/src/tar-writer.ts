@@ -151,7 +151,9 @@ export class TarWriter {
       await this.write(data);
       await this.pad(data.length);
     }
-    await this.write(header(h, TYPEFLAG[h.type], split.name, split.prefix, h.size > 0o77777777777 ? 0 : h.size));
+    await this.write(
+      header(h, TYPEFLAG[h.type], split.name, split.prefix, h.size > 0o77777777777 ? 0 : h.size),
+    );
   }
 
   /** Pads the data just written (of `size` bytes) to a 512-byte boundary. */

@@ -9,7 +9,8 @@ export interface AuthChallenge {
 /** Parses the challenges of a `WWW-Authenticate` header (quoted and token values, several challenges). */
 export function parseWwwAuthenticate(header: string): AuthChallenge[] {
   const out: AuthChallenge[] = [];
-  const re = /\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)|\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/y;
+  const re =
+    /\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)|\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/y;
   let current: AuthChallenge | undefined;
   let pos = 0;
   while (pos < header.length) {

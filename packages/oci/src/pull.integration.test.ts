@@ -1,0 +1,383 @@
+import { execFile, execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
+import { ensureTestImages } from "../../../test-support/test-images.js";
+import { BlobCache } from "./blob-cache.js";
+import { catFile, listDir, statPath } from "./ext4-reader.test-util.js";
+import { buildRootfs, pullImage } from "./index.js";
+import type { PullProgress } from "./pulled-image.js";
+
+const execFileP = promisify(execFile);
+const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
+const work = mkdtempSync(join(tmpdir(), "oci-it-"));
+let n = 0;
+const freshCache = () => join(work, `cache-${n++}`);
+let images: ReturnType<typeof ensureTestImages>;
+
+function layoutLayerDigests(layout: string): string[] {
+  const index = JSON.parse(readFileSync(join(layout, "index.json"), "utf8"));
+  const blob = (d: string) => JSON.parse(readFileSync(join(layout, "blobs", "sha256", d.slice(7)), "utf8"));
+  const m = blob(index.manifests[0].digest);
+  return m.layers.map((l: { digest: string }) => l.digest);
+}
+
+beforeAll(() => {
+  images = ensureTestImages({ debian: true });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("registry without auth", () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    await reg.pushLayout(images.busybox, "test/busybox:latest");
+    await reg.pushLayout(images.multilayer, "test/multilayer:v1");
+    await reg.pushLayout(images.multiarch, "test/multiarch:latest");
+    await reg.pushLayout(images.debian!, "test/debian:bookworm");
+  });
+  afterAll(async () => reg?.close());
+
+  it("pulls busybox and builds an ext4 root fs keeping owners and modes", async () => {
+    const events: PullProgress[] = [];
+    const cacheDir = freshCache();
+    const img = await pullImage(`${reg.host}/test/busybox`, { cacheDir, onProgress: (e) => events.push(e) });
+    expect(img.reference).toBe(`${reg.host}/test/busybox:latest`);
+    expect(img.config.cmd).toEqual(["/bin/sh"]);
+    expect(img.platform).toMatchObject({ os: "linux", architecture: "amd64" });
+    expect(img.layers).toHaveLength(1);
+    const layer = img.layers[0]!;
+    expect(events.at(-1)).toMatchObject({
+      digest: layer.digest,
+      bytesDone: layer.size,
+      bytesTotal: layer.size,
+      status: "done",
+    });
+    const fs = await buildRootfs(img);
+    expect(fs.reused).toBe(false);
+    expect(fs.path.startsWith(join(cacheDir, "rootfs"))).toBe(true);
+    expect(statPath(fs.path, "/bin/busybox")).toMatchObject({ type: "regular", mode: 0o755, uid: 0 });
+    expect(statPath(fs.path, "/bin/sh")?.type).toBe("symlink");
+    expect(statPath(fs.path, "/tmp")).toMatchObject({ mode: 0o1777 });
+    expect(statPath(fs.path, "/home/www")).toMatchObject({ uid: 1000, gid: 1000 });
+    expect(catFile(fs.path, "/etc/passwd")).toMatch(/^www:x:1000:1000:/m);
+    const again = await buildRootfs(img);
+    expect(again).toMatchObject({ path: fs.path, digest: fs.digest, reused: true });
+  });
+
+  it("applies whiteouts, opaque dirs, hardlinks across layers, devices, xattrs and long names", async () => {
+    const img = await pullImage(`${reg.host}/test/multilayer:v1`, { cacheDir: freshCache() });
+    // skopeo keeps the zstd layer but gzips the uncompressed one on push (the oci: test below reads it plain).
+    expect(img.layers.map((l) => l.mediaType)).toEqual([
+      "application/vnd.oci.image.layer.v1.tar+gzip",
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+      "application/vnd.oci.image.layer.v1.tar+gzip",
+    ]);
+    expect(img.config).toMatchObject({
+      entrypoint: ["/bin/app"],
+      cmd: ["--serve"],
+      env: ["PATH=/usr/bin:/bin", "APP_MODE=test"],
+      workingDir: "/srv",
+      user: "www",
+      exposedPorts: ["8080/tcp"],
+      stopSignal: "SIGINT",
+      labels: { "org.example.name": "multilayer" },
+    });
+    const { path } = await buildRootfs(img);
+    expect(listDir(path, "/data")).toEqual(["keep.txt"]);
+    expect(listDir(path, "/opq")).toEqual(["new"]);
+    expect(statPath(path, "/opq")?.mode).toBe(0o755);
+    expect(listDir(path, "/etc/app").sort()).toEqual(["a.conf", "c-link.conf", "c.conf"]);
+    expect(catFile(path, "/etc/app/a.conf")).toBe("a=2\n");
+    const orig = statPath(path, "/shared/original")!;
+    const link = statPath(path, "/shared/link-to-original")!;
+    expect(link.inode).toBe(orig.inode);
+    expect(orig).toMatchObject({ links: 2, mode: 0o640, uid: 1000, gid: 1000 });
+    expect(statPath(path, "/etc/app/c-link.conf")?.inode).toBe(statPath(path, "/etc/app/c.conf")?.inode);
+    expect(statPath(path, "/lib")?.type).toBe("symlink");
+    expect(catFile(path, "/usr/lib/libfoo.so")).toBe("ELF?\n");
+    expect(statPath(path, "/dev/null")).toMatchObject({
+      type: "character special",
+      mode: 0o666,
+      device: [1, 3],
+    });
+    expect(statPath(path, "/dev/sda")).toMatchObject({ type: "block special", gid: 6, device: [8, 0] });
+    expect(statPath(path, "/dev/pipe")?.type).toBe("FIFO");
+    expect(statPath(path, "/bin/su")?.mode).toBe(0o4755);
+    expect(statPath(path, "/bin/ping")?.raw).toMatch(/security\.capability \(20\) = 01 00 00 02 00 04 00 00/);
+    expect(statPath(path, "/home/www")).toMatchObject({ mode: 0o700, uid: 1000 });
+    const longDir = `/deep/${"d".repeat(60)}/${"e".repeat(60)}`;
+    expect(listDir(path, longDir)).toEqual([`${"f".repeat(90)}.txt`]);
+    expect(catFile(path, `/gnu/${"g".repeat(120)}/${"h".repeat(110)}`)).toBe("long name via GNU\n");
+  });
+
+  it("selects the platform from a multi-arch index", async () => {
+    const cacheDir = freshCache();
+    const amd = await pullImage(`${reg.host}/test/multiarch`, { cacheDir });
+    expect(amd.platform).toMatchObject({ architecture: "amd64" });
+    expect(amd.indexDigest).toMatch(/^sha256:/);
+    expect(catFile((await buildRootfs(amd)).path, "/etc/arch")).toBe("amd64\n");
+    const arm = await pullImage(`${reg.host}/test/multiarch`, {
+      cacheDir,
+      platform: { os: "linux", architecture: "arm64" },
+    });
+    expect(arm.platform).toMatchObject({ architecture: "arm64", variant: "v8" });
+    expect(arm.layers[0]!.digest).toBe(amd.layers[0]!.digest);
+    expect(catFile((await buildRootfs(arm)).path, "/etc/arch")).toBe("arm64/v8\n");
+    const v7 = await pullImage(`${reg.host}/test/multiarch`, {
+      cacheDir,
+      platform: { os: "linux", architecture: "arm", variant: "v7" },
+    });
+    expect(v7.config.variant).toBe("v7");
+    await expect(
+      pullImage(`${reg.host}/test/multiarch`, {
+        cacheDir,
+        platform: { os: "linux", architecture: "riscv64" },
+      }),
+    ).rejects.toMatchObject({ code: "OCI_NO_MATCHING_PLATFORM" });
+    // Pinned by digest (the platform manifest itself).
+    const pinned = await pullImage(`${reg.host}/test/multiarch@${amd.manifestDigest}`, {
+      cacheDir: freshCache(),
+    });
+    expect(pinned.manifestDigest).toBe(amd.manifestDigest);
+  });
+
+  it("reports unknown tags and repositories", async () => {
+    await expect(
+      pullImage(`${reg.host}/test/busybox:nope`, { cacheDir: freshCache() }),
+    ).rejects.toMatchObject({
+      code: "OCI_MANIFEST_UNKNOWN",
+    });
+    await expect(pullImage(`${reg.host}/no/such`, { cacheDir: freshCache() })).rejects.toMatchObject({
+      code: "OCI_MANIFEST_UNKNOWN",
+    });
+  });
+
+  it("pulls the debian image (100+ MB) into a root fs", async () => {
+    const img = await pullImage(`${reg.host}/test/debian:bookworm`, { cacheDir: freshCache() });
+    expect(img.config.cmd).toEqual(["/bin/bash"]);
+    const fs = await buildRootfs(img);
+    expect(fs.sizeBytes).toBeGreaterThan(100 * 1024 * 1024);
+    expect(catFile(fs.path, "/etc/debian_version")).toMatch(/^12\./);
+    expect(statPath(fs.path, "/usr/bin/bash")).toMatchObject({ type: "regular", mode: 0o755 });
+    expect(statPath(fs.path, "/bin")?.type).toBe("symlink");
+    expect(statPath(fs.path, "/etc/shadow")).toMatchObject({ mode: 0o640, gid: 42 });
+    const fsck = execFileSync("fsck.ext4", ["-fn", fs.path], {
+      stdio: ["ignore", "pipe", "pipe"],
+    }).toString();
+    expect(fsck).toMatch(/files/);
+  });
+
+  it("two processes pulling and building the same image at once both succeed with one result", async () => {
+    await execFileP("npx", ["tsup", "--silent"], { cwd: pkgDir });
+    const cacheDir = freshCache();
+    const script = join(work, "pull-child.mjs");
+    writeFileSync(
+      script,
+      `import { pullImage, buildRootfs } from ${JSON.stringify(join(pkgDir, "dist", "index.js"))};
+const img = await pullImage(process.argv[2], { cacheDir: process.argv[3] });
+const fs = await buildRootfs(img);
+console.log(JSON.stringify({ manifest: img.manifestDigest, path: fs.path, digest: fs.digest, reused: fs.reused }));`,
+    );
+    const ref = `${reg.host}/test/debian:bookworm`;
+    const [a, b] = await Promise.all([1, 2].map(() => execFileP(process.execPath, [script, ref, cacheDir])));
+    const ra = JSON.parse(a!.stdout);
+    const rb = JSON.parse(b!.stdout);
+    expect(ra.manifest).toBe(rb.manifest);
+    expect(ra.path).toBe(rb.path);
+    expect([ra.reused, rb.reused].sort()).toEqual([false, true]);
+    expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => f.endsWith(".ext4"))).toHaveLength(1);
+    expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+    expect(
+      execFileSync("fsck.ext4", ["-fn", ra.path], { stdio: ["ignore", "pipe", "pipe"] }).toString(),
+    ).toMatch(/files/);
+  });
+});
+
+describe("pull policy and cache", () => {
+  it("never / missing / always", async () => {
+    const reg = await startRegistry();
+    const ref = await reg.pushLayout(images.busybox, "policy/busybox:1");
+    const cacheDir = freshCache();
+    await expect(pullImage(ref, { cacheDir, pullPolicy: "never" })).rejects.toMatchObject({
+      code: "OCI_PULL_POLICY",
+    });
+    const first = await pullImage(ref, { cacheDir });
+    await reg.close();
+    // The registry is gone: "missing" and "never" are served from the cache, "always" must ask the registry.
+    const events: PullProgress[] = [];
+    const cached = await pullImage(ref, { cacheDir, onProgress: (e) => events.push(e) });
+    expect(cached.manifestDigest).toBe(first.manifestDigest);
+    expect(events.map((e) => e.status)).toEqual(["cached"]);
+    expect((await pullImage(ref, { cacheDir, pullPolicy: "never" })).configDigest).toBe(first.configDigest);
+    await expect(pullImage(ref, { cacheDir, pullPolicy: "always" })).rejects.toMatchObject({
+      code: "OCI_NETWORK",
+    });
+    await expect(pullImage(ref, { cacheDir, pullPolicy: "sometimes" as "always" })).rejects.toMatchObject({
+      code: "OCI_PULL_POLICY",
+    });
+  });
+
+  it("a tampered blob in the registry fails with a digest error and nothing is cached", async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = await reg.pushLayout(images.busybox, "tamper/busybox:latest");
+      const [layer] = layoutLayerDigests(images.busybox);
+      const blobFile = reg.blobPath(layer!);
+      const bytes = readFileSync(blobFile);
+      const mid = Math.floor(bytes.length / 2);
+      bytes[mid] = bytes[mid]! ^ 0x55;
+      writeFileSync(blobFile, bytes);
+      const cacheDir = freshCache();
+      await expect(pullImage(ref, { cacheDir })).rejects.toMatchObject({ code: "OCI_DIGEST_MISMATCH" });
+      const cache = new BlobCache(cacheDir);
+      expect(await cache.has(layer!)).toBe(false);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(existsSync(join(cacheDir, "refs"))).toBe(false);
+      // A later pull (policy missing) still does not find a usable image.
+      await expect(pullImage(ref, { cacheDir, pullPolicy: "never" })).rejects.toMatchObject({
+        code: "OCI_PULL_POLICY",
+      });
+    } finally {
+      await reg.close();
+    }
+  });
+});
+
+describe("registry with htpasswd auth", () => {
+  let reg: TestRegistry;
+  let ref: string;
+  const user = { user: "alice", password: "s3cret-pw" };
+  beforeAll(async () => {
+    reg = await startRegistry({ htpasswd: user });
+    ref = await reg.pushLayout(images.busybox, "private/busybox:latest");
+  });
+  afterAll(async () => reg?.close());
+  const emptyConfig = () => {
+    const p = join(work, `empty-config-${n++}.json`);
+    writeFileSync(p, "{}");
+    return p;
+  };
+
+  it("refuses without or with wrong credentials", async () => {
+    await expect(
+      pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: emptyConfig() }),
+    ).rejects.toMatchObject({
+      code: "OCI_UNAUTHORIZED",
+    });
+    await expect(
+      pullImage(ref, { cacheDir: freshCache(), auth: { username: "alice", password: "wrong" } }),
+    ).rejects.toMatchObject({ code: "OCI_UNAUTHORIZED" });
+  });
+
+  it("pulls with explicit credentials", async () => {
+    const img = await pullImage(ref, {
+      cacheDir: freshCache(),
+      auth: { username: user.user, password: user.password },
+    });
+    expect(img.config.cmd).toEqual(["/bin/sh"]);
+  });
+
+  it("pulls with credentials from a Docker config's auths", async () => {
+    const cfg = join(work, "docker-config.json");
+    const auth = Buffer.from(`${user.user}:${user.password}`).toString("base64");
+    writeFileSync(cfg, JSON.stringify({ auths: { [`http://${reg.host}`]: { auth } } }));
+    const img = await pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg });
+    expect(img.layers).toHaveLength(1);
+  });
+
+  it("pulls with credentials from a docker-credential helper (credHelpers and credsStore)", async () => {
+    const bin = join(work, "bin");
+    execFileSync("mkdir", ["-p", bin]);
+    const helper = join(bin, "docker-credential-smtest");
+    writeFileSync(
+      helper,
+      `#!/bin/sh\nread server\n[ "$1" = get ] || exit 2\nif [ "$server" = "${reg.host}" ]; then printf '{"ServerURL":"%s","Username":"${user.user}","Secret":"${user.password}"}' "$server"; else echo "credentials not found in native keychain"; exit 1; fi\n`,
+    );
+    chmodSync(helper, 0o755);
+    const oldPath = process.env.PATH;
+    process.env.PATH = `${bin}:${oldPath}`;
+    try {
+      const cfg1 = join(work, "docker-config-helper.json");
+      writeFileSync(cfg1, JSON.stringify({ credHelpers: { [reg.host]: "smtest" } }));
+      expect((await pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg1 })).layers).toHaveLength(
+        1,
+      );
+      const cfg2 = join(work, "docker-config-store.json");
+      writeFileSync(cfg2, JSON.stringify({ credsStore: "smtest" }));
+      expect((await pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg2 })).layers).toHaveLength(
+        1,
+      );
+      const cfg3 = join(work, "docker-config-missing-helper.json");
+      writeFileSync(cfg3, JSON.stringify({ credHelpers: { [reg.host]: "does-not-exist" } }));
+      await expect(pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg3 })).rejects.toMatchObject({
+        code: "OCI_CREDENTIAL_HELPER",
+      });
+    } finally {
+      process.env.PATH = oldPath;
+    }
+  });
+});
+
+describe("local sources", () => {
+  it("pulls from an OCI layout and from a docker-archive made by skopeo, giving the same root fs", async () => {
+    const cacheDir = freshCache();
+    const fromLayout = await pullImage(`oci:${images.busybox}:latest`, { cacheDir });
+    expect(fromLayout.reference).toBe(`oci:${images.busybox}:latest`);
+    const a = await buildRootfs(fromLayout);
+    const archive = join(work, "busybox-archive.tar");
+    execFileSync("skopeo", [
+      "copy",
+      "--quiet",
+      "--insecure-policy",
+      `oci:${images.busybox}:latest`,
+      `docker-archive:${archive}:busybox:latest`,
+    ]);
+    const fromArchive = await pullImage(`docker-archive:${archive}`, { cacheDir });
+    expect(fromArchive.config.cmd).toEqual(["/bin/sh"]);
+    expect(fromArchive.layers.map((l) => l.diffId)).toEqual(fromLayout.layers.map((l) => l.diffId));
+    const b = await buildRootfs(fromArchive);
+    expect(b).toMatchObject({ digest: a.digest, path: a.path, reused: true });
+    const named = await pullImage(`docker-archive:${archive}:busybox:latest`, { cacheDir });
+    expect(named.configDigest).toBe(fromArchive.configDigest);
+    await expect(pullImage(`docker-archive:${archive}:other:1`, { cacheDir })).rejects.toMatchObject({
+      code: "OCI_MANIFEST_UNKNOWN",
+    });
+  });
+
+  it("reads gzip, zstd and uncompressed layers from an OCI layout", async () => {
+    const img = await pullImage(`oci:${images.multilayer}`, { cacheDir: freshCache() });
+    expect(img.layers.map((l) => l.mediaType)).toEqual([
+      "application/vnd.oci.image.layer.v1.tar+gzip",
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+      "application/vnd.oci.image.layer.v1.tar",
+    ]);
+    const { path } = await buildRootfs(img);
+    expect(listDir(path, "/opq")).toEqual(["new"]);
+    expect(catFile(path, "/etc/app/c.conf")).toBe("c=3\n");
+  });
+
+  it("selects platforms in a multi-arch OCI layout and reports a missing tag", async () => {
+    const cacheDir = freshCache();
+    const arm = await pullImage(`oci:${images.multiarch}`, {
+      cacheDir,
+      platform: { os: "linux", architecture: "arm64" },
+    });
+    expect(catFile((await buildRootfs(arm)).path, "/etc/arch")).toBe("arm64/v8\n");
+    await expect(pullImage(`oci:${images.multiarch}:nope`, { cacheDir })).rejects.toMatchObject({
+      code: "OCI_MANIFEST_UNKNOWN",
+    });
+  });
+});
