@@ -33,7 +33,14 @@ const BOOT_TIMEOUT_MS = 120_000;
  * the trigger point and captures the snapshot there. The VM is always killed
  * before this returns. Failures are typed and carry the console tail.
  */
-export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<void> {
+/** Facts about the engine that baked a snapshot. */
+export interface BakeEngineInfo {
+  qemuVersion: string;
+  machine: string;
+  accel: string;
+}
+
+export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEngineInfo> {
   const progress = plan.onProgress ?? (() => {});
   progress({ phase: "boot", message: "booting guest" });
   const machine = await Machine.boot(
@@ -53,6 +60,7 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<void> {
       await session.writeFile(f.guestPath, f.bytes, { mode: f.mode, mkdirs: true });
     }
     const exited = session.waitForEvent("WORKLOAD_EXITED");
+    exited.catch(() => {}); // only raced while listening; the session closes before capture
     await session.configureWorkload({
       argv: plan.workload.argv,
       env: plan.workload.env,
@@ -87,6 +95,7 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<void> {
     session = undefined;
     progress({ phase: "snapshot", message: "capturing snapshot" });
     await machine.captureSnapshot(dir);
+    return { qemuVersion: machine.qemuVersion, machine: "microvm", accel: machine.accel };
   } catch (err) {
     if (err instanceof CoreError) throw err;
     if (isVmExited(err) || machine.hasExited) {

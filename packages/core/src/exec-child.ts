@@ -19,9 +19,9 @@ export class ExecChild {
     this.err = new PullReader(handle.stderr);
   }
 
-  /** Guest process id. */
-  get pid(): number {
-    return this.handle.pid;
+  /** Resolves with the guest process id once the agent has started it. */
+  get pid(): Promise<number> {
+    return this.handle.started;
   }
 
   /** Queues bytes for the process's stdin; resolves once the agent's window has taken them. */
@@ -52,12 +52,12 @@ export class ExecChild {
 
   /** Changes the pty size (ignored without `tty`). */
   async resize(cols: number, rows: number): Promise<void> {
-    await this.handle.resize(cols, rows);
+    this.handle.resize(cols, rows);
   }
 
   /** Sends a signal (e.g. 2 = SIGINT, 9 = SIGKILL) to the process group. */
   async signal(signum: number): Promise<void> {
-    await this.handle.signal(signum);
+    this.handle.signal(signum);
   }
 
   /**
@@ -68,6 +68,6 @@ export class ExecChild {
     if (this.waited) throw new CoreError("ALREADY_WAITED", "ExecChild.wait() was already called");
     this.waited = true;
     const [r] = await Promise.all([this.handle.wait(), this.out.drain(), this.err.drain()]);
-    return { exitCode: r.exitCode, timedOut: r.timedOut, peakRssKib: r.peakRssKib || undefined };
+    return { exitCode: r.exitCode, timedOut: r.timedOut, peakRssKib: r.peakRssKib ?? undefined };
   }
 }

@@ -27,9 +27,9 @@ export function toExecRequest(options: ExecOptions, withTimeout: boolean): ExecR
   return {
     argv: options.argv,
     env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    tty: options.tty === true,
     cwd: options.cwd ?? "",
     chain: options.chain ?? [],
-    tty: options.tty === true,
     cols: options.winsize?.cols ?? 0,
     rows: options.winsize?.rows ?? 0,
     timeoutMs,
@@ -40,12 +40,12 @@ export function toExecRequest(options: ExecOptions, withTimeout: boolean): ExecR
 export async function runExec(session: GuestSession, options: ExecOptions): Promise<ExecOutput> {
   const req = toExecRequest(options, true);
   await stageFiles(session, options);
-  const r = await session.run(req, EXEC_OUTPUT_CAP);
+  const r = await session.run({ ...req, maxOutputBytes: EXEC_OUTPUT_CAP });
   return {
     stdout: r.stdout,
     stderr: r.stderr,
     exitCode: r.exitCode,
     timedOut: r.timedOut,
-    peakRssKib: r.peakRssKib,
+    peakRssKib: r.peakRssKib ?? undefined,
   };
 }

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { homedir, hostname } from "node:os";
-import { join } from "node:path";
 import { buildRootfs, pullImage } from "@supermachine/oci";
-import { type SnapshotMetadata, SnapshotStore, computeFingerprint } from "@supermachine/snapshot";
+import { type SnapshotMetadata, SnapshotStore, computeFingerprint, defaultSnapshotsDir } from "@supermachine/snapshot";
 import { resolveGuestAssets } from "@supermachine/vmm-native";
 import { type BakeTrigger, bakeSnapshot } from "./bake.js";
 import { CoreError } from "./errors.js";
@@ -11,11 +9,6 @@ import type { BuildOptions, PoolOptions } from "./options.js";
 import { Pool } from "./pool.js";
 import { enumOption, intOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
-
-/** Default snapshot directory: `~/.local/supermachine-snapshots`. */
-export function defaultSnapshotsDir(): string {
-  return process.env.SUPERMACHINE_SNAPSHOTS_DIR ?? join(homedir(), ".local", "supermachine-snapshots");
-}
 
 /**
  * A baked image: a validated snapshot on disk that pools restore VMs from.
@@ -68,6 +61,11 @@ export class Image {
         return { ...f, bytes, mode: st.mode & 0o7777 };
       }),
     );
+    const fingerprintFiles = extraFiles.map((f) => ({
+      guestPath: f.guestPath,
+      sha256: createHash("sha256").update(f.bytes).digest("hex"),
+      mode: f.mode,
+    }));
     const trigger: BakeTrigger = options.warmup ? "warmup" : listenerRequired ? "listener" : "pre-exec";
     const fingerprint = computeFingerprint({
       manifestDigest: image.manifestDigest,
@@ -77,11 +75,7 @@ export class Image {
       vcpus,
       guestPort,
       listenerRequired,
-      extraFiles: extraFiles.map((f) => ({
-        guestPath: f.guestPath,
-        sha256: createHash("sha256").update(f.bytes).digest("hex"),
-        mode: f.mode,
-      })),
+      extraFiles: fingerprintFiles,
       warmupTag: options.warmup ? warmupTag : undefined,
       kernelHash: assets.kernelHash,
       agentHash: assets.agentHash,
@@ -101,7 +95,7 @@ export class Image {
         progress({ phase: "rootfs", message: "building root file system" });
         const rootfs = await buildRootfs(image, { onProgress: (m: string) => progress({ phase: "rootfs", message: m }) });
         const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
-        await bakeSnapshot(tmpDir, {
+        const engine = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
           assets,
@@ -116,22 +110,20 @@ export class Image {
           hostname: "supermachine",
           onProgress: progress,
         });
-        const meta: SnapshotMetadata = {
-          formatVersion: 1,
-          fingerprint,
-          createdAt: new Date().toISOString(),
+        return {
           image: { ref: image.reference, manifestDigest: image.manifestDigest, config: image.config },
           memoryMib,
           vcpus,
           guestPort,
           listenerRequired,
           trigger,
+          warmupTag: options.warmup ? warmupTag : undefined,
+          extraFiles: fingerprintFiles,
           workload,
           assets: expectedAssets,
-          rootfs: { path: rootfs.path, digest: rootfs.digest },
-          engine: { host: hostname() },
+          rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
+          engine,
         };
-        return meta;
       },
       { expectedAssets },
     );

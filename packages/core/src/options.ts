@@ -35,7 +35,7 @@ export interface BuildOptions {
   /** Port the workload listens on (`listenerRequired`, `vsockPath`). Default 80. */
   guestPort?: number;
   /** Replaces the image's ENTRYPOINT and CMD (the whole argv of the workload). */
-  cmd?: string[];
+  cmd?: readonly string[];
   /** Environment for the workload, over the image's. */
   env?: Record<string, string>;
   /** Snapshot once the workload listens on `guestPort` instead of just before it starts. */

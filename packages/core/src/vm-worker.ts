@@ -35,7 +35,7 @@ export class VmWorker {
 
   /** True while QEMU runs and the agent session is open. */
   get alive(): boolean {
-    return !this.machine.hasExited && !this.session.isClosed;
+    return !this.machine.hasExited && !this.session.closed;
   }
 
   /** Ends the session and kills QEMU. Idempotent. */

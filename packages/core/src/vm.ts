@@ -55,7 +55,8 @@ export class Vm {
     const w = this.live();
     const req = toExecRequest(options, false);
     await stageFiles(w.session, options);
-    return new ExecChild(await w.session.spawn(req));
+    const proc = w.session.exec(req);
+    return new ExecChild(proc);
   }
 
   /** Writes a file (any size, streamed) in the guest, creating parent directories; mode 0o644. */

@@ -15,9 +15,9 @@ export interface WorkloadSpec {
  */
 export function workloadFromImage(
   config: ImageConfig,
-  overrides: { cmd?: string[]; env?: Record<string, string> },
+  overrides: { cmd?: readonly string[]; env?: Record<string, string> },
 ): WorkloadSpec {
-  const argv = overrides.cmd ?? [...(config.entrypoint ?? []), ...(config.cmd ?? [])];
+  const argv = overrides.cmd ? [...overrides.cmd] : [...(config.entrypoint ?? []), ...(config.cmd ?? [])];
   const env = mergeEnv(config.env ?? [], overrides.env ?? {});
   return { argv, env, cwd: config.workingDir || "/", user: config.user ?? "" };
 }

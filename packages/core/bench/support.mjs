@@ -1,0 +1,129 @@
+// Shared pieces of the core benchmarks: test image layouts, a local registry,
+// the plain-QEMU cold-boot baseline, and QEMU process listing.
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const core = await import(join(repoRoot, "packages/core/dist/index.js"));
+
+/** The test layouts (busybox, debian, ...) of scripts/test-images/build.sh, built on first use. */
+export function layouts() {
+  const dir = process.env.SUPERMACHINE_TEST_IMAGES ?? join(tmpdir(), "supermachine-core-test-images");
+  if (!existsSync(join(dir, "busybox", "index.json"))) {
+    execFileSync("bash", [join(repoRoot, "scripts/test-images/build.sh"), dir, "--no-debian"], { stdio: ["ignore", "ignore", "inherit"] });
+  }
+  const path = (name) => (existsSync(join(dir, name, "index.json")) ? join(dir, name) : undefined);
+  return { busybox: path("busybox"), debian: path("debian") };
+}
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Starts Debian's docker-registry on 127.0.0.1 with private storage. */
+export async function startRegistry() {
+  const dir = mkdtempSync(join(tmpdir(), "sm-bench-registry-"));
+  const host = `127.0.0.1:${await freePort()}`;
+  const config = join(dir, "config.yml");
+  writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${host}\n`);
+  const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`http://${host}/v2/`)).status === 200) break;
+    } catch {}
+    if (i > 200 || child.exitCode !== null) throw new Error(`docker-registry did not start on ${host}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    host,
+    async push(layout, repo, tag, layoutTag = "latest") {
+      await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:${layoutTag}`, `docker://${host}/${repo}:${tag}`]);
+      return `${host}/${repo}:${tag}`;
+    },
+    async close() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The baseline without snapshots: a plain QEMU cold boot of the image's root
+ * fs (same kernel, agent, RAM and vCPUs) until a first exec returned.
+ * Returns milliseconds to the exec's output and that output.
+ */
+export async function plainBootToFirstExec(image) {
+  const { Machine, resolveGuestAssets } = await import("@supermachine/vmm-native");
+  const { AgentSession } = await import("@supermachine/agent-protocol");
+  const a = resolveGuestAssets();
+  const t0 = performance.now();
+  const machine = await Machine.boot({
+    kernel: a.kernel,
+    initrd: a.initrd,
+    memoryMib: image.memoryMib,
+    vcpus: image.vcpus,
+    rootfs: image.metadata.rootfs.path,
+  });
+  try {
+    const session = await AgentSession.open(await machine.connectAgent(120_000), { handshakeTimeoutMs: 120_000 });
+    const r = await session.run({ argv: ["uname", "-a"] });
+    const ms = performance.now() - t0;
+    await session.close();
+    return { ms, out: r.stdout.toString().trim(), exitCode: r.exitCode };
+  } finally {
+    await machine.close();
+  }
+}
+
+/** Every process whose parent chain leads to `root`. */
+export function descendantsOf(root = process.pid) {
+  const procs = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, "utf8");
+      const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      procs.push({ pid: Number(e), comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")), state: rest[0], ppid: Number(rest[1]) });
+    } catch {}
+  }
+  const out = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop();
+    for (const c of procs) if (c.ppid === p && c.state !== "Z") out.push(c), stack.push(c.pid);
+  }
+  return out;
+}
+
+/** QEMU processes started (directly or not) by this process. */
+export function qemuPids(root = process.pid) {
+  return descendantsOf(root)
+    .filter((p) => p.comm.startsWith("qemu-system"))
+    .map((p) => p.pid);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Milliseconds `fn` takes. */
+export async function timed(fn) {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - t0, result };
+}
+
+/** Rounds to 0.1. */
+export const r1 = (x) => Math.round(x * 10) / 10;
