@@ -476,6 +476,9 @@ describe("failure and close", () => {
     await session.close();
     for (const op of ops) await expect(op).rejects.toBeInstanceOf(SessionClosedError);
     expect(() => session.exec({ argv: ["x"] })).toThrow(SessionClosedError);
+    await expect(session.ping()).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.run({ argv: ["x"] })).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.writeFile("/x", "y")).rejects.toBeInstanceOf(SessionClosedError);
   });
 
   it("transport end and malformed frames reject pending operations with the cause", async () => {

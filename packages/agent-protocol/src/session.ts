@@ -235,6 +235,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
 
   /** Round trip to the agent; resolves with the elapsed milliseconds. */
   ping(): Promise<number> {
+    if (this.closeError) return Promise.reject(this.closeError);
     const token = this.nextToken++;
     const p = new Promise<number>((resolve, reject) =>
       this.pings.set(token, { resolve, reject, t0: performance.now() }),
