@@ -147,7 +147,7 @@ export async function validateSnapshotFiles(
   }
   for (const [name, rec] of Object.entries(metadata.files)) {
     const st = await statOrUndefined(join(dir, name));
-    if (!st || !st.isFile()) {
+    if (!st?.isFile()) {
       throw corrupt(dir, `${name} is missing`, { file: name, problem: "missing" });
     }
     if (st.size !== rec.size) {
