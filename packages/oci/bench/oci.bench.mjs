@@ -17,7 +17,15 @@ const root = join(here, "..", "..", "..");
 const { pullImage, buildRootfs } = await import(join(here, "..", "dist", "index.js"));
 const RUNS = Number(process.env.OCI_BENCH_RUNS ?? 3);
 
-const imagesDir = execFileSync("bash", [join(root, "scripts/test-images/build.sh"), process.env.SUPERMACHINE_TEST_IMAGES ?? join(process.env.SUPERMACHINE_CACHE ?? join(process.env.HOME, ".cache/supermachine"), "test-images")], { stdio: ["ignore", "pipe", "inherit"] })
+const imagesDir = execFileSync(
+  "bash",
+  [
+    join(root, "scripts/test-images/build.sh"),
+    process.env.SUPERMACHINE_TEST_IMAGES ??
+      join(process.env.SUPERMACHINE_CACHE ?? join(process.env.HOME, ".cache/supermachine"), "test-images"),
+  ],
+  { stdio: ["ignore", "pipe", "inherit"] },
+)
   .toString()
   .trim();
 const work = mkdtempSync(join(tmpdir(), "oci-bench-"));
@@ -76,7 +84,14 @@ try {
     const layout = join(work, `skopeo-${i}`);
     const bundle = join(work, `bundle-${i}`);
     const t0 = now();
-    execFileSync("skopeo", ["copy", "--quiet", "--insecure-policy", "--src-tls-verify=false", `docker://${ref}`, `oci:${layout}:bookworm`]);
+    execFileSync("skopeo", [
+      "copy",
+      "--quiet",
+      "--insecure-policy",
+      "--src-tls-verify=false",
+      `docker://${ref}`,
+      `oci:${layout}:bookworm`,
+    ]);
     const t1 = now();
     execFileSync("umoci", ["unpack", "--image", `${layout}:bookworm`, bundle], { stdio: "ignore" });
     const t2 = now();
@@ -88,17 +103,72 @@ try {
   const coldTotal = min(cold.map((c) => c.totalMs));
   const baseTotal = min(base.map((b) => b.totalMs));
   const rows = [
-    { metric: "image (compressed / unpacked / ext4)", value: `${(compressedBytes / MB).toFixed(1)} / ${(unpackedBytes / MB).toFixed(1)} / ${(rootfsBytes / MB).toFixed(1)}`, unit: "MB", note: "debootstrap minbase bookworm" },
-    { metric: "cold pull (registry -> verified blobs)", value: secs(min(cold.map((c) => c.pullMs))), unit: "s", note: `${(compressedBytes / MB / secs(min(cold.map((c) => c.pullMs)))).toFixed(1)} MB/s compressed` },
-    { metric: "cold root fs (verify, unpack, merge, mke2fs)", value: secs(min(cold.map((c) => c.rootfsMs))), unit: "s", note: `${(unpackedBytes / MB / secs(min(cold.map((c) => c.rootfsMs)))).toFixed(1)} MB/s unpacked` },
-    { metric: "cold pull + root fs", value: secs(coldTotal), unit: "s", note: `${(unpackedBytes / MB / secs(coldTotal)).toFixed(1)} MB/s unpacked; best of ${RUNS}` },
-    { metric: "warm pull + root fs (all cached)", value: secs(median(warm)) * 1000, unit: "ms", note: "no network, root fs reused" },
-    { metric: "pullPolicy always, blobs cached", value: secs(median(always)) * 1000, unit: "ms", note: "manifest re-resolved" },
-    { metric: "root fs rebuild, blobs cached", value: secs(min(rebuild)), unit: "s", note: "merge + mke2fs only" },
-    { metric: "baseline skopeo copy", value: secs(min(base.map((b) => b.copyMs))), unit: "s", note: "docker:// -> oci:" },
-    { metric: "baseline umoci unpack", value: secs(min(base.map((b) => b.unpackMs))), unit: "s", note: "oci: -> directory" },
-    { metric: "baseline total", value: secs(baseTotal), unit: "s", note: `${(unpackedBytes / MB / secs(baseTotal)).toFixed(1)} MB/s unpacked; best of ${RUNS}` },
-    { metric: "speedup vs baseline (cold)", value: baseTotal / coldTotal, unit: "x", note: "ours also yields a bootable ext4 image" },
+    {
+      metric: "image (compressed / unpacked / ext4)",
+      value: `${(compressedBytes / MB).toFixed(1)} / ${(unpackedBytes / MB).toFixed(1)} / ${(rootfsBytes / MB).toFixed(1)}`,
+      unit: "MB",
+      note: "debootstrap minbase bookworm",
+    },
+    {
+      metric: "cold pull (registry -> verified blobs)",
+      value: secs(min(cold.map((c) => c.pullMs))),
+      unit: "s",
+      note: `${(compressedBytes / MB / secs(min(cold.map((c) => c.pullMs)))).toFixed(1)} MB/s compressed`,
+    },
+    {
+      metric: "cold root fs (verify, unpack, merge, mke2fs)",
+      value: secs(min(cold.map((c) => c.rootfsMs))),
+      unit: "s",
+      note: `${(unpackedBytes / MB / secs(min(cold.map((c) => c.rootfsMs)))).toFixed(1)} MB/s unpacked`,
+    },
+    {
+      metric: "cold pull + root fs",
+      value: secs(coldTotal),
+      unit: "s",
+      note: `${(unpackedBytes / MB / secs(coldTotal)).toFixed(1)} MB/s unpacked; best of ${RUNS}`,
+    },
+    {
+      metric: "warm pull + root fs (all cached)",
+      value: secs(median(warm)) * 1000,
+      unit: "ms",
+      note: "no network, root fs reused",
+    },
+    {
+      metric: "pullPolicy always, blobs cached",
+      value: secs(median(always)) * 1000,
+      unit: "ms",
+      note: "manifest re-resolved",
+    },
+    {
+      metric: "root fs rebuild, blobs cached",
+      value: secs(min(rebuild)),
+      unit: "s",
+      note: "merge + mke2fs only",
+    },
+    {
+      metric: "baseline skopeo copy",
+      value: secs(min(base.map((b) => b.copyMs))),
+      unit: "s",
+      note: "docker:// -> oci:",
+    },
+    {
+      metric: "baseline umoci unpack",
+      value: secs(min(base.map((b) => b.unpackMs))),
+      unit: "s",
+      note: "oci: -> directory",
+    },
+    {
+      metric: "baseline total",
+      value: secs(baseTotal),
+      unit: "s",
+      note: `${(unpackedBytes / MB / secs(baseTotal)).toFixed(1)} MB/s unpacked; best of ${RUNS}`,
+    },
+    {
+      metric: "speedup vs baseline (cold)",
+      value: baseTotal / coldTotal,
+      unit: "x",
+      note: "ours also yields a bootable ext4 image",
+    },
   ];
   printTable("OCI pull + root fs (Debian bookworm minbase, local docker-registry)", rows);
   writeResults("oci", {

@@ -139,7 +139,11 @@ export class BlobCache {
       await rename(tmp, final);
       return { digest, size };
     } catch (err) {
-      out.destroy();
+      if (!out.closed) {
+        const closed = new Promise((r) => out.once("close", r));
+        out.destroy();
+        await closed;
+      }
       await unlink(tmp).catch(() => {});
       throw err;
     }
