@@ -140,7 +140,7 @@ export class BlobCache {
       return { digest, size };
     } catch (err) {
       if (!out.closed) {
-        const closed = new Promise((r) => out.once("close", r));
+        const closed = new Promise<void>((r) => out.once("close", () => r()));
         out.destroy();
         await closed;
       }
