@@ -381,3 +381,28 @@ describe("local sources", () => {
     });
   });
 });
+
+describe("registry with bearer token auth (token server + JWT)", () => {
+  it("gets a repository-scoped token from the WWW-Authenticate realm and pulls", async () => {
+    const reg = await startRegistry({ tokenAuth: { user: "bob", password: "t0ken-pw" } });
+    try {
+      const ref = await reg.pushLayout(images.busybox, "tok/busybox:latest");
+      const before = reg.tokensIssued().length;
+      const img = await pullImage(ref, {
+        cacheDir: freshCache(),
+        auth: { username: "bob", password: "t0ken-pw" },
+      });
+      expect(img.config.cmd).toEqual(["/bin/sh"]);
+      expect(reg.tokensIssued().slice(before)).toEqual([
+        { scopes: ["repository:tok/busybox:pull"], service: "supermachine-test-registry" },
+      ]);
+      const cfg = join(work, "empty-for-token.json");
+      writeFileSync(cfg, "{}");
+      await expect(pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg })).rejects.toMatchObject({
+        code: "OCI_UNAUTHORIZED",
+      });
+    } finally {
+      await reg.close();
+    }
+  });
+});
