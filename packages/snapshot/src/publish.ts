@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
 import { describeFiles } from "./files.js";
 import type { LoadedSnapshot, LoadOptions } from "./load.js";
@@ -78,9 +78,10 @@ export async function finalizeMetadata(
       { details: { field: "fingerprint" } },
     );
   }
-  const rootfsPath = draft.rootfs?.path;
+  const rootfsPath =
+    typeof draft.rootfs?.path === "string" && draft.rootfs.path ? resolve(draft.rootfs.path) : undefined;
   let rootfsSize: number | undefined;
-  if (typeof rootfsPath === "string" && rootfsPath.startsWith("/")) {
+  if (rootfsPath !== undefined) {
     const st = await stat(rootfsPath).catch(() => undefined);
     if (!st) {
       throw new SnapshotError(
@@ -107,7 +108,7 @@ export async function finalizeMetadata(
     fingerprint,
     createdAt: draft.createdAt ?? new Date().toISOString(),
     extraFiles: draft.extraFiles ?? [],
-    rootfs: { ...draft.rootfs, size: rootfsSize },
+    rootfs: { ...draft.rootfs, path: rootfsPath ?? draft.rootfs?.path, size: rootfsSize },
     files,
   });
 }
