@@ -406,3 +406,26 @@ describe("registry with bearer token auth (token server + JWT)", () => {
     }
   });
 });
+
+describe("abort", () => {
+  it("an aborted signal stops the pull with OCI_ABORTED and leaves no temp files", async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = await reg.pushLayout(images.debian!, "abort/debian:bookworm");
+      const cacheDir = freshCache();
+      const ac = new AbortController();
+      const p = pullImage(ref, {
+        cacheDir,
+        signal: ac.signal,
+        onProgress: (e) => {
+          if (e.bytesDone > 0 && e.status === "downloading") ac.abort();
+        },
+      });
+      await expect(p).rejects.toMatchObject({ code: "OCI_ABORTED" });
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(existsSync(join(cacheDir, "refs"))).toBe(false);
+    } finally {
+      await reg.close();
+    }
+  });
+});

@@ -6,6 +6,7 @@ import type { RegistryAuth } from "./credentials.js";
 import { verifyBytes } from "./digest.js";
 import { DockerArchiveSource } from "./docker-archive-source.js";
 import {
+  AbortedError,
   InvalidImageError,
   NoMatchingPlatformError,
   OciError,
@@ -314,8 +315,9 @@ async function downloadBlob(
       return;
     } catch (err) {
       // Typed errors (digest mismatch, 404, 401, abort) are final; stream/network hiccups are retried.
+      if (opts.signal?.aborted) throw err instanceof AbortedError ? err : new AbortedError({ cause: err });
       const final = err instanceof OciError && err.code !== "OCI_NETWORK";
-      if (final || attempt >= MAX_BLOB_ATTEMPTS || opts.signal?.aborted) throw err;
+      if (final || attempt >= MAX_BLOB_ATTEMPTS) throw err;
       await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
     }
   }
