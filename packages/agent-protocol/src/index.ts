@@ -24,6 +24,7 @@ export type { FrameDecoderOptions } from "./decoder.js";
 export { FrameDecoder } from "./decoder.js";
 export { describeBytes, describeFrame, quoteCanonical } from "./describe.js";
 export { encodeFrame, encodeHeader, encodePayload, encodeRawFrame } from "./encoder.js";
+export { HELLO_SEED_BYTES, hostContextBytes } from "./host-context.js";
 export type { ProtocolErrorReason } from "./errors.js";
 export {
   AgentError,

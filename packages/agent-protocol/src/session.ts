@@ -8,13 +8,15 @@ import {
   type EventKindName,
   FLAG_END,
   MAX_MAX_PAYLOAD,
+  MessageType,
   MIN_MAX_PAYLOAD,
   PROTOCOL_VERSION,
   WORKLOAD_FLAG_HOLD,
   WORKLOAD_FLAG_WATCH,
 } from "./constants.js";
 import { FrameDecoder } from "./decoder.js";
-import { encodeFrame } from "./encoder.js";
+import { encodeFrame, encodePayload, encodeRawFrame } from "./encoder.js";
+import { hostContextBytes } from "./host-context.js";
 import {
   AgentError,
   HandshakeError,
@@ -48,6 +50,11 @@ export interface SessionOptions {
   handshakeTimeoutMs?: number;
   /** Aborting during the handshake fails it. */
   signal?: AbortSignal;
+  /**
+   * Append the host context to HELLO (current time and a random seed; the
+   * agent sets the guest clock and reseeds its RNG). Default true.
+   */
+  sendHostContext?: boolean;
 }
 
 /** What the agent announced in HELLO_OK. */
@@ -192,7 +199,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
           opts.handshakeTimeoutMs,
         );
       }
-      this.sendControl({
+      const hello = encodePayload({
         type: "HELLO",
         stream: 0,
         flags: 0,
@@ -202,6 +209,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
         initialWindow: this.hostWindow,
         nonce,
       });
+      const context = opts.sendHostContext === false ? Buffer.alloc(0) : hostContextBytes();
+      this.transport.write(encodeRawFrame(MessageType.HELLO, 0, 0, Buffer.concat([hello, context])));
       await done;
     } catch (err) {
       const cause =

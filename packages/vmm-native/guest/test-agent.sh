@@ -20,7 +20,7 @@ count() { # parse "...: N passed, N failed" from a suite's output
   f="$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')"
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 }
-agent_srcs=("$src"/codec.c "$src"/util.c "$src"/session.c "$src"/loop.c "$src"/exec.c \
+agent_srcs=("$src"/codec.c "$src"/util.c "$src"/session.c "$src"/guest-context.c "$src"/loop.c "$src"/exec.c \
   "$src"/files.c "$src"/tcp.c "$src"/workload.c "$src"/init.c)
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer)
 cflags=(-std=c11 -Wall -Wextra -Werror -g -O1)

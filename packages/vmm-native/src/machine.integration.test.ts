@@ -70,6 +70,17 @@ describe("Machine under QEMU", () => {
     await Promise.all([...vms, again].map((m) => m.close()));
   });
 
+  it("gives every restored VM the current clock and its own random stream", async () => {
+    const vms = await Promise.all([0, 1].map(() => track(Machine.restore(snapDir))));
+    const sessions = await Promise.all(vms.map((m) => openAgentSession(m)));
+    const rand = await Promise.all(sessions.map((s) => sh(s, "head -c 16 /dev/urandom | od -An -tx1")));
+    expect(rand[0]!.out).not.toBe(rand[1]!.out);
+    const clocks = await Promise.all(sessions.map((s) => sh(s, "date +%s")));
+    for (const c of clocks) expect(Math.abs(Number(c.out.trim()) - Date.now() / 1000)).toBeLessThan(120);
+    await Promise.all(sessions.map((s) => s.close()));
+    await Promise.all(vms.map((m) => m.close()));
+  });
+
   it("snapshots a restored VM and restores from that snapshot; the VM keeps running", async () => {
     const m = await track(Machine.restore(snapDir));
     const s = await openAgentSession(m);
@@ -88,11 +99,14 @@ describe("Machine under QEMU", () => {
   it("reports a QEMU killed from outside as VM_EXITED with the console tail", async () => {
     const m = await track(Machine.restore(snapDir));
     const s = await openAgentSession(m);
-    const pending = s.run({ argv: ["sleep", "30"] });
+    const pending = s.run({ argv: ["sleep", "30"] }).then(
+      () => "finished",
+      (e: unknown) => e,
+    );
     process.kill(m.pid, "SIGKILL");
     const info = await m.exited;
     expect(info.signal).toBe("SIGKILL");
-    await expect(pending).rejects.toThrow();
+    expect(await pending).toMatchObject({ code: "SESSION_CLOSED" });
     const err = await m.pause().then(
       () => undefined,
       (e: unknown) => e,

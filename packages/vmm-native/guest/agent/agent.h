@@ -94,6 +94,8 @@ void send_buf(uint8_t type, uint8_t flags, uint32_t stream, struct buf *b);
 void send_error(uint32_t stream, uint32_t code, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void send_ok(uint32_t stream, uint64_t value);
+/* Applies HELLO's optional host time and entropy seed (init mode only). */
+void apply_host_context(const uint8_t *payload, uint32_t len);
 void send_event(uint8_t kind, uint32_t value, const char *detail);
 void session_input(const uint8_t *p, size_t n);
 void session_reset_all(void);

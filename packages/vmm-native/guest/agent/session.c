@@ -395,6 +395,7 @@ static void on_hello(const struct frame *fr, struct field *f) {
     return;
   }
   session_reset_all();
+  apply_host_context(fr->payload, fr->len);
   uint32_t mp = (uint32_t)f[2].u;
   if (mp < SM_MIN_MAX_PAYLOAD) mp = SM_MIN_MAX_PAYLOAD;
   if (mp > SM_MAX_MAX_PAYLOAD) mp = SM_MAX_MAX_PAYLOAD;
