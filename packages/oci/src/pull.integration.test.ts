@@ -367,6 +367,11 @@ describe("local sources", () => {
     const { path } = await buildRootfs(img);
     expect(listDir(path, "/opq")).toEqual(["new"]);
     expect(catFile(path, "/etc/app/c.conf")).toBe("c=3\n");
+    // The encoding is reproducible: another cache builds a byte-identical image.
+    const other = await buildRootfs(await pullImage(`oci:${images.multilayer}`, { cacheDir: freshCache() }));
+    const sha = (f: string) => execFileSync("sha256sum", [f]).toString().split(" ")[0];
+    expect(other.path).not.toBe(path);
+    expect(sha(other.path)).toBe(sha(path));
   });
 
   it("selects platforms in a multi-arch OCI layout and reports a missing tag", async () => {
