@@ -45,25 +45,33 @@ export class Pool {
       startWorkload: image.metadata.trigger === "pre-exec" && image.metadata.workload.argv.length > 0,
     };
     const spare = new SpareRestore(recipe);
-    const workers = new WorkerPool<VmWorker>(
+    const workers: WorkerPool<VmWorker> = new WorkerPool<VmWorker>(
       {
-        create: async () => VmWorker.create(recipe, await spare.take()),
+        create: async () => {
+          const w = await VmWorker.create(recipe, await spare.take());
+          // a VM whose QEMU dies (idle or lent) is dropped and replaced at once
+          w.machine.exited.then(() => workers.reportDead(w));
+          return w;
+        },
         destroy: (w) => w.close(),
         isAlive: (w) => w.alive,
       },
       { min, max, acquireTimeoutMs, idleTimeoutMs, restoreOnRelease: options.restoreOnRelease ?? true },
     );
     const pool = new Pool(workers, spare, image);
-    await workers.ready();
+    try {
+      await workers.ready();
+    } catch (err) {
+      await pool.shutdown();
+      throw err;
+    }
     return pool;
   }
 
   /** Waits for a ready VM (up to `acquireTimeoutMs`) and lends it to the caller. */
   async acquire(): Promise<Vm> {
     const lease = await this.workers.acquire();
-    const worker = lease.worker;
-    worker.machine.exited.then(() => lease.reportDead?.());
-    return new Vm(worker, { image: this.image, release: () => lease.release() });
+    return new Vm(lease.worker, { image: this.image, release: () => lease.release() });
   }
 
   /** Pool counters; cheap enough to poll. */
