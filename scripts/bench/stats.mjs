@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark scripts: percentiles, tables, JSON
 // output, and process memory (RSS and PSS) read from /proc.
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export function percentile(xs, p) {
@@ -10,7 +10,13 @@ export function percentile(xs, p) {
 }
 
 export function summarize(xs) {
-  return { n: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99), min: Math.min(...xs), max: Math.max(...xs) };
+  return {
+    n: xs.length,
+    p50: percentile(xs, 50),
+    p99: percentile(xs, 99),
+    min: Math.min(...xs),
+    max: Math.max(...xs),
+  };
 }
 
 /** RSS and PSS (KiB) of a process, from /proc/PID/smaps_rollup. */

@@ -21,7 +21,9 @@ console.log(`VM acquired in ${since(t1)}`);
 const t2 = performance.now();
 const r = await vm.exec({ argv: ["uname", "-a"] });
 console.log(`exec in ${since(t2)}: exit ${r.exitCode}\n${r.stdout.toString().trim()}`);
-const who = await vm.exec({ argv: ["sh", "-c", "echo hello from $(hostname), uptime $(cut -d' ' -f1 /proc/uptime)s"] });
+const who = await vm.exec({
+  argv: ["sh", "-c", "echo hello from $(hostname), uptime $(cut -d' ' -f1 /proc/uptime)s"],
+});
 console.log(who.stdout.toString().trim());
 
 await vm.release();

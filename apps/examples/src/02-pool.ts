@@ -9,7 +9,9 @@ console.log("after start:", pool.stats());
 const t0 = performance.now();
 const jobs = Array.from({ length: 8 }, async (_, i) => {
   await using vm = await pool.acquire();
-  const r = await vm.exec({ argv: ["sh", "-c", `echo job ${i}: $(cat /proc/sys/kernel/random/boot_id | cut -c1-8)`] });
+  const r = await vm.exec({
+    argv: ["sh", "-c", `echo job ${i}: $(cat /proc/sys/kernel/random/boot_id | cut -c1-8)`],
+  });
   return r.stdout.toString().trim();
 });
 const poll = setInterval(() => console.log("stats:", pool.stats()), 500);

@@ -18,7 +18,11 @@ await cat.writeStdin(Buffer.from("echoed through cat\n"));
 await cat.closeStdin();
 console.log("cat said:", (await cat.readStdout()).toString().trim(), await cat.wait());
 
-const tty = await vm.spawn({ argv: ["sh", "-c", "stty size; read x; stty size"], tty: true, winsize: { cols: 100, rows: 30 } });
+const tty = await vm.spawn({
+  argv: ["sh", "-c", "stty size; read x; stty size"],
+  tty: true,
+  winsize: { cols: 100, rows: 30 },
+});
 console.log("tty before:", (await tty.readStdout()).toString().trim());
 await tty.resize(132, 43);
 await tty.writeStdin(Buffer.from("\n"));

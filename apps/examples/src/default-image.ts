@@ -18,7 +18,8 @@ export function defaultImageRef(): string {
 }
 
 /** Snapshot directory of the examples, kept apart from the user's default. */
-export const snapshotsDir = process.env.SUPERMACHINE_SNAPSHOTS_DIR ?? join(homedir(), ".local", "supermachine-snapshots");
+export const snapshotsDir =
+  process.env.SUPERMACHINE_SNAPSHOTS_DIR ?? join(homedir(), ".local", "supermachine-snapshots");
 
 /** Milliseconds since `t0`, rounded. */
 export function since(t0: number): string {

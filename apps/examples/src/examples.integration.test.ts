@@ -25,7 +25,8 @@ afterAll(() => {
 
 async function example(name: string): Promise<string> {
   const file = join(appDir, "dist", `${name}.js`);
-  if (!existsSync(file)) throw new Error(`${file} is not built (npx turbo run build --filter=@supermachine/examples)`);
+  if (!existsSync(file))
+    throw new Error(`${file} is not built (npx turbo run build --filter=@supermachine/examples)`);
   const { stdout, stderr } = await run(process.execPath, [file], {
     cwd: repoRoot,
     env: { ...process.env, SUPERMACHINE_SNAPSHOTS_DIR: snapshotsDir },

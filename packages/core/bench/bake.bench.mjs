@@ -54,14 +54,25 @@ async function measure(label, ref, extra = {}) {
   for (let i = 0; i < HIT_RUNS; i++) {
     const before = qemuPids().length;
     const r = await bakeOnce(hitOpts);
-    if (r.marks.boot || !r.marks.cached || qemuPids().length !== before) throw new Error(`${label}: hit ${i} booted`);
+    if (r.marks.boot || !r.marks.cached || qemuPids().length !== before)
+      throw new Error(`${label}: hit ${i} booted`);
     hits.push(r.ms);
   }
   const coldMs = cold.map((r) => r.ms);
   const s = summarize(coldMs);
   const h = summarize(hits);
-  rows.push({ metric: `${label} cold bake (first run)`, value: r1(coldMs[0]), unit: "ms", note: "may include the registry pull" });
-  rows.push({ metric: `${label} cold bake p50`, value: r1(s.p50), unit: "ms", note: `n=${s.n}, min ${r1(s.min)}, max ${r1(s.max)}` });
+  rows.push({
+    metric: `${label} cold bake (first run)`,
+    value: r1(coldMs[0]),
+    unit: "ms",
+    note: "may include the registry pull",
+  });
+  rows.push({
+    metric: `${label} cold bake p50`,
+    value: r1(s.p50),
+    unit: "ms",
+    note: `n=${s.n}, min ${r1(s.min)}, max ${r1(s.max)}`,
+  });
   const last = cold.at(-1).marks;
   rows.push({
     metric: `${label} bake phases (last run)`,
@@ -69,7 +80,12 @@ async function measure(label, ref, extra = {}) {
     unit: "ms",
     note: `boot->snapshot; rootfs at ${r1(last.rootfs ?? 0)}, boot at ${r1(last.boot)}, snapshot at ${r1(last.snapshot)}`,
   });
-  rows.push({ metric: `${label} cache hit p50`, value: r1(h.p50), unit: "ms", note: `n=${h.n}, p99 ${r1(h.p99)}, no pull, no boot` });
+  rows.push({
+    metric: `${label} cache hit p50`,
+    value: r1(h.p50),
+    unit: "ms",
+    note: `n=${h.n}, p99 ${r1(h.p99)}, no pull, no boot`,
+  });
   const boots = [];
   let out = "";
   for (let i = 0; i < BOOT_RUNS; i++) {
@@ -79,7 +95,12 @@ async function measure(label, ref, extra = {}) {
     out = b.out;
   }
   const b = summarize(boots);
-  rows.push({ metric: `${label} baseline: plain QEMU boot to first exec p50`, value: r1(b.p50), unit: "ms", note: `n=${b.n}; ${out.slice(0, 40)}` });
+  rows.push({
+    metric: `${label} baseline: plain QEMU boot to first exec p50`,
+    value: r1(b.p50),
+    unit: "ms",
+    note: `n=${b.n}; ${out.slice(0, 40)}`,
+  });
   // What a user gets instead, per VM, once baked: pool start + acquire + exec.
   const restore = [];
   for (let i = 0; i < BOOT_RUNS; i++) {
@@ -94,15 +115,32 @@ async function measure(label, ref, extra = {}) {
     restore.push(ms);
   }
   const rs = summarize(restore);
-  rows.push({ metric: `${label} restore to first exec p50`, value: r1(rs.p50), unit: "ms", note: `n=${rs.n}; new pool, acquire, exec` });
-  results[label] = { coldMs, coldPhases: cold.map((r) => r.marks), hitMs: hits, plainBootToExecMs: boots, restoreToExecMs: restore };
+  rows.push({
+    metric: `${label} restore to first exec p50`,
+    value: r1(rs.p50),
+    unit: "ms",
+    note: `n=${rs.n}; new pool, acquire, exec`,
+  });
+  results[label] = {
+    coldMs,
+    coldPhases: cold.map((r) => r.marks),
+    hitMs: hits,
+    plainBootToExecMs: boots,
+    restoreToExecMs: restore,
+  };
 }
 
 try {
   const busyboxRef = await registry.push(busybox, "busybox", "1");
   await measure("busybox", busyboxRef, { insecureRegistries: [registry.host] });
   if (debian) await measure("debian", `oci:${debian}:bookworm`);
-  else rows.push({ metric: "debian", value: "-", unit: "", note: "layout not built (scripts/test-images/build.sh)" });
+  else
+    rows.push({
+      metric: "debian",
+      value: "-",
+      unit: "",
+      note: "layout not built (scripts/test-images/build.sh)",
+    });
   printTable("bake (QEMU TCG, 256 MiB, 1 vCPU)", rows);
   writeResults("bake", { rows, results });
 } finally {

@@ -1,7 +1,7 @@
 // Shared pieces of the core benchmarks: test image layouts, a local registry,
 // the plain-QEMU cold-boot baseline, and QEMU process listing.
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -16,7 +16,9 @@ export const core = await import(join(repoRoot, "packages/core/dist/index.js"));
 export function layouts() {
   const dir = process.env.SUPERMACHINE_TEST_IMAGES ?? join(tmpdir(), "supermachine-core-test-images");
   if (!existsSync(join(dir, "busybox", "index.json"))) {
-    execFileSync("bash", [join(repoRoot, "scripts/test-images/build.sh"), dir, "--no-debian"], { stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("bash", [join(repoRoot, "scripts/test-images/build.sh"), dir, "--no-debian"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
   }
   const path = (name) => (existsSync(join(dir, name, "index.json")) ? join(dir, name) : undefined);
   return { busybox: path("busybox"), debian: path("debian") };
@@ -38,7 +40,10 @@ export async function startRegistry() {
   const dir = mkdtempSync(join(tmpdir(), "sm-bench-registry-"));
   const host = `127.0.0.1:${await freePort()}`;
   const config = join(dir, "config.yml");
-  writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${host}\n`);
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${host}\n`,
+  );
   const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
   for (let i = 0; ; i++) {
     try {
@@ -50,7 +55,13 @@ export async function startRegistry() {
   return {
     host,
     async push(layout, repo, tag, layoutTag = "latest") {
-      await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:${layoutTag}`, `docker://${host}/${repo}:${tag}`]);
+      await run("skopeo", [
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        `oci:${layout}:${layoutTag}`,
+        `docker://${host}/${repo}:${tag}`,
+      ]);
       return `${host}/${repo}:${tag}`;
     },
     async close() {
@@ -79,7 +90,9 @@ export async function plainBootToFirstExec(image) {
     rootfs: image.metadata.rootfs.path,
   });
   try {
-    const session = await AgentSession.open(await machine.connectAgent(120_000), { handshakeTimeoutMs: 120_000 });
+    const session = await AgentSession.open(await machine.connectAgent(120_000), {
+      handshakeTimeoutMs: 120_000,
+    });
     const r = await session.run({ argv: ["uname", "-a"] });
     const ms = performance.now() - t0;
     await session.close();
@@ -97,7 +110,12 @@ export function descendantsOf(root = process.pid) {
     try {
       const s = readFileSync(`/proc/${e}/stat`, "utf8");
       const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      procs.push({ pid: Number(e), comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")), state: rest[0], ppid: Number(rest[1]) });
+      procs.push({
+        pid: Number(e),
+        comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")),
+        state: rest[0],
+        ppid: Number(rest[1]),
+      });
     } catch {}
   }
   const out = [];

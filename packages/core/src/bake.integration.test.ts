@@ -4,7 +4,16 @@
 // the typed failures (which must leave no snapshot dir and no QEMU behind).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, existsSync, openSync, truncateSync, writeSync, closeSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  openSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BuildOptions, type BuildProgress, Image, type WarmupVm } from "./index.js";
@@ -173,7 +182,10 @@ describe("Image.build: bake triggers", () => {
     const host = join(fx.scratch("extra"), "hello.sh");
     writeFileSync(host, "#!/bin/sh\necho extra-v1\n");
     chmodSync(host, 0o750);
-    const opts: BuildOptions = { ref: fx.busyboxRef, extraFiles: [{ hostPath: host, guestPath: "/opt/extra/hello.sh" }] };
+    const opts: BuildOptions = {
+      ref: fx.busyboxRef,
+      extraFiles: [{ hostPath: host, guestPath: "/opt/extra/hello.sh" }],
+    };
     const v1 = await build(opts);
     expect(v1.phases).toContain("boot");
     expect(await firstLine(v1.image, ["/opt/extra/hello.sh"])).toBe("extra-v1");
@@ -211,12 +223,18 @@ describe("Image.build: two processes, one bake", () => {
     `;
     const runOne = () =>
       new Promise<{ path: string; phases: string[] }>((resolve, reject) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let out = "";
         let err = "";
         child.stdout.on("data", (d) => (out += d));
         child.stderr.on("data", (d) => (err += d));
-        child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1) as string)) : reject(new Error(`exit ${code}: ${err}`))));
+        child.once("exit", (code) =>
+          code === 0
+            ? resolve(JSON.parse(out.trim().split("\n").at(-1) as string))
+            : reject(new Error(`exit ${code}: ${err}`)),
+        );
       });
     const [a, b] = await Promise.all([runOne(), runOne()]);
     expect(a.path).toBe(b.path);

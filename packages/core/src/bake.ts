@@ -1,5 +1,5 @@
 import type { PulledImage } from "@supermachine/oci";
-import { type GuestAssets, Machine, VmExitedError, fileTail, isVmExited } from "@supermachine/vmm-native";
+import { fileTail, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
 import { CoreError } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
@@ -100,10 +100,14 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
     if (err instanceof CoreError) throw err;
     if (isVmExited(err) || machine.hasExited) {
       const info = await machine.exited;
-      throw new CoreError("BAKE_GUEST_DIED", `the guest died during the bake: ${new VmExitedError(info).message}`, {
-        cause: err,
-        details: { consoleTail: info.consoleTail },
-      });
+      throw new CoreError(
+        "BAKE_GUEST_DIED",
+        `the guest died during the bake: ${new VmExitedError(info).message}`,
+        {
+          cause: err,
+          details: { consoleTail: info.consoleTail },
+        },
+      );
     }
     throw new CoreError("BAKE_FAILED", `bake failed: ${(err as Error).message}`, {
       cause: err,

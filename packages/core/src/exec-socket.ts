@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { type Server, type Socket, createServer } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { runExec } from "./exec.js";
 import type { GuestSession } from "./guest-session.js";
@@ -77,7 +77,9 @@ async function handle(session: GuestSession, line: string): Promise<Record<strin
       cwd: req.cwd,
       timeoutMs: req.timeoutMs,
       chain: req.chain,
-      stageFiles: Object.fromEntries(Object.entries(req.stageFiles ?? {}).map(([p, b]) => [p, Buffer.from(b, "base64")])),
+      stageFiles: Object.fromEntries(
+        Object.entries(req.stageFiles ?? {}).map(([p, b]) => [p, Buffer.from(b, "base64")]),
+      ),
     };
     const r = await runExec(session, opts);
     return {

@@ -1,7 +1,12 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { buildRootfs, pullImage } from "@supermachine/oci";
-import { type SnapshotMetadata, SnapshotStore, computeFingerprint, defaultSnapshotsDir } from "@supermachine/snapshot";
+import {
+  computeFingerprint,
+  defaultSnapshotsDir,
+  type SnapshotMetadata,
+  SnapshotStore,
+} from "@supermachine/snapshot";
 import { resolveGuestAssets } from "@supermachine/vmm-native";
 import { type BakeTrigger, bakeSnapshot } from "./bake.js";
 import { CoreError } from "./errors.js";
@@ -34,7 +39,11 @@ export class Image {
     const memoryMib = intOption("memoryMib", options.memoryMib, 256, 64, 65536);
     const vcpus = intOption("vcpus", options.vcpus, 1, 1, 8);
     const guestPort = intOption("guestPort", options.guestPort, 80, 1, 65535);
-    const pullPolicy = enumOption("pullPolicy", options.pullPolicy, "missing", ["always", "missing", "never"] as const);
+    const pullPolicy = enumOption("pullPolicy", options.pullPolicy, "missing", [
+      "always",
+      "missing",
+      "never",
+    ] as const);
     const listenerRequired = options.listenerRequired === true;
     const warmupTag = options.warmupTag ?? "default";
     const progress = options.onProgress ?? (() => {});
@@ -43,11 +52,16 @@ export class Image {
     const image = await pullImage(options.ref, {
       pullPolicy,
       insecureRegistries: options.insecureRegistries,
-      onProgress: (e) => progress({ phase: "pull", layer: e.digest, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }),
+      onProgress: (e) =>
+        progress({ phase: "pull", layer: e.digest, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }),
     }).catch((err: unknown) => {
       const code = (err as { code?: string }).code;
       if (code === "OCI_NOT_FOUND" || code === "OCI_MANIFEST_UNKNOWN") {
-        throw new CoreError("BAKE_IMAGE_NOT_FOUND", `image ${options.ref} not found: ${(err as Error).message}`, { cause: err });
+        throw new CoreError(
+          "BAKE_IMAGE_NOT_FOUND",
+          `image ${options.ref} not found: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       throw err;
     });
@@ -55,7 +69,10 @@ export class Image {
     const extraFiles = await Promise.all(
       (options.extraFiles ?? []).map(async (f) => {
         if (!f.guestPath?.startsWith("/")) {
-          throw new CoreError("INVALID_OPTIONS", `extraFiles guestPath must be absolute, got ${JSON.stringify(f.guestPath)}`);
+          throw new CoreError(
+            "INVALID_OPTIONS",
+            `extraFiles guestPath must be absolute, got ${JSON.stringify(f.guestPath)}`,
+          );
         }
         const [bytes, st] = await Promise.all([readFile(f.hostPath), stat(f.hostPath)]);
         return { ...f, bytes, mode: st.mode & 0o7777 };
@@ -93,7 +110,9 @@ export class Image {
       key,
       async (tmpDir) => {
         progress({ phase: "rootfs", message: "building root file system" });
-        const rootfs = await buildRootfs(image, { onProgress: (m: string) => progress({ phase: "rootfs", message: m }) });
+        const rootfs = await buildRootfs(image, {
+          onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
+        });
         const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
         const engine = await bakeSnapshot(tmpDir, {
           image,

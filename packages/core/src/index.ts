@@ -1,10 +1,8 @@
-export { Image } from "./image.js";
-export { Pool } from "./pool.js";
-export { Vm } from "./vm.js";
-export { ExecChild } from "./exec-child.js";
-export { TcpForwarder } from "./tcp-forwarder.js";
-export { CoreError } from "./errors.js";
+export { isSupermachineError, SupermachineError } from "@supermachine/errors";
 export type { CoreErrorCode } from "./errors.js";
+export { CoreError } from "./errors.js";
+export { ExecChild } from "./exec-child.js";
+export { Image } from "./image.js";
 export type {
   BuildOptions,
   BuildProgress,
@@ -18,4 +16,6 @@ export type {
   WarmupVm,
   Winsize,
 } from "./options.js";
-export { SupermachineError, isSupermachineError } from "@supermachine/errors";
+export { Pool } from "./pool.js";
+export { TcpForwarder } from "./tcp-forwarder.js";
+export { Vm } from "./vm.js";

@@ -13,7 +13,11 @@ let image: Image;
 
 beforeAll(async () => {
   fx = await coreFixture("pool");
-  image = await Image.build({ ref: fx.busyboxRef, snapshotsDir: fx.snapshotsDir, insecureRegistries: fx.insecureRegistries });
+  image = await Image.build({
+    ref: fx.busyboxRef,
+    snapshotsDir: fx.snapshotsDir,
+    insecureRegistries: fx.insecureRegistries,
+  });
 });
 
 afterAll(async () => {
@@ -56,10 +60,16 @@ describe("Pool sizing and stats", () => {
   });
 
   it("rejects overrides the engine cannot apply and accepts the baked values", async () => {
-    expect((await rejection(() => image.pool({ memoryMib: image.memoryMib * 2 }))).code).toBe("UNSUPPORTED_OVERRIDE");
+    expect((await rejection(() => image.pool({ memoryMib: image.memoryMib * 2 }))).code).toBe(
+      "UNSUPPORTED_OVERRIDE",
+    );
     expect((await rejection(() => image.pool({ vcpus: image.vcpus + 1 }))).code).toBe("UNSUPPORTED_OVERRIDE");
     expect((await rejection(() => image.pool({ min: 3, max: 2 }))).code).toBe("INVALID_OPTIONS");
-    await using pool = await image.pool({ memoryMib: image.memoryMib, vcpus: image.vcpus, restoreTimeoutMs: 60_000 });
+    await using pool = await image.pool({
+      memoryMib: image.memoryMib,
+      vcpus: image.vcpus,
+      restoreTimeoutMs: 60_000,
+    });
     await using vm = await pool.acquire();
     expect(await echo(vm, "same")).toBe("same");
   });
@@ -75,7 +85,9 @@ describe("Pool sizing and stats", () => {
     expect((await rejection(() => pool.acquire())).code).toBe("POOL_SHUT_DOWN");
     await vm.release();
     await pool.shutdown();
-    expect(await waitFor(() => qemuPids().filter((p) => !before.includes(p)).length === 0, 10_000)).toBe(true);
+    expect(await waitFor(() => qemuPids().filter((p) => !before.includes(p)).length === 0, 10_000)).toBe(
+      true,
+    );
   });
 });
 
@@ -146,19 +158,24 @@ describe("Pool under load", () => {
           maxInUse = Math.max(maxInUse, pool.stats().inUse);
           const r = await vm.exec({ argv: ["sh", "-c", "echo $((N * 3))"], env: { N: String(i) } });
           const got = r.stdout.toString();
-          if (got !== `${i * 3}\n` || r.exitCode !== 0) wrong.push(`${i}: ${JSON.stringify(got)} exit ${r.exitCode}`);
+          if (got !== `${i * 3}\n` || r.exitCode !== 0)
+            wrong.push(`${i}: ${JSON.stringify(got)} exit ${r.exitCode}`);
         }
       }),
     );
     const secs = (performance.now() - t0) / 1000;
-    console.log(`200 cycles, 16 callers, max 4: ${secs.toFixed(1)} s (${(200 / secs).toFixed(1)} cycles/s), max inUse ${maxInUse}`);
+    console.log(
+      `200 cycles, 16 callers, max 4: ${secs.toFixed(1)} s (${(200 / secs).toFixed(1)} cycles/s), max inUse ${maxInUse}`,
+    );
     expect(wrong).toEqual([]);
     expect(next).toBeGreaterThanOrEqual(200);
     expect(maxInUse).toBeLessThanOrEqual(4);
     expect(pool.stats()).toMatchObject({ inUse: 0, waiting: 0 });
     await pool.shutdown();
 
-    expect(await waitFor(() => qemuPids().filter((p) => !qemuBefore.includes(p)).length === 0, 10_000)).toBe(true);
+    expect(await waitFor(() => qemuPids().filter((p) => !qemuBefore.includes(p)).length === 0, 10_000)).toBe(
+      true,
+    );
     const settled = await waitFor(() => fdCounts().fds <= fdBefore.fds, 10_000);
     expect(settled, `fds now ${JSON.stringify(fdCounts())}, before ${JSON.stringify(fdBefore)}`).toBe(true);
     expect(fdCounts().sockets).toBeLessThanOrEqual(fdBefore.sockets);
@@ -178,7 +195,9 @@ describe("Pool owner killed", () => {
       console.log("ready");
       setInterval(() => {}, 1000);
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     await new Promise<void>((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (d) => {

@@ -27,7 +27,9 @@ export class Pool {
     const acquireTimeoutMs = intOption("acquireTimeoutMs", options.acquireTimeoutMs, 60_000, 0, 2 ** 31 - 1);
     const restoreTimeoutMs = intOption("restoreTimeoutMs", options.restoreTimeoutMs, 30_000, 1, 2 ** 31 - 1);
     const idleTimeoutMs =
-      options.idleTimeoutMs === undefined ? undefined : intOption("idleTimeoutMs", options.idleTimeoutMs, 0, 1, 2 ** 31 - 1);
+      options.idleTimeoutMs === undefined
+        ? undefined
+        : intOption("idleTimeoutMs", options.idleTimeoutMs, 0, 1, 2 ** 31 - 1);
     for (const [name, want, baked] of [
       ["memoryMib", options.memoryMib, image.memoryMib],
       ["vcpus", options.vcpus, image.vcpus],

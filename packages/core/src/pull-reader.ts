@@ -12,8 +12,12 @@ export class PullReader {
 
   constructor(private readonly stream: Readable) {
     stream.pause();
-    stream.once("end", () => { this.ended = true; });
-    stream.once("error", (e) => { this.error = e; });
+    stream.once("end", () => {
+      this.ended = true;
+    });
+    stream.once("error", (e) => {
+      this.error = e;
+    });
   }
 
   /** Next chunk (at most `max` bytes), or an empty Buffer once the stream has ended. */

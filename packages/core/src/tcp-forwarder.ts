@@ -1,4 +1,4 @@
-import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 
 /** Opens a byte stream to a port inside the guest. */

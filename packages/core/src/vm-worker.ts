@@ -20,8 +20,7 @@ export class VmWorker {
   /** Restores a VM (using a pre-started QEMU when given) and brings its agent and workload up. */
   static async create(recipe: RestoreRecipe, prepared?: PreparedRestore): Promise<VmWorker> {
     const ready =
-      prepared ??
-      (await Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs }));
+      prepared ?? (await Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs }));
     const machine = await ready.complete();
     try {
       const session = await openGuestSession(machine, recipe.restoreTimeoutMs);
@@ -71,9 +70,9 @@ export class SpareRestore {
   /** Starts preparing a spare if none is on the way. */
   refill(): void {
     if (this.closed || this.spare) return;
-    this.spare = Machine.prepareRestore(this.recipe.snapshotDir, { timeoutMs: this.recipe.restoreTimeoutMs }).catch(
-      () => undefined,
-    );
+    this.spare = Machine.prepareRestore(this.recipe.snapshotDir, {
+      timeoutMs: this.recipe.restoreTimeoutMs,
+    }).catch(() => undefined);
   }
 
   /** Kills the spare. Idempotent. */

@@ -24,7 +24,12 @@ let pool: Pool;
 
 beforeAll(async () => {
   fx = await coreFixture("vm");
-  image = await Image.build({ ref: fx.busyboxRef, cmd: WORKLOAD, snapshotsDir: fx.snapshotsDir, insecureRegistries: fx.insecureRegistries });
+  image = await Image.build({
+    ref: fx.busyboxRef,
+    cmd: WORKLOAD,
+    snapshotsDir: fx.snapshotsDir,
+    insecureRegistries: fx.insecureRegistries,
+  });
   pool = await image.pool({ min: 1, max: 2 });
 });
 
@@ -55,7 +60,11 @@ describe("Vm.exec", () => {
 
   it("passes env and cwd", async () => {
     await using vm = await pool.acquire();
-    const r = await vm.exec({ argv: ["sh", "-c", 'echo "$FOO|$BAR"; pwd'], env: { FOO: "bar baz", BAR: "x=y" }, cwd: "/etc" });
+    const r = await vm.exec({
+      argv: ["sh", "-c", 'echo "$FOO|$BAR"; pwd'],
+      env: { FOO: "bar baz", BAR: "x=y" },
+      cwd: "/etc",
+    });
     expect(r.stdout.toString()).toBe("bar baz|x=y\n/etc\n");
   });
 
@@ -75,7 +84,11 @@ describe("Vm.exec", () => {
   it("stages files with the default mode and with explicit modes", async () => {
     await using vm = await pool.acquire();
     const r = await vm.exec({
-      argv: ["sh", "-c", "cat /stage/a.txt; /stage/bin/run.sh; stat -c '%a %n' /stage/a.txt /stage/bin/run.sh /stage/secret"],
+      argv: [
+        "sh",
+        "-c",
+        "cat /stage/a.txt; /stage/bin/run.sh; stat -c '%a %n' /stage/a.txt /stage/bin/run.sh /stage/secret",
+      ],
       stageFiles: { "/stage/a.txt": Buffer.from("plain\n") },
       stageFilesMode: [
         { guestPath: "/stage/bin/run.sh", bytes: Buffer.from("#!/bin/sh\necho staged-run\n"), mode: 0o755 },
@@ -83,12 +96,17 @@ describe("Vm.exec", () => {
       ],
     });
     expect(r.stderr.toString()).toBe("");
-    expect(r.stdout.toString()).toBe("plain\nstaged-run\n644 /stage/a.txt\n755 /stage/bin/run.sh\n400 /stage/secret\n");
+    expect(r.stdout.toString()).toBe(
+      "plain\nstaged-run\n644 /stage/a.txt\n755 /stage/bin/run.sh\n400 /stage/secret\n",
+    );
   });
 
   it("timeoutMs kills the whole process tree and reports timedOut", async () => {
     await using vm = await pool.acquire();
-    const r = await vm.exec({ argv: ["sh", "-c", "sleep 101 & sleep 102; echo not-reached"], timeoutMs: 1_500 });
+    const r = await vm.exec({
+      argv: ["sh", "-c", "sleep 101 & sleep 102; echo not-reached"],
+      timeoutMs: 1_500,
+    });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout.toString()).not.toContain("not-reached");
@@ -102,17 +120,23 @@ describe("Vm.exec", () => {
   it("rejects invalid options with INVALID_OPTIONS", async () => {
     await using vm = await pool.acquire();
     expect((await rejection(() => vm.exec({ argv: [] }))).code).toBe("INVALID_OPTIONS");
-    expect((await rejection(() => vm.exec({ argv: ["true"], stageFiles: { "relative/path": Buffer.from("x") } }))).code).toBe(
-      "INVALID_OPTIONS",
-    );
+    expect(
+      (await rejection(() => vm.exec({ argv: ["true"], stageFiles: { "relative/path": Buffer.from("x") } })))
+        .code,
+    ).toBe("INVALID_OPTIONS");
   });
 });
 
 describe("Vm.spawn / ExecChild", () => {
   it("streams stdout and stderr in order and ends with an empty Buffer", async () => {
     await using vm = await pool.acquire();
-    const child = await vm.spawn({ argv: ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; echo err $i >&2; sleep 0.1; done"] });
-    const [out, err] = await Promise.all([readAll(() => child.readStdout()), readAll(() => child.readStderr())]);
+    const child = await vm.spawn({
+      argv: ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; echo err $i >&2; sleep 0.1; done"],
+    });
+    const [out, err] = await Promise.all([
+      readAll(() => child.readStdout()),
+      readAll(() => child.readStderr()),
+    ]);
     expect(out.text).toBe("line 1\nline 2\nline 3\nline 4\nline 5\n");
     expect(err.text).toBe("err 1\nerr 2\nerr 3\nerr 4\nerr 5\n");
     expect(out.chunks).toBeGreaterThan(1);
@@ -142,7 +166,8 @@ describe("Vm.spawn / ExecChild", () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const child = await vm.spawn({ argv: ["sha256sum"] });
     const out = readAll(() => child.readStdout());
-    for (let i = 0; i < data.length; i += 256 * 1024) await child.writeStdin(data.subarray(i, i + 256 * 1024));
+    for (let i = 0; i < data.length; i += 256 * 1024)
+      await child.writeStdin(data.subarray(i, i + 256 * 1024));
     await child.closeStdin();
     expect((await out).text.split(" ")[0]).toBe(createHash("sha256").update(data).digest("hex"));
     expect((await child.wait()).exitCode).toBe(0);
@@ -150,7 +175,11 @@ describe("Vm.spawn / ExecChild", () => {
 
   it("runs under a tty with the initial size, and resize changes it", async () => {
     await using vm = await pool.acquire();
-    const tty = await vm.spawn({ argv: ["sh", "-c", "stty size; read x; stty size"], tty: true, winsize: { cols: 100, rows: 30 } });
+    const tty = await vm.spawn({
+      argv: ["sh", "-c", "stty size; read x; stty size"],
+      tty: true,
+      winsize: { cols: 100, rows: 30 },
+    });
     expect(await readStdoutUntil(tty, /30 100\r?\n/)).toMatch(/^30 100\r?\n$/);
     await tty.resize(132, 43);
     await tty.writeStdin(Buffer.from("\n"));
@@ -164,7 +193,9 @@ describe("Vm.spawn / ExecChild", () => {
 
   it("signal(2) reaches a running process", async () => {
     await using vm = await pool.acquire();
-    const child = await vm.spawn({ argv: ["sh", "-c", "trap 'echo got-int; exit 5' INT; echo ready; while :; do sleep 0.2; done"] });
+    const child = await vm.spawn({
+      argv: ["sh", "-c", "trap 'echo got-int; exit 5' INT; echo ready; while :; do sleep 0.2; done"],
+    });
     await readStdoutUntil(child, /ready\n/);
     await child.signal(2);
     expect(await readStdoutUntil(child, /got-int\n/)).toContain("got-int");
@@ -230,9 +261,9 @@ describe("Vm.snapshot", () => {
       await using vm = await p2.acquire();
       expect(await sh(vm, "cat /state1.txt /state2.txt")).toBe("gen-1\ngen-2\n");
       // The workload (already running when captured) still serves on port 80.
-      expect(await retry(() => httpOverUnix(vm.vsockPath, "/index.html").then((r) => r.includes("vsock-ok") && r))).toContain(
-        "vsock-ok",
-      );
+      expect(
+        await retry(() => httpOverUnix(vm.vsockPath, "/index.html").then((r) => r.includes("vsock-ok") && r)),
+      ).toContain("vsock-ok");
     }
   });
 });
@@ -242,7 +273,9 @@ describe("Vm workload and sockets", () => {
     await using vm = await pool.acquire();
     await retry(() => vm.exec({ argv: ["cat", "/tmp/workload-up"] }).then((r) => r.exitCode === 0));
     await vm.workloadSignal(15);
-    const got = await retry(() => vm.exec({ argv: ["cat", "/tmp/sig"] }).then((r) => r.exitCode === 0 && r.stdout.toString()));
+    const got = await retry(() =>
+      vm.exec({ argv: ["cat", "/tmp/sig"] }).then((r) => r.exitCode === 0 && r.stdout.toString()),
+    );
     expect(got).toBe("got\n");
   });
 
@@ -269,8 +302,12 @@ describe("Vm workload and sockets", () => {
         if (replies.length === 3) resolve();
       }),
     );
-    sock.write(`${JSON.stringify({ id: 1, argv: ["sh", "-c", "echo $X; echo e >&2; exit 3"], env: { X: "jsonl" }, cwd: "/", timeoutMs: 0 })}\n`);
-    sock.write(`${JSON.stringify({ id: 2, argv: ["cat", "/p"], stageFiles: { "/p": Buffer.from("staged via json").toString("base64") } })}\n`);
+    sock.write(
+      `${JSON.stringify({ id: 1, argv: ["sh", "-c", "echo $X; echo e >&2; exit 3"], env: { X: "jsonl" }, cwd: "/", timeoutMs: 0 })}\n`,
+    );
+    sock.write(
+      `${JSON.stringify({ id: 2, argv: ["cat", "/p"], stageFiles: { "/p": Buffer.from("staged via json").toString("base64") } })}\n`,
+    );
     sock.write("this is not json\n");
     await got;
     sock.destroy();
@@ -287,7 +324,10 @@ describe("Vm workload and sockets", () => {
 
   it("exposeTcp routes to the guest port asked for, on 127.0.0.1 only", async () => {
     await using vm = await pool.acquire();
-    await sh(vm, "mkdir -p /w1 /w2 && echo one > /w1/index.html && echo two > /w2/index.html && httpd -p 8080 -h /w1 && httpd -p 8081 -h /w2");
+    await sh(
+      vm,
+      "mkdir -p /w1 /w2 && echo one > /w1/index.html && echo two > /w2/index.html && httpd -p 8080 -h /w1 && httpd -p 8081 -h /w2",
+    );
     const a = await vm.exposeTcp(0, 8080);
     const b = await vm.exposeTcp(0, 8081);
     expect(a.localAddr).toMatch(/^127\.0\.0\.1:\d+$/);

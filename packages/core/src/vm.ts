@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SnapshotStore } from "@supermachine/snapshot";
 import { CoreError } from "./errors.js";
-import { ExecChild } from "./exec-child.js";
 import { runExec, stageFiles, toExecRequest } from "./exec.js";
+import { ExecChild } from "./exec-child.js";
 import { ExecSocketServer } from "./exec-socket.js";
 import { Image } from "./image.js";
 import type { ExecOptions, ExecOutput } from "./options.js";
@@ -118,7 +118,10 @@ export class Vm {
   /** Forwards `127.0.0.1:hostPort` (0 = a free port) to `guestPort` in this VM. */
   async exposeTcp(hostPort: number, guestPort: number): Promise<TcpForwarder> {
     const w = this.live();
-    for (const [n, v] of [["hostPort", hostPort], ["guestPort", guestPort]] as const) {
+    for (const [n, v] of [
+      ["hostPort", hostPort],
+      ["guestPort", guestPort],
+    ] as const) {
       if (!Number.isInteger(v) || v < 0 || v > 65535 || (n === "guestPort" && v === 0)) {
         throw new CoreError("INVALID_OPTIONS", `${n} must be a port number, got ${v}`);
       }

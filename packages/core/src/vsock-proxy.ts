@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { type Server, type Socket, createServer } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { type GuestConnector, splice } from "./tcp-forwarder.js";
 
 /**

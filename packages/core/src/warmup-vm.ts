@@ -9,10 +9,17 @@ export function createWarmupVm(session: GuestSession): { vm: WarmupVm; expire: (
   const vm: WarmupVm = {
     exec(options) {
       if (!live) {
-        return Promise.reject(new CoreError("WARMUP_VM_EXPIRED", "the warmup VM is only usable while the warmup callback runs"));
+        return Promise.reject(
+          new CoreError("WARMUP_VM_EXPIRED", "the warmup VM is only usable while the warmup callback runs"),
+        );
       }
       return runExec(session, options);
     },
   };
-  return { vm, expire: () => { live = false; } };
+  return {
+    vm,
+    expire: () => {
+      live = false;
+    },
+  };
 }

@@ -30,7 +30,8 @@ export function mergeEnv(base: string[], overrides: Record<string, string>): str
     if (i > 0) map.set(kv.slice(0, i), kv.slice(i + 1));
   }
   for (const [k, v] of Object.entries(overrides)) {
-    if (!k || k.includes("=")) throw new CoreError("INVALID_OPTIONS", `invalid environment variable name ${JSON.stringify(k)}`);
+    if (!k || k.includes("="))
+      throw new CoreError("INVALID_OPTIONS", `invalid environment variable name ${JSON.stringify(k)}`);
     map.set(k, v);
   }
   return [...map].map(([k, v]) => `${k}=${v}`);

@@ -1,2 +1,2 @@
-export { SupermachineError, isSupermachineError } from "./supermachine-error.js";
 export type { SupermachineErrorOptions } from "./supermachine-error.js";
+export { isSupermachineError, SupermachineError } from "./supermachine-error.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SupermachineError, isSupermachineError } from "./index.js";
+import { isSupermachineError, SupermachineError } from "./index.js";
 
 class DemoError extends SupermachineError {}
 

@@ -1,4 +1,4 @@
-import { constants, accessSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 
 /** Hardware acceleration QEMU can use. `tcg` is software emulation and always works. */
 export type Accelerator = "kvm" | "hvf" | "tcg";

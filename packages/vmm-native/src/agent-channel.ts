@@ -10,8 +10,16 @@ import type { Machine } from "./machine.js";
 export async function openAgentSession(machine: Machine, timeoutMs = 60_000): Promise<AgentSession> {
   const socket = await machine.connectAgent(timeoutMs);
   const opening = AgentSession.open(socket, { handshakeTimeoutMs: timeoutMs });
-  const died = machine.exited.then((info) => machine.exitError(info, "QEMU exited before the guest agent answered"));
-  const first = await Promise.race([opening.then((session) => ({ session }), (error: unknown) => ({ error })), died.then((error) => ({ error }))]);
+  const died = machine.exited.then((info) =>
+    machine.exitError(info, "QEMU exited before the guest agent answered"),
+  );
+  const first = await Promise.race([
+    opening.then(
+      (session) => ({ session }),
+      (error: unknown) => ({ error }),
+    ),
+    died.then((error) => ({ error })),
+  ]);
   if ("session" in first) return first.session;
   socket.destroy();
   opening.catch(() => {});

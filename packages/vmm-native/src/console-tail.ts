@@ -1,4 +1,4 @@
-import { openSync, readSync, closeSync, fstatSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 /** Returns the last `maxLines` lines (at most 8 KiB) of a text file, or "" if it cannot be read. */
 export function fileTail(path: string, maxLines = 30): string {

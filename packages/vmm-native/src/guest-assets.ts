@@ -42,7 +42,10 @@ export function resolveGuestAssets(): GuestAssets {
   };
   for (const key of ["kernel", "initrd"] as const) {
     if (!existsSync(assets[key])) {
-      throw new VmmError("GUEST_ASSETS_MISSING", `guest ${key} ${assets[key]} listed in ${manifest} does not exist`);
+      throw new VmmError(
+        "GUEST_ASSETS_MISSING",
+        `guest ${key} ${assets[key]} listed in ${manifest} does not exist`,
+      );
     }
   }
   return assets;

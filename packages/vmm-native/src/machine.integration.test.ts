@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, truncateSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentSession } from "@supermachine/agent-protocol";
@@ -29,7 +29,13 @@ async function sh(session: AgentSession, script: string) {
 
 beforeAll(() => {
   const assets = resolveGuestAssets();
-  spec = { kernel: assets.kernel, initrd: assets.initrd, memoryMib: 256, vcpus: 1, rootfs: makeBusyboxRootfs(work) };
+  spec = {
+    kernel: assets.kernel,
+    initrd: assets.initrd,
+    memoryMib: 256,
+    vcpus: 1,
+    rootfs: makeBusyboxRootfs(work),
+  };
 });
 
 afterAll(async () => {
@@ -58,7 +64,9 @@ describe("Machine under QEMU", () => {
     const sessions = await Promise.all(vms.map((m) => openAgentSession(m)));
     for (const s of sessions) expect((await sh(s, "cat /baked.txt")).out).toBe("baked\n");
     await sh(sessions[0]!, "echo mine > /only-in-0.txt");
-    const seen = await Promise.all(sessions.map((s) => sh(s, "cat /only-in-0.txt 2>/dev/null || echo absent")));
+    const seen = await Promise.all(
+      sessions.map((s) => sh(s, "cat /only-in-0.txt 2>/dev/null || echo absent")),
+    );
     expect(seen.map((s) => s.out)).toEqual(["mine\n", "absent\n", "absent\n"]);
     const boots = await Promise.all(sessions.map((s) => sh(s, "cat /proc/sys/kernel/random/uuid")));
     expect(new Set(boots.map((b) => b.out)).size).toBe(3);

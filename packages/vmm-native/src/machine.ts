@@ -1,19 +1,19 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { type Socket, connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { type Accelerator, chooseAccelerator } from "./accelerator.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
-import { type MachineSpec, buildQemuArgs } from "./qemu-args.js";
+import { buildQemuArgs, type MachineSpec } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
 import { QmpClient } from "./qmp/qmp-client.js";
 import { RunDir } from "./run-dir.js";
 import {
   MEMORY_FILE,
-  STATE_FILE,
-  type SnapshotFiles,
   openSnapshotFiles,
+  type SnapshotFiles,
+  STATE_FILE,
   writeMachineRecord,
 } from "./snapshot-files.js";
 
@@ -265,15 +265,24 @@ export class Machine {
       if (opts.resume) await this.resume();
       return openSnapshotFiles(destDir);
     } catch (err) {
-      if (this.proc.hasExited) throw await this.proc.exitedAsError("QEMU exited during snapshot").catch((e) => e);
-      throw err instanceof VmmError ? err : new VmmError("SNAPSHOT_FAILED", "snapshot capture failed", { cause: err });
+      if (this.proc.hasExited)
+        throw await this.proc.exitedAsError("QEMU exited during snapshot").catch((e) => e);
+      throw err instanceof VmmError
+        ? err
+        : new VmmError("SNAPSHOT_FAILED", "snapshot capture failed", { cause: err });
     }
   }
 
   private async captureViaReplay(destDir: string): Promise<void> {
     const full = join(destDir, "full-state.tmp");
     await migrateToFile(this.qmp, full, false);
-    const helper = await Machine.start(this.spec, { accel: this.accel }, join(destDir, MEMORY_FILE), true, true);
+    const helper = await Machine.start(
+      this.spec,
+      { accel: this.accel },
+      join(destDir, MEMORY_FILE),
+      true,
+      true,
+    );
     try {
       await helper.qmp.execute("migrate-incoming", { uri: `file:${full}` });
       await waitForIncoming(helper.qmp, 120_000);
@@ -327,7 +336,13 @@ export class PreparedRestore {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new VmmError("RESTORE_TIMEOUT", `restore from ${this.snapshot.dir} did not complete within ${this.timeoutMs} ms`)),
+        () =>
+          reject(
+            new VmmError(
+              "RESTORE_TIMEOUT",
+              `restore from ${this.snapshot.dir} did not complete within ${this.timeoutMs} ms`,
+            ),
+          ),
         this.timeoutMs,
       );
     });
@@ -344,9 +359,13 @@ export class PreparedRestore {
     } catch (err) {
       await m.close();
       if (err instanceof VmmError && (err.code === "RESTORE_TIMEOUT" || err.code === "VM_EXITED")) throw err;
-      throw new VmmError("RESTORE_FAILED", `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new VmmError(
+        "RESTORE_FAILED",
+        `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -362,4 +381,3 @@ export class PreparedRestore {
     await this.close();
   }
 }
-

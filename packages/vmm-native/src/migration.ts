@@ -8,7 +8,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * With `ignoreShared`, RAM blocks mapped shared from a file are skipped, so
  * the stream holds device state only.
  */
-export async function migrateToFile(qmp: QmpClient, path: string, ignoreShared: boolean, timeoutMs = 120_000): Promise<void> {
+export async function migrateToFile(
+  qmp: QmpClient,
+  path: string,
+  ignoreShared: boolean,
+  timeoutMs = 120_000,
+): Promise<void> {
   await qmp.execute("migrate-set-capabilities", {
     capabilities: [{ capability: "x-ignore-shared", state: ignoreShared }],
   });
@@ -18,9 +23,13 @@ export async function migrateToFile(qmp: QmpClient, path: string, ignoreShared: 
     const info = await qmp.execute("query-migrate", {});
     if (info.status === "completed") return;
     if (info.status === "failed" || info.status === "cancelled") {
-      throw new VmmError("SNAPSHOT_FAILED", `migration to ${path} ${info.status}: ${info["error-desc"] ?? "no reason given"}`);
+      throw new VmmError(
+        "SNAPSHOT_FAILED",
+        `migration to ${path} ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
+      );
     }
-    if (Date.now() > deadline) throw new VmmError("SNAPSHOT_FAILED", `migration to ${path} did not finish in ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new VmmError("SNAPSHOT_FAILED", `migration to ${path} did not finish in ${timeoutMs} ms`);
     await sleep(delay);
   }
 }
@@ -31,13 +40,27 @@ export async function waitForIncoming(qmp: QmpClient, timeoutMs: number): Promis
   for (let delay = 1; ; delay = Math.min(delay * 2, 10)) {
     const st = await qmp.execute("query-status", {});
     if (st.status !== "inmigrate") {
-      if (st.status === "paused" || st.status === "prelaunch" || st.status === "running" || st.status === "postmigrate") return;
+      if (
+        st.status === "paused" ||
+        st.status === "prelaunch" ||
+        st.status === "running" ||
+        st.status === "postmigrate"
+      )
+        return;
       const mig = await qmp.execute("query-migrate", {});
-      throw new VmmError("RESTORE_FAILED", `incoming migration ended in state ${st.status}: ${mig["error-desc"] ?? mig.status ?? ""}`);
+      throw new VmmError(
+        "RESTORE_FAILED",
+        `incoming migration ended in state ${st.status}: ${mig["error-desc"] ?? mig.status ?? ""}`,
+      );
     }
     const mig = await qmp.execute("query-migrate", {});
-    if (mig.status === "failed") throw new VmmError("RESTORE_FAILED", `incoming migration failed: ${mig["error-desc"] ?? "no reason given"}`);
-    if (Date.now() > deadline) throw new VmmError("RESTORE_TIMEOUT", `incoming migration did not finish in ${timeoutMs} ms`);
+    if (mig.status === "failed")
+      throw new VmmError(
+        "RESTORE_FAILED",
+        `incoming migration failed: ${mig["error-desc"] ?? "no reason given"}`,
+      );
+    if (Date.now() > deadline)
+      throw new VmmError("RESTORE_TIMEOUT", `incoming migration did not finish in ${timeoutMs} ms`);
     await sleep(delay);
   }
 }

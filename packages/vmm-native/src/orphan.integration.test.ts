@@ -21,7 +21,9 @@ describe("no orphan QEMU processes", () => {
       console.log(JSON.stringify(ms.map((m) => m.pid)));
       setInterval(() => {}, 1000);
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const pids: number[] = await new Promise((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (d) => {

@@ -18,10 +18,12 @@ export class QemuProcess {
   private stderrBuf = "";
   private exitInfo: ExitInfo | undefined;
 
-  constructor(binary: string, args: string[], readonly consoleLog: string) {
-    const [cmd, argv] = SETPRIV
-      ? [SETPRIV, ["--pdeathsig", "KILL", "--", binary, ...args]]
-      : [binary, args];
+  constructor(
+    binary: string,
+    args: string[],
+    readonly consoleLog: string,
+  ) {
+    const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", binary, ...args]] : [binary, args];
     this.child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], detached: false });
     this.pid = this.child.pid ?? -1;
     this.child.stderr?.setEncoding("utf8");

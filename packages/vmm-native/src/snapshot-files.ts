@@ -1,4 +1,4 @@
-import { existsSync, openSync, readSync, closeSync, statSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VmmError } from "./errors.js";
 import type { MachineSpec } from "./qemu-args.js";
@@ -57,9 +57,16 @@ export function openSnapshotFiles(dir: string): SnapshotFiles {
   } catch (err) {
     throw invalid(dir, `${MACHINE_FILE} is not valid JSON (${(err as Error).message})`);
   }
-  if (record.engineFormat !== 1) throw invalid(dir, `${MACHINE_FILE} has unknown engineFormat ${record.engineFormat}`);
+  if (record.engineFormat !== 1)
+    throw invalid(dir, `${MACHINE_FILE} has unknown engineFormat ${record.engineFormat}`);
   const spec = record.spec;
-  if (!spec || typeof spec.memoryMib !== "number" || typeof spec.vcpus !== "number" || !spec.kernel || !spec.initrd) {
+  if (
+    !spec ||
+    typeof spec.memoryMib !== "number" ||
+    typeof spec.vcpus !== "number" ||
+    !spec.kernel ||
+    !spec.initrd
+  ) {
     throw invalid(dir, `${MACHINE_FILE} lacks a complete machine spec`);
   }
   const stateFile = join(dir, STATE_FILE);
@@ -68,13 +75,19 @@ export function openSnapshotFiles(dir: string): SnapshotFiles {
   if (!existsSync(memoryFile)) throw invalid(dir, `${MEMORY_FILE} (guest memory) is missing`);
   const memSize = statSync(memoryFile).size;
   const want = spec.memoryMib * 1024 * 1024;
-  if (memSize !== want) throw invalid(dir, `${MEMORY_FILE} is ${memSize} bytes, expected ${want} (truncated or wrong size)`);
+  if (memSize !== want)
+    throw invalid(dir, `${MEMORY_FILE} is ${memSize} bytes, expected ${want} (truncated or wrong size)`);
   const head = Buffer.alloc(4);
   const fd = openSync(stateFile, "r");
   const n = readSync(fd, head, 0, 4, 0);
   closeSync(fd);
-  if (n < 4 || head.readUInt32BE(0) !== QEMU_VM_MAGIC) throw invalid(dir, `${STATE_FILE} is not a QEMU device-state stream`);
-  for (const [what, path] of [["kernel", spec.kernel], ["initramfs", spec.initrd], ["root fs", spec.rootfs]] as const) {
+  if (n < 4 || head.readUInt32BE(0) !== QEMU_VM_MAGIC)
+    throw invalid(dir, `${STATE_FILE} is not a QEMU device-state stream`);
+  for (const [what, path] of [
+    ["kernel", spec.kernel],
+    ["initramfs", spec.initrd],
+    ["root fs", spec.rootfs],
+  ] as const) {
     if (path && !existsSync(path)) throw invalid(dir, `${what} ${path} it was baked with no longer exists`);
   }
   return { dir, stateFile, memoryFile, record };

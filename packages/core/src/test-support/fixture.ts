@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { layoutPath } from "./images.js";
-import { type TestRegistry, startRegistry } from "./registry.js";
+import { startRegistry, type TestRegistry } from "./registry.js";
 
 /** The busybox test image pushed to a fresh local registry, and a private snapshots dir. */
 export interface CoreFixture {
@@ -61,7 +61,9 @@ export function lockFiles(snapshotsDir: string): string[] {
 }
 
 /** Runs `fn`, expecting it to reject; returns the error (fails the test when it resolves). */
-export async function rejection(fn: () => Promise<unknown>): Promise<Error & { code?: string; details?: Record<string, unknown> }> {
+export async function rejection(
+  fn: () => Promise<unknown>,
+): Promise<Error & { code?: string; details?: Record<string, unknown> }> {
   try {
     await fn();
   } catch (err) {

@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
 
 /** Where the test OCI layouts are built once and shared by every integration test file. */
-export const layoutsDir = process.env.SUPERMACHINE_TEST_IMAGES ?? join(tmpdir(), "supermachine-core-test-images");
+export const layoutsDir =
+  process.env.SUPERMACHINE_TEST_IMAGES ?? join(tmpdir(), "supermachine-core-test-images");
 
 /**
  * Returns the directory holding the OCI layouts of `scripts/test-images/build.sh`

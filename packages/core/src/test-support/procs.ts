@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** `pid`, `ppid`, `comm` and state of one process, read from `/proc/PID/stat`. */
 export interface ProcInfo {

@@ -48,7 +48,9 @@ export async function startRegistry(): Promise<TestRegistry> {
       "",
     ].join("\n"),
   );
-  const child: ChildProcess = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn("docker-registry", ["serve", config], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (d) => {
     stderr = (stderr + d).slice(-4000);
@@ -70,9 +72,13 @@ export async function startRegistry(): Promise<TestRegistry> {
     host,
     async push(layoutDir, repo, tag = "latest", layoutTag = "latest") {
       const ref = `${host}/${repo}:${tag}`;
-      await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layoutDir}:${layoutTag}`, `docker://${ref}`], {
-        maxBuffer: 16 << 20,
-      });
+      await run(
+        "skopeo",
+        ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layoutDir}:${layoutTag}`, `docker://${ref}`],
+        {
+          maxBuffer: 16 << 20,
+        },
+      );
       return ref;
     },
     close() {

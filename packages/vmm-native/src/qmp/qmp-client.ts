@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { type Socket, connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { VmmError } from "../errors.js";
 import type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp-types.js";
 
@@ -67,8 +67,12 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     const deadline = Date.now() + (options.timeoutMs ?? 10_000);
     let aborted = false;
     options.abort?.then(
-      () => { aborted = true; },
-      () => { aborted = true; },
+      () => {
+        aborted = true;
+      },
+      () => {
+        aborted = true;
+      },
     );
     let lastErr: unknown;
     while (Date.now() < deadline && !aborted) {
@@ -160,12 +164,18 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command });
       const hasArgs = Object.keys(args).length > 0;
-      this.socket.write(`${JSON.stringify(hasArgs ? { execute: command, arguments: args, id } : { execute: command, id })}\n`);
+      this.socket.write(
+        `${JSON.stringify(hasArgs ? { execute: command, arguments: args, id } : { execute: command, id })}\n`,
+      );
     });
   }
 
   /** Resolves with the first event named `name` that matches `predicate`. */
-  waitForEvent(name: string, predicate: (e: QmpEvent) => boolean = () => true, timeoutMs = 10_000): Promise<QmpEvent> {
+  waitForEvent(
+    name: string,
+    predicate: (e: QmpEvent) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<QmpEvent> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
       const onEvent = (e: QmpEvent) => {

@@ -32,7 +32,7 @@ export interface QmpCommandMap {
   stop: { args: Record<string, never>; result: Record<string, never> };
   cont: { args: Record<string, never>; result: Record<string, never> };
   quit: { args: Record<string, never>; result: Record<string, never> };
-  "system_powerdown": { args: Record<string, never>; result: Record<string, never> };
+  system_powerdown: { args: Record<string, never>; result: Record<string, never> };
 }
 
 /** Name of a QMP command with a typed signature. */

@@ -1,8 +1,31 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, copyFileSync, symlinkSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const APPLETS = ["sh", "ls", "cat", "echo", "uname", "sleep", "httpd", "nc", "sync", "rm", "mkdir", "true", "false", "yes", "head", "wc", "sha256sum", "dd", "id", "ps", "kill", "env"];
+const APPLETS = [
+  "sh",
+  "ls",
+  "cat",
+  "echo",
+  "uname",
+  "sleep",
+  "httpd",
+  "nc",
+  "sync",
+  "rm",
+  "mkdir",
+  "true",
+  "false",
+  "yes",
+  "head",
+  "wc",
+  "sha256sum",
+  "dd",
+  "id",
+  "ps",
+  "kill",
+  "env",
+];
 
 /**
  * Makes a small ext4 root file system holding Debian's busybox-static, for
@@ -13,7 +36,8 @@ export function makeBusyboxRootfs(dir: string): string {
   const image = join(dir, "rootfs.ext4");
   if (existsSync(image)) return image;
   rmSync(root, { recursive: true, force: true });
-  for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"]) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"])
+    mkdirSync(join(root, d), { recursive: true });
   copyFileSync("/bin/busybox", join(root, "bin/busybox"));
   for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
   writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
