@@ -2,6 +2,7 @@
 // restoreOnRelease, VMs killed from outside, overrides, a 200-cycle load
 // with leak checks, and a SIGKILLed owner process leaving no QEMU.
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Image, type Vm } from "./index.js";
 import { type CoreFixture, coreFixture, rejection } from "./test-support/fixture.js";
@@ -78,10 +79,10 @@ describe("Pool sizing and stats", () => {
     const before = qemuPids();
     const pool = await image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
     const vm = await pool.acquire();
-    const waiter = pool.acquire();
+    const waiter = rejection(() => pool.acquire());
     await waitFor(() => pool.stats().waiting === 1, 2_000, 10);
     await pool.shutdown();
-    expect((await rejection(() => waiter)).code).toBe("POOL_SHUT_DOWN");
+    expect((await waiter).code).toBe("POOL_SHUT_DOWN");
     expect((await rejection(() => pool.acquire())).code).toBe("POOL_SHUT_DOWN");
     await vm.release();
     await pool.shutdown();
@@ -131,13 +132,34 @@ describe("Pool and dead VMs", () => {
   });
 
   it("an idle VM killed from outside is replaced", async () => {
+    await using pool = await image.pool({ min: 1, max: 1, restoreOnRelease: false, acquireTimeoutMs: 60_000 });
+    const vm = await pool.acquire();
+    const pid = vmQemuPid(vm);
+    await vm.release(); // kept as is (restoreOnRelease: false), so the idle VM is this QEMU
+    process.kill(pid, "SIGKILL");
+    // Reaped (not even a zombie), so Node has seen the exit.
+    await waitFor(() => !existsSync(`/proc/${pid}`), 5_000);
+    await new Promise((r) => setTimeout(r, 100));
+    await using fresh = await pool.acquire();
+    expect(vmQemuPid(fresh)).not.toBe(pid);
+    expect(await echo(fresh, "after-kill")).toBe("after-kill");
+  });
+
+  it("a pre-started restore QEMU killed from outside does not fail the next acquire", async () => {
     await using pool = await image.pool({ min: 1, max: 1, acquireTimeoutMs: 60_000 });
-    const victims = qemuPids();
-    for (const p of victims) process.kill(p, "SIGKILL");
-    await waitFor(() => victims.every((p) => !alive(p)), 5_000);
-    await using vm = await pool.acquire();
-    expect(victims).not.toContain(vmQemuPid(vm));
-    expect(await echo(vm, "after-kill")).toBe("after-kill");
+    const vm = await pool.acquire();
+    const pid = vmQemuPid(vm);
+    // The pool keeps one QEMU started ahead of time for the next restore.
+    const spares = await waitFor(() => {
+      const others = qemuPids().filter((p) => p !== pid);
+      return others.length > 0 && others;
+    }, 10_000);
+    expect(spares).not.toBe(false);
+    for (const p of spares || []) process.kill(p, "SIGKILL");
+    await waitFor(() => (spares || []).every((p) => !alive(p)), 5_000);
+    await vm.release(); // restoreOnRelease: the replacement restore would use the dead spare
+    await using fresh = await pool.acquire();
+    expect(await echo(fresh, "after-spare-kill")).toBe("after-spare-kill");
   });
 });
 
