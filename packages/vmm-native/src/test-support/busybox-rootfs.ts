@@ -2,30 +2,10 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const APPLETS = [
-  "sh",
-  "ls",
-  "cat",
-  "echo",
-  "uname",
-  "sleep",
-  "httpd",
-  "nc",
-  "sync",
-  "rm",
-  "mkdir",
-  "true",
-  "false",
-  "yes",
-  "head",
-  "wc",
-  "sha256sum",
-  "dd",
-  "id",
-  "ps",
-  "kill",
-  "env",
-];
+/** Every applet Debian's busybox-static provides, as /bin symlinks. */
+const APPLETS = execFileSync("/bin/busybox", ["--list"], { encoding: "utf8" })
+  .split("\n")
+  .filter((a) => a && a !== "busybox");
 
 /**
  * Makes a small ext4 root file system holding Debian's busybox-static, for
@@ -40,8 +20,11 @@ export function makeBusyboxRootfs(dir: string): string {
     mkdirSync(join(root, d), { recursive: true });
   copyFileSync("/bin/busybox", join(root, "bin/busybox"));
   for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
-  writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-  writeFileSync(join(root, "etc/group"), "root:x:0:\n");
+  writeFileSync(
+    join(root, "etc/passwd"),
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+  );
+  writeFileSync(join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
   execFileSync("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-d", root, image, "64M"]);
   return image;
 }
