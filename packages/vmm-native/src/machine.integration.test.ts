@@ -56,7 +56,8 @@ describe("Machine under QEMU", () => {
     await session.close();
     const files = await m.captureSnapshot(snapDir);
     expect(files.record.spec.memoryMib).toBe(256);
-    await m.close();
+    await m.stop();
+    expect((await m.exited).signal).toBeNull();
   });
 
   it("restores three VMs at once from the snapshot, isolated from each other", async () => {

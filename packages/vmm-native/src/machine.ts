@@ -293,6 +293,25 @@ export class Machine {
     }
   }
 
+  /**
+   * Stops QEMU gracefully (QMP `quit`: QEMU flushes and exits), killing it if
+   * it has not exited within `timeoutMs`, then cleans up like {@link close}.
+   */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    if (!this.closed && !this.proc.hasExited) {
+      await this.qmp.execute("quit", {}, timeoutMs).catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.proc.exited,
+        new Promise((r) => {
+          timer = setTimeout(r, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.close();
+  }
+
   /** Kills QEMU at once and removes its run directory. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) {
