@@ -132,7 +132,12 @@ describe("Pool and dead VMs", () => {
   });
 
   it("an idle VM killed from outside is replaced", async () => {
-    await using pool = await image.pool({ min: 1, max: 1, restoreOnRelease: false, acquireTimeoutMs: 60_000 });
+    await using pool = await image.pool({
+      min: 1,
+      max: 1,
+      restoreOnRelease: false,
+      acquireTimeoutMs: 60_000,
+    });
     const vm = await pool.acquire();
     const pid = vmQemuPid(vm);
     await vm.release(); // kept as is (restoreOnRelease: false), so the idle VM is this QEMU
