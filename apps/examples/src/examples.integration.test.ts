@@ -67,7 +67,7 @@ describe("examples", () => {
 
   it("05-spawn-streaming streams, echoes stdin and resizes a tty", async () => {
     const out = await example("05-spawn-streaming");
-    expect(out).toMatch(/\[stream\] tick 1\n[^]*tick 2\n[^]*tick 3\n/);
+    expect(out).toMatch(/\[stream\] tick 1\n[\s\S]*tick 2\n[\s\S]*tick 3\n/);
     expect(out).toMatch(/^ticker: \{[^}]*exitCode: 0/m);
     expect(out).toMatch(/^cat said: echoed through cat \{[^}]*exitCode: 0/m);
     expect(out).toMatch(/^tty before: 30 100$/m);

@@ -9,7 +9,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
-import { core, layouts, plainBootToFirstExec, qemuPids, r1, sleep, startRegistry, timed } from "./support.mjs";
+import {
+  core,
+  layouts,
+  plainBootToFirstExec,
+  qemuPids,
+  r1,
+  sleep,
+  startRegistry,
+  timed,
+} from "./support.mjs";
 
 const { Image } = core;
 const N = Number(process.env.BENCH_POOL_RUNS ?? 20);
@@ -21,14 +30,20 @@ const { busybox } = layouts();
 
 function row(metric, xs, note = "") {
   const s = summarize(xs);
-  rows.push({ metric, value: r1(s.p50), unit: "ms", note: `p50; n=${s.n}, p99 ${r1(s.p99)}, min ${r1(s.min)}${note ? `; ${note}` : ""}` });
+  rows.push({
+    metric,
+    value: r1(s.p50),
+    unit: "ms",
+    note: `p50; n=${s.n}, p99 ${r1(s.p99)}, min ${r1(s.min)}${note ? `; ${note}` : ""}`,
+  });
   results[metric] = xs.map(r1);
 }
 
 async function idleCount(pool, n, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   while (pool.stats().idle < n) {
-    if (Date.now() > deadline) throw new Error(`pool never reached ${n} idle VMs: ${JSON.stringify(pool.stats())}`);
+    if (Date.now() > deadline)
+      throw new Error(`pool never reached ${n} idle VMs: ${JSON.stringify(pool.stats())}`);
     await sleep(1);
   }
 }
@@ -103,7 +118,12 @@ async function throughput(image, workers) {
   const secs = (performance.now() - t0) / 1000;
   await pool.shutdown();
   const perSec = CYCLES / secs;
-  rows.push({ metric: `cycle throughput, ${workers} worker(s)`, value: r1(perSec), unit: "cycles/s", note: `${CYCLES} acquire+exec+release cycles, pool min=max=${workers}` });
+  rows.push({
+    metric: `cycle throughput, ${workers} worker(s)`,
+    value: r1(perSec),
+    unit: "cycles/s",
+    note: `${CYCLES} acquire+exec+release cycles, pool min=max=${workers}`,
+  });
   results[`throughput${workers}`] = perSec;
 }
 
@@ -120,9 +140,24 @@ async function idleMemory(image) {
   const pss = procs.map((p) => p.pssKib / 1024);
   const anon = procs.map((p) => p.anonKib / 1024);
   const note = `${procs.length} QEMU processes of a min=max=4 pool (4 idle VMs + the pre-started restore QEMU)`;
-  rows.push({ metric: "idle VM RSS", value: r1(summarize(rss).p50), unit: "MiB", note: `p50; ${note}; max ${r1(Math.max(...rss))}` });
-  rows.push({ metric: "idle VM PSS", value: r1(summarize(pss).p50), unit: "MiB", note: `p50; sum over all ${r1(pss.reduce((a, b) => a + b, 0))} MiB` });
-  rows.push({ metric: "idle VM anonymous", value: r1(summarize(anon).p50), unit: "MiB", note: "p50; private to each QEMU" });
+  rows.push({
+    metric: "idle VM RSS",
+    value: r1(summarize(rss).p50),
+    unit: "MiB",
+    note: `p50; ${note}; max ${r1(Math.max(...rss))}`,
+  });
+  rows.push({
+    metric: "idle VM PSS",
+    value: r1(summarize(pss).p50),
+    unit: "MiB",
+    note: `p50; sum over all ${r1(pss.reduce((a, b) => a + b, 0))} MiB`,
+  });
+  rows.push({
+    metric: "idle VM anonymous",
+    value: r1(summarize(anon).p50),
+    unit: "MiB",
+    note: "p50; private to each QEMU",
+  });
   results.idleMemory = procs;
 }
 
@@ -151,7 +186,12 @@ function shellTimes(prefix, cmd, n) {
   const script = `${prefix}for i in $(seq ${n}); do s=$(date +%s%N); ${cmd} >/dev/null 2>/tmp/sm-bench-rt.err || { cat /tmp/sm-bench-rt.err >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done`;
   const r = spawnSync("sh", ["-c", script], { encoding: "utf8" });
   if (r.status !== 0) return { error: (r.stderr || `exit ${r.status}`).trim().split("\n").at(-1) };
-  return { ms: r.stdout.trim().split("\n").map((us) => Number(us) / 1000) };
+  return {
+    ms: r.stdout
+      .trim()
+      .split("\n")
+      .map((us) => Number(us) / 1000),
+  };
 }
 
 function containers() {
@@ -170,21 +210,36 @@ function containers() {
       r = shellTimes("", `unshare -m sh -c "${inner}"`, N);
       note += "; hybrid cgroups here: unshare -m + umount cgroup2 + --cgroup-manager=disabled, all timed";
     }
-    if (r.error) rows.push({ metric: `baseline: crun ${label}`, value: "-", unit: "", note: `crun failed: ${r.error}` });
+    if (r.error)
+      rows.push({ metric: `baseline: crun ${label}`, value: "-", unit: "", note: `crun failed: ${r.error}` });
     else row(`baseline: crun container start, ${label}`, r.ms, note);
 
     const g = shellTimes("", `runsc --network=none run --bundle ${dir} sm-bench-$$-$i`, Math.min(N, 10));
     if (g.error) {
       const rootless = shellTimes("", `runsc --rootless --network=none do ${argv.join(" ")}`, 1);
-      rows.push({ metric: `baseline: runsc ${label}`, value: "-", unit: "", note: `runsc run failed: ${g.error}; rootless do: ${rootless.error ?? "ok"}` });
-    } else row(`baseline: gVisor runsc container start, ${label}`, g.ms, "runsc run --network=none (ptrace platform)");
+      rows.push({
+        metric: `baseline: runsc ${label}`,
+        value: "-",
+        unit: "",
+        note: `runsc run failed: ${g.error}; rootless do: ${rootless.error ?? "ok"}`,
+      });
+    } else
+      row(
+        `baseline: gVisor runsc container start, ${label}`,
+        g.ms,
+        "runsc run --network=none (ptrace platform)",
+      );
   }
 }
 
 const registry = await startRegistry();
 try {
   const ref = await registry.push(busybox, "busybox", "bench");
-  const image = await Image.build({ ref, insecureRegistries: [registry.host], snapshotsDir: join(work, "snapshots") });
+  const image = await Image.build({
+    ref,
+    insecureRegistries: [registry.host],
+    snapshotsDir: join(work, "snapshots"),
+  });
   await warmAcquire(image);
   await restoringAcquire(image);
   await recycle(image);

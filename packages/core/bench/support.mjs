@@ -122,7 +122,11 @@ export function descendantsOf(root = process.pid) {
   const stack = [root];
   while (stack.length) {
     const p = stack.pop();
-    for (const c of procs) if (c.ppid === p && c.state !== "Z") out.push(c), stack.push(c.pid);
+    for (const c of procs) {
+      if (c.ppid !== p || c.state === "Z") continue;
+      out.push(c);
+      stack.push(c.pid);
+    }
   }
   return out;
 }
