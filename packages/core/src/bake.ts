@@ -131,7 +131,10 @@ async function waitForListener(
   });
   try {
     const what = await Promise.race([
-      session.waitForEvent("LISTENING").then(() => "listening" as const),
+      session.waitForEvent("LISTENING").then(
+        () => "listening" as const,
+        () => "exited" as const,
+      ),
       exited.then(() => "exited" as const),
       timeout,
     ]);

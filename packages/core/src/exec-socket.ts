@@ -1,9 +1,9 @@
-import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { runExec } from "./exec.js";
 import type { GuestSession } from "./guest-session.js";
 import type { ExecOptions } from "./options.js";
+import { UnixSocketServer } from "./unix-server.js";
 
 /** One request line on `Vm.execPath`. Buffers are base64 strings. */
 interface ExecLine {
@@ -23,44 +23,16 @@ interface ExecLine {
  * or `{"id":1,"error":{"code":"…","message":"…"}}`. Requests on one
  * connection run concurrently; replies carry the request's id.
  */
-export class ExecSocketServer {
-  private readonly conns = new Set<Socket>();
-  private closing: Promise<void> | undefined;
-
-  private constructor(
-    private readonly server: Server,
-    /** Path of the unix socket. */
-    readonly path: string,
-  ) {}
-
-  /** Binds `path` (synchronously) and serves exec requests against `session`. */
-  static listen(path: string, session: GuestSession): ExecSocketServer {
-    rmSync(path, { force: true });
-    const server = createServer((sock) => {
-      self.conns.add(sock);
-      sock.once("close", () => self.conns.delete(sock));
-      sock.on("error", () => sock.destroy());
-      const lines = createInterface({ input: sock, crlfDelay: Number.POSITIVE_INFINITY });
-      lines.on("line", (line) => {
-        if (!line.trim()) return;
-        void handle(session, line).then((reply) => {
-          if (!sock.destroyed) sock.write(`${JSON.stringify(reply)}\n`);
-        });
+export function listenExecSocket(path: string, session: GuestSession): UnixSocketServer {
+  return UnixSocketServer.listen(path, (sock) => {
+    const lines = createInterface({ input: sock, crlfDelay: Number.POSITIVE_INFINITY });
+    lines.on("line", (line) => {
+      if (!line.trim()) return;
+      void handle(session, line).then((reply) => {
+        if (!sock.destroyed) sock.write(`${JSON.stringify(reply)}\n`);
       });
     });
-    const self = new ExecSocketServer(server, path);
-    server.listen(path);
-    return self;
-  }
-
-  /** Stops serving and removes the socket file. Idempotent. */
-  close(): Promise<void> {
-    this.closing ??= new Promise<void>((resolve) => {
-      for (const c of this.conns) c.destroy();
-      this.server.close(() => resolve());
-    }).then(() => rmSync(this.path, { force: true }));
-    return this.closing;
-  }
+  });
 }
 
 async function handle(session: GuestSession, line: string): Promise<Record<string, unknown>> {

@@ -18,6 +18,19 @@ export function splice(host: Socket, guest: Duplex): void {
   guest.on("close", () => host.end());
 }
 
+/** A connection handler that splices each paused host socket to a new guest stream. */
+export function forwardTo(connect: GuestConnector): (sock: Socket) => void {
+  return (sock) => {
+    connect().then(
+      (guest) => {
+        splice(sock, guest);
+        sock.resume();
+      },
+      () => sock.destroy(),
+    );
+  };
+}
+
 /**
  * Forwards TCP connections accepted on 127.0.0.1 to a port inside a VM.
  * Returned by `Vm.exposeTcp`. `stop()` stops accepting; connections already
@@ -37,16 +50,11 @@ export class TcpForwarder {
   static async listen(hostPort: number, guestPort: number, connect: GuestConnector): Promise<TcpForwarder> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
     const fwd = new TcpForwarder(server, guestPort);
+    const forward = forwardTo(connect);
     server.on("connection", (sock) => {
       fwd.conns.add(sock);
       sock.once("close", () => fwd.conns.delete(sock));
-      connect().then(
-        (guest) => {
-          splice(sock, guest);
-          sock.resume();
-        },
-        () => sock.destroy(),
-      );
+      forward(sock);
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -19,9 +19,15 @@ export class VmWorker {
 
   /** Restores a VM (using a pre-started QEMU when given) and brings its agent and workload up. */
   static async create(recipe: RestoreRecipe, prepared?: PreparedRestore): Promise<VmWorker> {
-    const ready =
-      prepared ?? (await Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs }));
-    const machine = await ready.complete();
+    const fresh = () => Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs });
+    let machine: Machine;
+    if (prepared && !prepared.machine.hasExited) {
+      // a pre-started QEMU that fails to load (e.g. killed meanwhile) is replaced by a fresh restore
+      machine = await prepared.complete().catch(async () => (await fresh()).complete());
+    } else {
+      await prepared?.close();
+      machine = await (await fresh()).complete();
+    }
     try {
       const session = await openGuestSession(machine, recipe.restoreTimeoutMs);
       if (recipe.startWorkload) await session.startWorkload();

@@ -5,12 +5,14 @@ import { SnapshotStore } from "@supermachine/snapshot";
 import { CoreError } from "./errors.js";
 import { runExec, stageFiles, toExecRequest } from "./exec.js";
 import { ExecChild } from "./exec-child.js";
-import { ExecSocketServer } from "./exec-socket.js";
+import { listenExecSocket } from "./exec-socket.js";
+import { guarded } from "./guard.js";
 import { Image } from "./image.js";
 import type { ExecOptions, ExecOutput } from "./options.js";
 import { TcpForwarder } from "./tcp-forwarder.js";
+import type { UnixSocketServer } from "./unix-server.js";
 import type { VmWorker } from "./vm-worker.js";
-import { VsockProxy } from "./vsock-proxy.js";
+import { listenVsockProxy } from "./vsock-proxy.js";
 
 /** What a `Vm` needs from the pool that lent it. */
 export interface VmOwner {
@@ -31,8 +33,8 @@ export class Vm {
   private releasing: Promise<void> | undefined;
   private readonly forwarders = new Set<TcpForwarder>();
   private sockDir: string | undefined;
-  private vsock: VsockProxy | undefined;
-  private execSock: ExecSocketServer | undefined;
+  private vsock: UnixSocketServer | undefined;
+  private execSock: UnixSocketServer | undefined;
 
   /** @internal */
   constructor(
@@ -47,7 +49,8 @@ export class Vm {
 
   /** Runs a command and collects its output. `timeoutMs` kills the whole process tree. */
   async exec(options: ExecOptions): Promise<ExecOutput> {
-    return runExec(this.live().session, options);
+    const w = this.live();
+    return guarded(w, () => runExec(w.session, options));
   }
 
   /** Starts a command and returns a streaming handle. `timeoutMs` is not applied (use `signal`). */
@@ -61,17 +64,20 @@ export class Vm {
 
   /** Writes a file (any size, streamed) in the guest, creating parent directories; mode 0o644. */
   async writeFile(path: string, bytes: Buffer, mode = 0o644): Promise<void> {
-    await this.live().session.writeFile(path, bytes, { mode, mkdirs: true });
+    const w = this.live();
+    await guarded(w, () => w.session.writeFile(path, bytes, { mode, mkdirs: true }));
   }
 
   /** Reads a file (any size) from the guest. */
   async readFile(path: string): Promise<Buffer> {
-    return this.live().session.readFile(path);
+    const w = this.live();
+    return guarded(w, () => w.session.readFile(path));
   }
 
   /** Sends a signal to the image's workload (the process its ENTRYPOINT/CMD started). */
   async workloadSignal(signum: number): Promise<void> {
-    await this.live().session.signalWorkload(signum);
+    const w = this.live();
+    await guarded(w, () => w.session.signalWorkload(signum));
   }
 
   /**
@@ -100,7 +106,7 @@ export class Vm {
     const w = this.live();
     if (!this.vsock) {
       const port = this.owner.image.metadata.guestPort;
-      this.vsock = VsockProxy.listen(join(this.socketDir(), "vsock.sock"), () => w.session.tcpConnect(port));
+      this.vsock = listenVsockProxy(join(this.socketDir(), "vsock.sock"), () => w.session.tcpConnect(port));
     }
     return this.vsock.path;
   }
@@ -111,7 +117,7 @@ export class Vm {
    */
   get execPath(): string {
     const w = this.live();
-    this.execSock ??= ExecSocketServer.listen(join(this.socketDir(), "exec.sock"), w.session);
+    this.execSock ??= listenExecSocket(join(this.socketDir(), "exec.sock"), w.session);
     return this.execSock.path;
   }
 
