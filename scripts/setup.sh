@@ -12,7 +12,10 @@ bash scripts/setup-system.sh
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm dependencies"
-  npm ci --no-audit --no-fund
+  # `npm install` (not `npm ci`): it installs exactly the locked versions, and
+  # unlike `npm ci` it accepts a lock without the other platforms' optional
+  # binaries (biome, rollup, turbo), which this registry does not serve.
+  npm install --no-audit --no-fund
 else
   log "npm dependencies: up to date"
 fi
