@@ -312,4 +312,15 @@ describe("Image.build: failures are typed and leave nothing behind", () => {
     expect(err.code).toBe("BAKE_LISTENER_TIMEOUT");
     expect(typeof err.details?.consoleTail).toBe("string");
   });
+
+  it("a workload that runs the guest out of memory", async () => {
+    const err = await failing("oom", {
+      ref: fx.busyboxRef,
+      memoryMib: 64,
+      cmd: ["sh", "-c", 'a=x; while :; do a="$a$a"; done'],
+      listenerRequired: true,
+    });
+    expect(err.code).toBe("BAKE_OUT_OF_MEMORY");
+    expect(String(err.details?.consoleTail)).toMatch(/Out of memory|oom-kill/);
+  });
 });

@@ -1,6 +1,6 @@
 import type { PulledImage } from "@supermachine/oci";
 import { fileTail, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
-import { CoreError } from "./errors.js";
+import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
 import { createWarmupVm } from "./warmup-vm.js";
@@ -27,6 +27,14 @@ export interface BakePlan {
 }
 
 const BOOT_TIMEOUT_MS = 120_000;
+
+/** Kernel messages that mean the guest ran out of memory. */
+const OOM_PATTERN = /Out of memory|oom-kill|Kernel panic - not syncing: System is deadlocked on memory/;
+
+/** `BAKE_OUT_OF_MEMORY` when the console shows the guest ran out of memory, else `code`. */
+function failureCode<C extends CoreErrorCode>(tail: string, code: C): C | "BAKE_OUT_OF_MEMORY" {
+  return OOM_PATTERN.test(tail) ? "BAKE_OUT_OF_MEMORY" : code;
+}
 
 /**
  * Boots the image once in `dir` (guest RAM is `dir/memory.bin`), brings it to
@@ -100,14 +108,15 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
     if (err instanceof CoreError) throw err;
     if (isVmExited(err) || machine.hasExited) {
       const info = await machine.exited;
-      throw new CoreError(
-        "BAKE_GUEST_DIED",
-        `the guest died during the bake: ${new VmExitedError(info).message}`,
-        {
-          cause: err,
-          details: { consoleTail: info.consoleTail },
-        },
-      );
+      const code = failureCode(info.consoleTail, "BAKE_GUEST_DIED");
+      const what =
+        code === "BAKE_OUT_OF_MEMORY"
+          ? `the guest ran out of memory (${plan.memoryMib} MiB)`
+          : "the guest died";
+      throw new CoreError(code, `${what} during the bake: ${new VmExitedError(info).message}`, {
+        cause: err,
+        details: { consoleTail: info.consoleTail },
+      });
     }
     throw new CoreError("BAKE_FAILED", `bake failed: ${(err as Error).message}`, {
       cause: err,
@@ -141,9 +150,12 @@ async function waitForListener(
     if (what === "listening") return;
     const tail = await consoleTail(machine);
     if (what === "exited") {
+      const code = failureCode(tail, "BAKE_WORKLOAD_EXITED");
+      const how =
+        code === "BAKE_OUT_OF_MEMORY" ? `was killed for lack of memory (${plan.memoryMib} MiB)` : "exited";
       throw new CoreError(
-        "BAKE_WORKLOAD_EXITED",
-        `the workload ${JSON.stringify(plan.workload.argv)} exited before listening on port ${plan.guestPort}\n${tail}`,
+        code,
+        `the workload ${JSON.stringify(plan.workload.argv)} ${how} before listening on port ${plan.guestPort}\n${tail}`,
         { details: { consoleTail: tail } },
       );
     }

@@ -8,7 +8,7 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `WARMUP_VM_EXPIRED`: a warmup VM was used after its callback returned.
  * - `ALREADY_WAITED`: `ExecChild.wait()` called twice.
  * - `BAKE_IMAGE_NOT_FOUND`, `BAKE_WORKLOAD_EXITED`, `BAKE_LISTENER_TIMEOUT`,
- *   `BAKE_GUEST_DIED`, `BAKE_WARMUP_FAILED`, `BAKE_FAILED`: why a bake failed
+ *   `BAKE_GUEST_DIED`, `BAKE_OUT_OF_MEMORY`, `BAKE_WARMUP_FAILED`, `BAKE_FAILED`: why a bake failed
  *   (details hold the console tail).
  * - `UNSUPPORTED_OVERRIDE`: a pool override the engine cannot apply at restore.
  */
@@ -22,6 +22,7 @@ export type CoreErrorCode =
   | "BAKE_LISTENER_TIMEOUT"
   | "BAKE_GUEST_DIED"
   | "BAKE_WARMUP_FAILED"
+  | "BAKE_OUT_OF_MEMORY"
   | "BAKE_FAILED"
   | "UNSUPPORTED_OVERRIDE";
 
