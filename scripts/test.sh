@@ -9,4 +9,7 @@ echo "[test] test images" >&2
 bash scripts/test-images/build.sh "${SUPERMACHINE_TEST_IMAGES:-$HOME/.cache/supermachine/test-images}" >/dev/null
 echo "[test] guest agent C tests" >&2
 bash packages/vmm-native/guest/test-agent.sh
+echo "[test] lint and typecheck" >&2
+npx biome check .
+npx turbo run typecheck --output-logs=errors-only
 npm test

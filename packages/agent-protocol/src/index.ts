@@ -24,7 +24,6 @@ export type { FrameDecoderOptions } from "./decoder.js";
 export { FrameDecoder } from "./decoder.js";
 export { describeBytes, describeFrame, quoteCanonical } from "./describe.js";
 export { encodeFrame, encodeHeader, encodePayload, encodeRawFrame } from "./encoder.js";
-export { HELLO_SEED_BYTES, hostContextBytes } from "./host-context.js";
 export type { ProtocolErrorReason } from "./errors.js";
 export {
   AgentError,
@@ -41,6 +40,7 @@ export { ExecProcess } from "./exec-stream.js";
 export type { FileInfo, WriteFileOptions, WriteFileSource } from "./file-transfer.js";
 export { FileReadStream } from "./file-transfer.js";
 export { InboundBuffer, SendWindow } from "./flow-control.js";
+export { HELLO_SEED_BYTES, hostContextBytes } from "./host-context.js";
 export { InboundReadable } from "./inbound-readable.js";
 export type {
   ConnectedMessage,

@@ -88,7 +88,7 @@ describe.skipIf(!haveScript)("AgentSession against the real sm-init --stdio", ()
     for await (const c of proc.stdout) text += String(c);
     const lines = text.trim().split("\n");
     expect(lines).toHaveLength(3000);
-    lines.forEach((l, i) => expect(l).toBe(`line ${i}`));
+    for (const [i, l] of lines.entries()) expect(l).toBe(`line ${i}`);
     const r = await proc.wait();
     expect(r.exitCode).toBe(7);
     expect(r.signal).toBeNull();

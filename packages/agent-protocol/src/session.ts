@@ -16,7 +16,6 @@ import {
 } from "./constants.js";
 import { FrameDecoder } from "./decoder.js";
 import { encodeFrame, encodePayload, encodeRawFrame } from "./encoder.js";
-import { hostContextBytes } from "./host-context.js";
 import {
   AgentError,
   HandshakeError,
@@ -34,6 +33,7 @@ import {
   type WriteFileSource,
 } from "./file-transfer.js";
 import type { SendWindow } from "./flow-control.js";
+import { hostContextBytes } from "./host-context.js";
 import { type Frame, GUEST_TO_HOST, type HelloOkMessage, type Message } from "./messages.js";
 import { RequestOp } from "./request-op.js";
 import { type RunOptions, type RunResult, runExec } from "./run.js";

@@ -1,4 +1,3 @@
-import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { runExec } from "./exec.js";
 import type { GuestSession } from "./guest-session.js";

@@ -2,114 +2,157 @@
 //   node e2e.mjs --stdio /path/to/sm-init     (host build, agent only)
 //   node e2e.mjs --socket /tmp/agent.sock     (QEMU virtio-serial chardev)
 // Prints one line per check and "N passed, N failed" last; exits 1 on failure.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { Client, T, W, END } from './client.mjs';
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { Client, END, T, W } from "./client.mjs";
 
 const [mode, target, ...rest] = process.argv.slice(2);
 const only = rest.length ? new Set(rest) : null;
-const inVm = mode === '--socket';
+const inVm = mode === "--socket";
 const asRoot = inVm || process.getuid?.() === 0;
 let c, child;
-if (mode === '--stdio') {
-  child = spawn(target, ['--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+if (mode === "--stdio") {
+  child = spawn(target, ["--stdio"], { stdio: ["pipe", "pipe", "inherit"] });
   c = new Client(child.stdout, child.stdin);
 } else {
   const sock = net.connect(target);
-  await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+  await new Promise((res, rej) => {
+    sock.once("connect", res);
+    sock.once("error", rej);
+  });
   c = new Client(sock, sock);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const js = (v) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x));
-const eq = (a, b, what) => { if (a !== b) throw new Error(`${what}: expected ${js(b)}, got ${js(a)}`); };
-const ok = (v, what) => { if (!v) throw new Error(what); };
+const js = (v) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : x));
+const eq = (a, b, what) => {
+  if (a !== b) throw new Error(`${what}: expected ${js(b)}, got ${js(a)}`);
+};
+const ok = (v, what) => {
+  if (!v) throw new Error(what);
+};
 let nextId = 100;
 const id = () => nextId++;
-const tmp = inVm ? '/tmp' : (await import('node:fs')).mkdtempSync('/tmp/sm-e2e-');
+const tmp = inVm ? "/tmp" : (await import("node:fs")).mkdtempSync("/tmp/sm-e2e-");
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
-test('hello', async () => {
+test("hello", async () => {
   const t0 = Date.now();
   const h = await c.hello(7n);
-  eq(h.version, 1, 'version'); eq(h.nonce, 7n, 'nonce'); ok(h.features & 1, 'pty feature');
+  eq(h.version, 1, "version");
+  eq(h.nonce, 7n, "nonce");
+  ok(h.features & 1, "pty feature");
   return `${h.agent}, max_payload ${h.maxPayload}, window ${h.window}, ${Date.now() - t0} ms`;
 });
-test('ping', async () => {
+test("ping", async () => {
   c.send(T.PING, 0, new W().u64(0x1122334455n).done());
   const f = await c.next((f) => f.type === T.PONG);
-  eq(f.msg.token, 0x1122334455n, 'token');
+  eq(f.msg.token, 0x1122334455n, "token");
 });
-test('exec uname -a', async () => {
+test("exec uname -a", async () => {
   const t0 = Date.now();
-  const r = await c.exec(id(), ['uname', '-a']);
-  eq(r.exit.code, 0, 'exit'); ok(r.stdout.toString().startsWith('Linux'), 'stdout');
-  ok(r.started > 0, 'pid'); ok(r.exit.rss > 0n, 'peak rss');
+  const r = await c.exec(id(), ["uname", "-a"]);
+  eq(r.exit.code, 0, "exit");
+  ok(r.stdout.toString().startsWith("Linux"), "stdout");
+  ok(r.started > 0, "pid");
+  ok(r.exit.rss > 0n, "peak rss");
   return `${r.stdout.toString().trim()} (${Date.now() - t0} ms, rss ${r.exit.rss} KiB)`;
 });
-test('exec env cwd', async () => {
-  const r = await c.exec(id(), ['sh', '-c', 'echo $FOO; pwd; echo $HOSTNAME'], { env: ['FOO=bar'], cwd: '/tmp' });
-  const [foo, pwd, host] = r.stdout.toString().split('\n');
-  eq(foo, 'bar', 'env'); eq(pwd, '/tmp', 'cwd'); ok(host.length > 0, 'HOSTNAME');
-  if (inVm) eq(host, 'supermachine', 'hostname');
+test("exec env cwd", async () => {
+  const r = await c.exec(id(), ["sh", "-c", "echo $FOO; pwd; echo $HOSTNAME"], {
+    env: ["FOO=bar"],
+    cwd: "/tmp",
+  });
+  const [foo, pwd, host] = r.stdout.toString().split("\n");
+  eq(foo, "bar", "env");
+  eq(pwd, "/tmp", "cwd");
+  ok(host.length > 0, "HOSTNAME");
+  if (inVm) eq(host, "supermachine", "hostname");
 });
-test('exec exit code + stderr', async () => {
-  const r = await c.exec(id(), ['sh', '-c', 'echo err >&2; exit 3']);
-  eq(r.exit.code, 3, 'exit'); eq(r.stderr.toString(), 'err\n', 'stderr'); eq(r.exit.signal, 0, 'signal');
+test("exec exit code + stderr", async () => {
+  const r = await c.exec(id(), ["sh", "-c", "echo err >&2; exit 3"]);
+  eq(r.exit.code, 3, "exit");
+  eq(r.stderr.toString(), "err\n", "stderr");
+  eq(r.exit.signal, 0, "signal");
 });
-test('exec not found', async () => {
-  const r = await c.exec(id(), ['no-such-command-xyz']);
-  eq(r.exit.code, 127, 'exit'); ok(r.stderr.toString().includes('not found'), 'message');
-  const r2 = await c.exec(id(), ['true'], { cwd: '/no/such/dir' });
-  eq(r2.exit.code, 127, 'bad cwd');
+test("exec not found", async () => {
+  const r = await c.exec(id(), ["no-such-command-xyz"]);
+  eq(r.exit.code, 127, "exit");
+  ok(r.stderr.toString().includes("not found"), "message");
+  const r2 = await c.exec(id(), ["true"], { cwd: "/no/such/dir" });
+  eq(r2.exit.code, 127, "bad cwd");
 });
-test('exec stdin', async () => {
-  const r = await c.exec(id(), ['cat'], { stdin: 'hello world' });
-  eq(r.stdout.toString(), 'hello world', 'stdout'); eq(r.exit.code, 0, 'exit');
+test("exec stdin", async () => {
+  const r = await c.exec(id(), ["cat"], { stdin: "hello world" });
+  eq(r.stdout.toString(), "hello world", "stdout");
+  eq(r.exit.code, 0, "exit");
 });
-test('exec chain', async () => {
-  const r = await c.exec(id(), ['true'], { chain: ['echo a', 'false', 'echo b'] });
-  eq(r.stdout.toString(), 'a\n', 'stdout'); eq(r.exit.code, 1, 'exit');
-  const r2 = await c.exec(id(), ['echo', 'x'], { chain: ['echo y'] });
-  eq(r2.stdout.toString(), 'x\ny\n', 'stdout2'); eq(r2.exit.code, 0, 'exit2');
+test("exec chain", async () => {
+  const r = await c.exec(id(), ["true"], { chain: ["echo a", "false", "echo b"] });
+  eq(r.stdout.toString(), "a\n", "stdout");
+  eq(r.exit.code, 1, "exit");
+  const r2 = await c.exec(id(), ["echo", "x"], { chain: ["echo y"] });
+  eq(r2.stdout.toString(), "x\ny\n", "stdout2");
+  eq(r2.exit.code, 0, "exit2");
 });
-test('exec timeout kills group', async () => {
-  const r = await c.exec(id(), ['sh', '-c', 'sleep 30 & sleep 30'], { timeoutMs: 300 });
-  eq(r.exit.timedOut, 1, 'timed_out'); eq(r.exit.signal, 9, 'signal'); eq(r.exit.code, -1, 'code');
+test("exec timeout kills group", async () => {
+  const r = await c.exec(id(), ["sh", "-c", "sleep 30 & sleep 30"], { timeoutMs: 300 });
+  eq(r.exit.timedOut, 1, "timed_out");
+  eq(r.exit.signal, 9, "signal");
+  eq(r.exit.code, -1, "code");
 });
-test('exec signal', async () => {
+test("exec signal", async () => {
   const i = id();
-  const p = c.exec(i, ['sleep', '30'], { onStarted: () => c.send(T.SIGNAL, i, new W().u32(15).done()) });
+  const p = c.exec(i, ["sleep", "30"], { onStarted: () => c.send(T.SIGNAL, i, new W().u32(15).done()) });
   const r = await p;
-  eq(r.exit.signal, 15, 'signal');
+  eq(r.exit.signal, 15, "signal");
 });
-test('exec tty + resize', async () => {
+test("exec tty + resize", async () => {
   const i = id();
-  const r = await c.exec(i, ['sh', '-c', 'stty size; read x; stty size; tty'], {
-    tty: true, cols: 100, rows: 30,
-    onStdout: (f) => { if (f.payload.toString().includes('30 100')) { c.send(T.RESIZE, i, new W().u16(50).u16(20).done()); c.send(T.STDIN, i, Buffer.from('go\n')); } },
+  const r = await c.exec(i, ["sh", "-c", "stty size; read x; stty size; tty"], {
+    tty: true,
+    cols: 100,
+    rows: 30,
+    onStdout: (f) => {
+      if (f.payload.toString().includes("30 100")) {
+        c.send(T.RESIZE, i, new W().u16(50).u16(20).done());
+        c.send(T.STDIN, i, Buffer.from("go\n"));
+      }
+    },
   });
   const s = r.stdout.toString();
-  ok(s.includes('30 100'), `initial size in ${js(s)}`); ok(s.includes('20 50'), `resized in ${js(s)}`);
-  ok(s.includes('/dev/pts/'), 'tty name'); eq(r.exit.code, 0, 'exit');
+  ok(s.includes("30 100"), `initial size in ${js(s)}`);
+  ok(s.includes("20 50"), `resized in ${js(s)}`);
+  ok(s.includes("/dev/pts/"), "tty name");
+  eq(r.exit.code, 0, "exit");
 });
-test('flow control blocks a flooding process', async () => {
+test("flow control blocks a flooding process", async () => {
   const i = id();
   let got = 0;
-  const p = c.exec(i, ['head', '-c', '1000000', '/dev/zero'], { noAck: true, onStdout: (f) => { got += f.payload.length; } });
-  let exited = false; p.then(() => { exited = true; });
+  const p = c.exec(i, ["head", "-c", "1000000", "/dev/zero"], {
+    noAck: true,
+    onStdout: (f) => {
+      got += f.payload.length;
+    },
+  });
+  let exited = false;
+  p.then(() => {
+    exited = true;
+  });
   await sleep(inVm ? 1500 : 500);
-  eq(got, 262144, 'bytes before window'); ok(!exited, 'process must be blocked');
+  eq(got, 262144, "bytes before window");
+  ok(!exited, "process must be blocked");
   c.send(T.WINDOW, i, new W().u32(1000000).done());
   const r = await p;
-  eq(r.stdout.length, 1000000, 'total'); eq(r.exit.code, 0, 'exit');
+  eq(r.stdout.length, 1000000, "total");
+  eq(r.exit.code, 0, "exit");
 });
-test('exec 5 MB output with acks', async () => {
+test("exec 5 MB output with acks", async () => {
   const t0 = Date.now();
-  const r = await c.exec(id(), ['head', '-c', '5000000', '/dev/zero'], { waitMs: 120000 });
-  eq(r.stdout.length, 5000000, 'length');
+  const r = await c.exec(id(), ["head", "-c", "5000000", "/dev/zero"], { waitMs: 120000 });
+  eq(r.stdout.length, 5000000, "length");
   return `${(5 / ((Date.now() - t0) / 1000)).toFixed(1)} MB/s`;
 });
 async function writeFile(i, path, data, mode, flags = 1) {
@@ -122,23 +165,37 @@ async function writeFile(i, path, data, mode, flags = 1) {
   }
   return done;
 }
-async function readFile(i, path) {
+async function readFile(i, _path) {
   const parts = [];
   let consumed = 0;
   const frames = await c.collect(i, (f) => {
-    if (f.type === T.FILE_DATA) { parts.push(f.payload); consumed += f.payload.length; if (consumed >= 131072) { c.send(T.WINDOW, i, new W().u32(consumed).done()); consumed = 0; } }
+    if (f.type === T.FILE_DATA) {
+      parts.push(f.payload);
+      consumed += f.payload.length;
+      if (consumed >= 131072) {
+        c.send(T.WINDOW, i, new W().u32(consumed).done());
+        consumed = 0;
+      }
+    }
   });
   return { frames, data: Buffer.concat(parts) };
 }
-test('write_file + read_file 1.5 MB, mode exact', async () => {
-  const data = randomBytes(1500000), path = `${tmp}/a/b/c.bin`;
+test("write_file + read_file 1.5 MB, mode exact", async () => {
+  const data = randomBytes(1500000),
+    path = `${tmp}/a/b/c.bin`;
   const i = id();
   // the window is 256 KiB: send within it, waiting for WINDOW frames
   const done = c.collect(i);
   let win = 262144;
-  c.handlers.set(i, ((orig) => (f) => { if (f.type === T.WINDOW) win += f.msg.inc; else orig(f); })(c.handlers.get(i)));
+  c.handlers.set(
+    i,
+    ((orig) => (f) => {
+      if (f.type === T.WINDOW) win += f.msg.inc;
+      else orig(f);
+    })(c.handlers.get(i)),
+  );
   c.send(T.WRITE_FILE, i, new W().str(path).u32(0o640).u32(1).done());
-  for (let o = 0; o < data.length;) {
+  for (let o = 0; o < data.length; ) {
     const n = Math.min(65536, data.length - o);
     while (win < n) await sleep(5);
     win -= n;
@@ -147,178 +204,237 @@ test('write_file + read_file 1.5 MB, mode exact', async () => {
   }
   const wf = await done;
   const last = wf[wf.length - 1];
-  eq(last.type, T.OK, `write result ${js(last.msg)}`); eq(last.msg.value, 1500000n, 'bytes written');
+  eq(last.type, T.OK, `write result ${js(last.msg)}`);
+  eq(last.msg.value, 1500000n, "bytes written");
   const j = id();
   const rp = readFile(j, path);
   c.send(T.READ_FILE, j, new W().str(path).done());
   const { frames, data: back } = await rp;
-  eq(frames[0].type, T.FILE_INFO, 'info'); eq(frames[0].msg.size, 1500000n, 'size'); eq(frames[0].msg.mode, 0o640, 'mode');
-  ok(back.equals(data), 'content'); eq(frames[frames.length - 1].msg.value, 1500000n, 'bytes sent');
-  const st = await c.exec(id(), ['stat', '-c', '%a', path]);
-  eq(st.stdout.toString().trim(), '640', 'stat mode');
+  eq(frames[0].type, T.FILE_INFO, "info");
+  eq(frames[0].msg.size, 1500000n, "size");
+  eq(frames[0].msg.mode, 0o640, "mode");
+  ok(back.equals(data), "content");
+  eq(frames[frames.length - 1].msg.value, 1500000n, "bytes sent");
+  const st = await c.exec(id(), ["stat", "-c", "%a", path]);
+  eq(st.stdout.toString().trim(), "640", "stat mode");
 });
-test('write_file mode 4755 despite umask, empty file', async () => {
+test("write_file mode 4755 despite umask, empty file", async () => {
   const path = `${tmp}/empty`;
   const wf = await writeFile(id(), path, Buffer.alloc(0), 0o4755, 0);
-  eq(wf[wf.length - 1].type, T.OK, 'ok');
+  eq(wf[wf.length - 1].type, T.OK, "ok");
   const j = id();
   const rp = readFile(j, path);
   c.send(T.READ_FILE, j, new W().str(path).done());
   const { frames } = await rp;
-  eq(frames[0].msg.mode, 0o4755, 'mode'); eq(frames[1].type, T.FILE_DATA, 'data'); eq(frames[1].flags, END, 'END'); eq(frames[1].payload.length, 0, 'empty');
+  eq(frames[0].msg.mode, 0o4755, "mode");
+  eq(frames[1].type, T.FILE_DATA, "data");
+  eq(frames[1].flags, END, "END");
+  eq(frames[1].payload.length, 0, "empty");
 });
-test('read_file missing -> NOT_FOUND', async () => {
+test("read_file missing -> NOT_FOUND", async () => {
   const j = id();
   const rp = c.collect(j);
-  c.send(T.READ_FILE, j, new W().str('/no/such/file').done());
+  c.send(T.READ_FILE, j, new W().str("/no/such/file").done());
   const f = await rp;
-  eq(f[0].type, T.ERROR, 'error'); eq(f[0].msg.code, 10, 'code');
+  eq(f[0].type, T.ERROR, "error");
+  eq(f[0].msg.code, 10, "code");
 });
-test('tcp connect + half close', async () => {
+test("tcp connect + half close", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const dir = `${tmp}/www`;
-  await c.exec(id(), ['sh', '-c', `mkdir -p ${dir} && echo hello-tcp > ${dir}/index.html`]);
+  await c.exec(id(), ["sh", "-c", `mkdir -p ${dir} && echo hello-tcp > ${dir}/index.html`]);
   const srv = id();
-  const srvP = c.exec(srv, ['busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', dir]);
+  const srvP = c.exec(srv, ["busybox", "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", dir]);
   let frames;
   for (let attempt = 0; attempt < 100; attempt++) {
     const i = id();
-    const p = c.collect(i, (f) => { if (f.type === T.CONNECTED) c.send(T.TCP_DATA, i, Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'), END); });
-    c.send(T.TCP_CONNECT, i, new W().u16(port).str('').done());
+    const p = c.collect(i, (f) => {
+      if (f.type === T.CONNECTED) c.send(T.TCP_DATA, i, Buffer.from("GET /index.html HTTP/1.0\r\n\r\n"), END);
+    });
+    c.send(T.TCP_CONNECT, i, new W().u16(port).str("").done());
     frames = await p;
     if (frames[frames.length - 1].type === T.OK) break;
     await sleep(100);
   }
   const body = Buffer.concat(frames.filter((f) => f.type === T.TCP_DATA).map((f) => f.payload)).toString();
-  ok(body.includes('hello-tcp'), `response ${js(body)}`);
-  ok(frames.some((f) => f.type === T.TCP_DATA && f.flags & END), 'END from guest');
+  ok(body.includes("hello-tcp"), `response ${js(body)}`);
+  ok(
+    frames.some((f) => f.type === T.TCP_DATA && f.flags & END),
+    "END from guest",
+  );
   c.send(T.RESET, srv, Buffer.alloc(0));
   const r = await srvP;
-  eq(r.exit.signal, 9, 'reset exit');
+  eq(r.exit.signal, 9, "reset exit");
   const i = id();
   const p = c.collect(i);
-  c.send(T.TCP_CONNECT, i, new W().u16(1).str('127.0.0.1').done());
+  c.send(T.TCP_CONNECT, i, new W().u16(1).str("127.0.0.1").done());
   const e = await p;
-  eq(e[0].type, T.ERROR, 'refused'); eq(e[0].msg.errno, 111, 'ECONNREFUSED');
+  eq(e[0].type, T.ERROR, "refused");
+  eq(e[0].msg.errno, 111, "ECONNREFUSED");
 });
-test('workload hold, start, listening, signal, exited', async () => {
+test("workload hold, start, listening, signal, exited", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const i = id();
   const p = c.collect(i);
   c.events.length = 0;
-  c.send(T.WORKLOAD_CONFIG, i, new W().u32(3).u16(port).list(['busybox', 'httpd', '-f', '-p', String(port), '-h', '/']).list(['WL=1']).str('/').str(asRoot ? 'nobody' : '').str('').done());
+  c.send(
+    T.WORKLOAD_CONFIG,
+    i,
+    new W()
+      .u32(3)
+      .u16(port)
+      .list(["busybox", "httpd", "-f", "-p", String(port), "-h", "/"])
+      .list(["WL=1"])
+      .str("/")
+      .str(asRoot ? "nobody" : "")
+      .str("")
+      .done(),
+  );
   const cf = await p;
   eq(cf[0].type, T.OK, `config ${js(cf[0].msg)}`);
   for (let k = 0; k < 100 && !c.events.some((e) => e.kind === 1); k++) await sleep(20);
-  ok(c.events.some((e) => e.kind === 1), 'WORKLOAD_READY');
-  const env = await c.exec(id(), ['sh', '-c', 'echo $WL']);
-  eq(env.stdout.toString(), '1\n', 'exec sees workload env');
+  ok(
+    c.events.some((e) => e.kind === 1),
+    "WORKLOAD_READY",
+  );
+  const env = await c.exec(id(), ["sh", "-c", "echo $WL"]);
+  eq(env.stdout.toString(), "1\n", "exec sees workload env");
   const j = id();
   const sp = c.collect(j);
   c.send(T.WORKLOAD_START, j, Buffer.alloc(0));
   const st = await sp;
-  eq(st[0].type, T.OK, 'start'); ok(st[0].msg.value > 0n, 'pid');
+  eq(st[0].type, T.OK, "start");
+  ok(st[0].msg.value > 0n, "pid");
   for (let k = 0; k < 500 && !c.events.some((e) => e.kind === 3); k++) await sleep(20);
-  ok(c.events.some((e) => e.kind === 2 && BigInt(e.value) === st[0].msg.value), 'WORKLOAD_STARTED');
-  ok(c.events.some((e) => e.kind === 3 && e.value === port), 'LISTENING');
+  ok(
+    c.events.some((e) => e.kind === 2 && BigInt(e.value) === st[0].msg.value),
+    "WORKLOAD_STARTED",
+  );
+  ok(
+    c.events.some((e) => e.kind === 3 && e.value === port),
+    "LISTENING",
+  );
   if (asRoot) {
-    const st2 = await c.exec(id(), ['sh', '-c', `grep -E '^(Uid|Gid)' /proc/${st[0].msg.value}/status`]);
-    ok(/Uid:\s+65534/.test(st2.stdout.toString()) && /Gid:\s+65534/.test(st2.stdout.toString()), `runs as nobody: ${st2.stdout}`);
+    const st2 = await c.exec(id(), ["sh", "-c", `grep -E '^(Uid|Gid)' /proc/${st[0].msg.value}/status`]);
+    ok(
+      /Uid:\s+65534/.test(st2.stdout.toString()) && /Gid:\s+65534/.test(st2.stdout.toString()),
+      `runs as nobody: ${st2.stdout}`,
+    );
   }
   const k2 = id();
   const again = c.collect(k2);
   c.send(T.WORKLOAD_START, k2, Buffer.alloc(0));
-  eq((await again)[0].msg.code, 15, 'second START is STATE');
+  eq((await again)[0].msg.code, 15, "second START is STATE");
   const s = id();
   const sg = c.collect(s);
   c.send(T.WORKLOAD_SIGNAL, s, new W().u32(15).done());
-  eq((await sg)[0].type, T.OK, 'signal');
+  eq((await sg)[0].type, T.OK, "signal");
   for (let k = 0; k < 250 && !c.events.some((e) => e.kind === 4); k++) await sleep(20);
   const ex = c.events.find((e) => e.kind === 4);
-  ok(ex, 'WORKLOAD_EXITED'); eq(ex.value & 0x7f, 15, 'raw status signal');
+  ok(ex, "WORKLOAD_EXITED");
+  eq(ex.value & 0x7f, 15, "raw status signal");
 });
-test('malformed input', async () => {
+test("malformed input", async () => {
   c.frames.length = 0;
-  c.w.write(Buffer.from('garbage!garbage!'));
+  c.w.write(Buffer.from("garbage!garbage!"));
   c.send(T.PING, 0, new W().u64(1).done());
-  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 1, 'BAD_FRAME');
+  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 1, "BAD_FRAME");
   await c.next((f) => f.type === T.PONG);
   const big = Buffer.alloc(300000);
   c.send(T.FILE_DATA, 5, big);
-  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 2, 'FRAME_TOO_LARGE');
+  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 2, "FRAME_TOO_LARGE");
   c.send(T.PING, 0, new W().u64(2).done());
   await c.next((f) => f.type === T.PONG);
   c.send(0x7f, 0, Buffer.alloc(3));
-  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 3, 'UNKNOWN_TYPE');
+  eq((await c.next((f) => f.type === T.ERROR)).msg.code, 3, "UNKNOWN_TYPE");
   c.send(T.EXEC, 77, Buffer.from([1, 2, 3]));
   const bp = await c.next((f) => f.type === T.ERROR);
-  eq(bp.msg.code, 4, 'BAD_PAYLOAD'); eq(bp.stream, 77, 'on the stream');
+  eq(bp.msg.code, 4, "BAD_PAYLOAD");
+  eq(bp.stream, 77, "on the stream");
   c.send(T.PING, 0, Buffer.from([1]));
-  eq((await c.next((f) => f.type === T.ERROR)).stream, 0, 'BAD_PAYLOAD ping on 0');
+  eq((await c.next((f) => f.type === T.ERROR)).stream, 0, "BAD_PAYLOAD ping on 0");
   const sl = id();
-  const slp = c.exec(sl, ['sleep', '30']);
+  const slp = c.exec(sl, ["sleep", "30"]);
   await sleep(50);
-  c.send(T.EXEC, sl, new W().u32(0).u32(0).u16(0).u16(0).list(['true']).list([]).str('').list([]).done());
+  c.send(T.EXEC, sl, new W().u32(0).u32(0).u16(0).u16(0).list(["true"]).list([]).str("").list([]).done());
   const se = await c.next((f) => f.type === T.ERROR);
-  eq(se.msg.code, 6, 'STREAM_EXISTS'); eq(se.stream, 0, 'on stream 0');
+  eq(se.msg.code, 6, "STREAM_EXISTS");
+  eq(se.stream, 0, "on stream 0");
   c.send(T.RESET, sl, Buffer.alloc(0));
-  eq((await slp).exit.signal, 9, 'RESET -> EXIT 9');
-  c.send(T.STDIN, 4242, Buffer.from('x'));
+  eq((await slp).exit.signal, 9, "RESET -> EXIT 9");
+  c.send(T.STDIN, 4242, Buffer.from("x"));
   c.send(T.PING, 0, new W().u64(3).done());
   await c.next((f) => f.type === T.PONG);
   eq(c.frames.length, 0, `no reply for unknown stream: ${js(c.frames.map((f) => f.type))}`);
 });
-test('many concurrent execs', async () => {
+test("many concurrent execs", async () => {
   const n = inVm ? 100 : 500;
-  const rs = await Promise.all(Array.from({ length: n }, (_, k) => c.exec(id(), ['echo', String(k)], { waitMs: 120000 })));
-  rs.forEach((r, k) => eq(r.stdout.toString(), `${k}\n`, `stream ${k}`));
+  const rs = await Promise.all(
+    Array.from({ length: n }, (_, k) => c.exec(id(), ["echo", String(k)], { waitMs: 120000 })),
+  );
+  for (const [k, r] of rs.entries()) eq(r.stdout.toString(), `${k}\n`, `stream ${k}`);
   return `${n} streams`;
 });
-test('stream limit + HELLO reset', async () => {
+test("stream limit + HELLO reset", async () => {
   const n = inVm && !process.env.E2E_VM_LIMIT ? 0 : 1024;
   if (n) {
     const ids = Array.from({ length: n }, () => id());
-    const started = ids.map((i) => c.exec(i, ['sleep', '60'], { onStarted: () => {} }).catch(() => {}));
+    const started = ids.map((i) => c.exec(i, ["sleep", "60"], { onStarted: () => {} }).catch(() => {}));
     void started;
     const extra = id();
     const lp = c.collect(extra);
-    c.send(T.EXEC, extra, new W().u32(0).u32(0).u16(0).u16(0).list(['true']).list([]).str('').list([]).done());
-    eq((await lp)[0].msg.code, 14, 'LIMIT');
+    c.send(
+      T.EXEC,
+      extra,
+      new W().u32(0).u32(0).u16(0).u16(0).list(["true"]).list([]).str("").list([]).done(),
+    );
+    eq((await lp)[0].msg.code, 14, "LIMIT");
     for (const i of ids) c.handlers.delete(i);
     await c.hello(98n);
   }
   const s = id();
-  const sp = c.exec(s, ['sleep', '60']);
-  let ended = false; sp.then(() => { ended = true; }, () => {});
+  const sp = c.exec(s, ["sleep", "60"]);
+  let ended = false;
+  sp.then(
+    () => {
+      ended = true;
+    },
+    () => {},
+  );
   await sleep(100);
   c.frames.length = 0;
   await c.hello(99n);
-  const r = await c.exec(id(), ['echo', 'after-reset']);
-  eq(r.stdout.toString(), 'after-reset\n', 'exec after reset');
-  ok(!ended, 'no terminal frame for reset streams');
+  const r = await c.exec(id(), ["echo", "after-reset"]);
+  eq(r.stdout.toString(), "after-reset\n", "exec after reset");
+  ok(!ended, "no terminal frame for reset streams");
   c.handlers.delete(s);
-  return n ? `${n} streams open, LIMIT on the next` : 'reset only';
+  return n ? `${n} streams open, LIMIT on the next` : "reset only";
 });
 
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 for (const t of tests) {
-  if (only && !only.has(t.name) && t.name !== 'hello') continue;
+  if (only && !only.has(t.name) && t.name !== "hello") continue;
   try {
     const info = await t.fn();
     passed++;
-    console.log(`ok   ${t.name}${info ? ` — ${info}` : ''}`);
+    console.log(`ok   ${t.name}${info ? ` — ${info}` : ""}`);
   } catch (e) {
     failed++;
     console.log(`FAIL ${t.name}: ${e.message}`);
   }
 }
-if (child) { // graceful stop: EOF on the agent's stdin
-  const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+if (child) {
+  // graceful stop: EOF on the agent's stdin
+  const exited = new Promise((r) => child.once("exit", (code) => r(code)));
   child.stdin.end();
-  const to = setTimeout(() => child.kill('SIGKILL'), 5000);
+  const to = setTimeout(() => child.kill("SIGKILL"), 5000);
   const code = await exited;
   clearTimeout(to);
-  if (code !== 0) { console.log(`FAIL agent exit code ${code} after EOF`); failed++; }
+  if (code !== 0) {
+    console.log(`FAIL agent exit code ${code} after EOF`);
+    failed++;
+  }
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
