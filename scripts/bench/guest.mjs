@@ -54,8 +54,8 @@ export function nativeAgentBinary() {
   return bin;
 }
 
-/** Live (non-zombie) QEMU processes whose parent chain leads to `root`. */
-export function qemuDescendants(root = process.pid) {
+/** Every live (non-zombie) process whose parent chain leads to `root`: `{pid, comm, state, ppid}`. */
+export function descendantsOf(root = process.pid) {
   const procs = [];
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
@@ -76,11 +76,18 @@ export function qemuDescendants(root = process.pid) {
     const p = stack.pop();
     for (const c of procs) {
       if (c.ppid !== p || c.state === "Z") continue;
-      if (c.comm.startsWith("qemu-system")) out.push(c.pid);
+      out.push(c);
       stack.push(c.pid);
     }
   }
   return out;
+}
+
+/** Live QEMU processes whose parent chain leads to `root`. */
+export function qemuDescendants(root = process.pid) {
+  return descendantsOf(root)
+    .filter((p) => p.comm.startsWith("qemu-system"))
+    .map((p) => p.pid);
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

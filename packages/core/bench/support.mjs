@@ -1,12 +1,16 @@
 // Shared pieces of the core benchmarks: test image layouts, a local registry,
 // the plain-QEMU cold-boot baseline, and QEMU process listing.
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+
+export { descendantsOf, r1, sleep } from "../../../scripts/bench/guest.mjs";
+
+import { qemuDescendants } from "../../../scripts/bench/guest.mjs";
 
 const run = promisify(execFile);
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -102,43 +106,8 @@ export async function plainBootToFirstExec(image) {
   }
 }
 
-/** Every process whose parent chain leads to `root`. */
-export function descendantsOf(root = process.pid) {
-  const procs = [];
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = readFileSync(`/proc/${e}/stat`, "utf8");
-      const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      procs.push({
-        pid: Number(e),
-        comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")),
-        state: rest[0],
-        ppid: Number(rest[1]),
-      });
-    } catch {}
-  }
-  const out = [];
-  const stack = [root];
-  while (stack.length) {
-    const p = stack.pop();
-    for (const c of procs) {
-      if (c.ppid !== p || c.state === "Z") continue;
-      out.push(c);
-      stack.push(c.pid);
-    }
-  }
-  return out;
-}
-
 /** QEMU processes started (directly or not) by this process. */
-export function qemuPids(root = process.pid) {
-  return descendantsOf(root)
-    .filter((p) => p.comm.startsWith("qemu-system"))
-    .map((p) => p.pid);
-}
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const qemuPids = qemuDescendants;
 
 /** Milliseconds `fn` takes. */
 export async function timed(fn) {
@@ -148,4 +117,3 @@ export async function timed(fn) {
 }
 
 /** Rounds to 0.1. */
-export const r1 = (x) => Math.round(x * 10) / 10;
