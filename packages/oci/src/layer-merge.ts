@@ -2,19 +2,8 @@ import { LayerInvalidError, UnsafePathError } from "./errors.js";
 import type { TarEntry, TarEntryType } from "./tar-reader.js";
 
 /** File metadata (and where its data lives) shared by every hardlinked name. */
-export interface MergedInode {
+export interface MergedInode extends Omit<TarEntry, "path" | "type" | "dataOffset"> {
   type: Exclude<TarEntryType, "link">;
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  mtime: number;
-  size: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  xattrs: Record<string, Buffer>;
   /** Which layer holds the data, and where (files only). */
   data?: { layer: number; offset: number };
 }
