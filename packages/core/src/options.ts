@@ -76,15 +76,8 @@ export interface PoolOptions {
   restoreTimeoutMs?: number;
 }
 
-/** Counters of a pool, cheap to read. */
-export interface PoolStats {
-  alive: number;
-  inUse: number;
-  idle: number;
-  waiting: number;
-  min: number;
-  max: number;
-}
+/** Counters of a pool, cheap to read: `{alive, inUse, idle, waiting, min, max}`. */
+export type { PoolStats } from "@supermachine/pool";
 
 /** A file staged with an explicit mode before a command runs. */
 export interface StagedFileMode {

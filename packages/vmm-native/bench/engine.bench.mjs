@@ -74,17 +74,33 @@ async function execTrue(session) {
   if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}`);
 }
 
+/**
+ * Times `start()` (which yields a running Machine), the agent handshake and a
+ * first `run(["true"])`, from one clock: `{ m, tStart, tSession, total }`.
+ * The session is closed again; the machine is the caller's.
+ */
+async function timeToFirstExec(start) {
+  const t0 = performance.now();
+  const m = await start();
+  const tStart = since(t0);
+  const session = await openAgentSession(m);
+  const tSession = since(t0);
+  await execTrue(session);
+  const total = since(t0);
+  await session.close();
+  return { m, tStart, tSession, total };
+}
+
 /** Machine.boot + openAgentSession + run(["true"]); then captures a snapshot into `dir` (timed apart). */
 async function coldBootAndCapture(dir) {
-  const t0 = performance.now();
-  const m = track(await Machine.boot(spec, { memoryFile: join(dir, "memory.bin") }));
+  let m;
   try {
-    const tBoot = since(t0);
-    const session = await openAgentSession(m);
-    const tSession = since(t0);
-    await execTrue(session);
-    const total = since(t0);
-    await session.close();
+    const r = await timeToFirstExec(async () => {
+      m = track(await Machine.boot(spec, { memoryFile: join(dir, "memory.bin") }));
+      return m;
+    });
+    const { total, tSession } = r;
+    const tBoot = r.tStart;
     const t1 = performance.now();
     const files = await m.captureSnapshot(dir);
     const capture = since(t1);
@@ -92,7 +108,7 @@ async function coldBootAndCapture(dir) {
     const memAllocated = statSync(files.memoryFile).blocks * 512;
     return { total, tBoot, tSession, capture, stateBytes, memAllocated };
   } finally {
-    await closeTracked(m);
+    if (m) await closeTracked(m);
   }
 }
 
@@ -157,18 +173,15 @@ async function plainQemuBoot(i) {
 
 /** Machine.restore + openAgentSession + run(["true"]) with a fresh QEMU process. */
 async function freshRestore(snap) {
-  const t0 = performance.now();
-  const m = track(await Machine.restore(snap));
+  let m;
   try {
-    const tRestore = since(t0);
-    const session = await openAgentSession(m);
-    const tSession = since(t0);
-    await execTrue(session);
-    const total = since(t0);
-    await session.close();
-    return { total, tRestore, tSession };
+    const r = await timeToFirstExec(async () => {
+      m = track(await Machine.restore(snap));
+      return m;
+    });
+    return { total: r.total, tRestore: r.tStart, tSession: r.tSession };
   } finally {
-    await closeTracked(m);
+    if (m) await closeTracked(m);
   }
 }
 
@@ -178,17 +191,9 @@ async function preparedRestore(snap) {
   const prepared = track(await Machine.prepareRestore(snap));
   const prepareMs = since(tp);
   await sleep(300); // the waiting QEMU settles, as in a pool that starts it ahead
-  const t0 = performance.now();
-  let m;
   try {
-    m = await prepared.complete();
-    const tRestore = since(t0);
-    const session = await openAgentSession(m);
-    const tSession = since(t0);
-    await execTrue(session);
-    const total = since(t0);
-    await session.close();
-    return { total, tRestore, tSession, prepareMs };
+    const r = await timeToFirstExec(() => prepared.complete());
+    return { total: r.total, tRestore: r.tStart, tSession: r.tSession, prepareMs };
   } finally {
     await closeTracked(prepared);
   }
