@@ -9,6 +9,7 @@ BASE_PKGS=(
   linux-source-6.1
   docker-registry skopeo umoci debootstrap apache2-utils
   erofs-utils squashfs-tools-ng crun
+  passt bubblewrap nftables
 )
 BACKPORT_PKGS=(qemu-system-x86 qemu-utils e2fsprogs)
 
@@ -30,7 +31,9 @@ if [ ${#missing[@]} -eq 0 ] && [ $need_bp -eq 0 ]; then
 fi
 
 if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/supermachine-backports.list >/dev/null
+  # The mirror is the one this machine's apt sources already use; we name no host.
+  mirror=$(bash "$(dirname "$0")/debian-mirror.sh" bookworm)
+  echo "deb $mirror bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/supermachine-backports.list >/dev/null
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

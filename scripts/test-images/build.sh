@@ -15,7 +15,7 @@ node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
 if [ "${2:-}" != "--no-debian" ]; then
   cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
   mkdir -p "$cache"
-  suite=bookworm variant=minbase mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  suite=bookworm variant=minbase mirror="${DEBIAN_MIRROR:-$(bash "$here/../debian-mirror.sh" "$suite")}"
   key=$(printf '%s\n' "v1" "$suite" "$variant" "$mirror" amd64 | sha256sum | cut -c1-16)
   tarball="$cache/debootstrap-$suite-$variant-$key.tar.gz"
   # One debootstrap at a time per cache (other runs wait, then reuse the tarball).
