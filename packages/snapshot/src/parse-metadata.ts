@@ -67,6 +67,11 @@ function bool(o: Obj, key: string, field: string): boolean {
   return v;
 }
 
+/** `{[key]: value}` when value is defined, else `{}` (keeps absent optional fields absent). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
 function strArray(o: Obj, key: string, field: string): string[] {
   const v = o[key];
   if (!Array.isArray(v)) throw bad(field, "an array of strings", v);
@@ -196,6 +201,7 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
         qemuVersion: str(engine, "qemuVersion", "engine.qemuVersion", { nonEmpty: true }),
         machine: str(engine, "machine", "engine.machine", { nonEmpty: true }),
         accel: str(engine, "accel", "engine.accel", { nonEmpty: true }),
+        ...optional("cpuModel", optStr(engine, "cpuModel", "engine.cpuModel")),
       },
       assets: {
         kernelHash: str(assets, "kernelHash", "assets.kernelHash", { nonEmpty: true }),
