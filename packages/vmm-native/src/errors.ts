@@ -17,6 +17,8 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `ACCEL_UNAVAILABLE`: the requested accelerator cannot run the guest here (the reason says why).
  * - `ACCEL_MISMATCH`: a snapshot baked under one accelerator/CPU model was asked to restore under another.
  * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
+ * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
+ * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -33,7 +35,9 @@ export type VmmErrorCode =
   | "BOOT_TIMEOUT"
   | "ACCEL_UNAVAILABLE"
   | "ACCEL_MISMATCH"
-  | "INVALID_PATH";
+  | "INVALID_PATH"
+  | "CONFINEMENT_FAILED"
+  | "RUN_DIR_UNSAFE";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {
