@@ -156,7 +156,7 @@ export class Machine {
       }));
     const runDir = new RunDir(opts.runDirParent);
     const memPath = memoryFile ?? join(runDir.path, "memory.bin");
-    mkdirSync(dirname(memPath), { recursive: true });
+    mkdirSync(dirname(memPath), { recursive: true, mode: 0o700 });
     const args = buildQemuArgs(spec, {
       accel: engine.accel,
       cpuModel: engine.cpuModel,

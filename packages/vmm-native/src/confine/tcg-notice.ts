@@ -4,8 +4,8 @@ let said = false;
 export function tcgNoticeText(confined: boolean): string {
   return confined
     ? "QEMU runs guests under TCG software emulation, which QEMU does not treat as a security boundary; " +
-        "what protects this host is the confinement around each QEMU process (seccomp, its own uid, " +
-        "an empty environment, a private mount and pid namespace, resource limits, read-only golden memory)"
+        "what protects this host is the confinement around each QEMU process (seccomp, an unprivileged uid, " +
+        "an empty environment, private mount and pid namespaces, resource limits, read-only snapshot memory)"
     : "QEMU runs guests under TCG software emulation, which QEMU does not treat as a security boundary, " +
         "and QEMU confinement is OFF (SUPERMACHINE_CONFINE=off or confine.enabled=false): " +
         "nothing stands between a guest that escapes QEMU and this host";
