@@ -175,11 +175,11 @@ async function plainQemuBoot(i) {
 }
 
 /** Machine.restore + openAgentSession + run(["true"]) with a fresh QEMU process. */
-async function freshRestore(snap) {
+async function freshRestore(snap, opts = {}) {
   let m;
   try {
     const r = await timeToFirstExec(async () => {
-      m = track(await Machine.restore(snap));
+      m = track(await Machine.restore(snap, opts));
       return m;
     });
     return { total: r.total, tRestore: r.tStart, tSession: r.tSession };
@@ -189,9 +189,9 @@ async function freshRestore(snap) {
 }
 
 /** prepareRestore off the clock; then complete() + openAgentSession + run(["true"]). */
-async function preparedRestore(snap) {
+async function preparedRestore(snap, opts = {}) {
   const tp = performance.now();
-  const prepared = track(await Machine.prepareRestore(snap));
+  const prepared = track(await Machine.prepareRestore(snap, opts));
   const prepareMs = since(tp);
   await sleep(300); // the waiting QEMU settles, as in a pool that starts it ahead
   try {
@@ -274,9 +274,13 @@ try {
     `allocated blocks of a sparse ${MEMORY_MIB} MiB file`,
   );
 
-  // 2. restores
+  // 2. restores (confined, as always; interleaved with unconfined ones to measure confinement's cost)
   const fresh = [];
-  for (let i = 0; i < RESTORES; i++) fresh.push(await freshRestore(snap));
+  const freshPlain = [];
+  for (let i = 0; i < RESTORES; i++) {
+    fresh.push(await freshRestore(snap));
+    freshPlain.push(await freshRestore(snap, { confine: false }));
+  }
   addSamples(
     "restoreFreshToFirstExec",
     "restore to first exec, fresh QEMU",
@@ -284,14 +288,39 @@ try {
     "ms",
     `Machine.restore + session + run(true); restore() returns at p50 ${p50(fresh.map((r) => r.tRestore))}, session at ${p50(fresh.map((r) => r.tSession))}`,
   );
+  addSamples(
+    "restoreFreshToFirstExecUnconfined",
+    "restore to first exec, fresh QEMU, unconfined",
+    freshPlain.map((r) => r.total),
+    "ms",
+    `confine: false (no bwrap/prlimit/setpriv/seccomp); confinement costs ${r1((p50(fresh.map((r) => r.total)) / p50(freshPlain.map((r) => r.total)) - 1) * 100)}% at p50`,
+  );
   const prepared = [];
-  for (let i = 0; i < RESTORES; i++) prepared.push(await preparedRestore(snap));
+  const preparedPlain = [];
+  for (let i = 0; i < RESTORES; i++) {
+    prepared.push(await preparedRestore(snap));
+    preparedPlain.push(await preparedRestore(snap, { confine: false }));
+  }
   addSamples(
     "restorePreparedToFirstExec",
     "restore to first exec, QEMU started ahead",
     prepared.map((r) => r.total),
     "ms",
     `complete() + session + run(true); complete() returns at p50 ${p50(prepared.map((r) => r.tRestore))}, session at ${p50(prepared.map((r) => r.tSession))}`,
+  );
+  addSamples(
+    "restorePreparedToFirstExecUnconfined",
+    "restore to first exec, QEMU started ahead, unconfined",
+    preparedPlain.map((r) => r.total),
+    "ms",
+    `confine: false; confinement costs ${r1((p50(prepared.map((r) => r.total)) / p50(preparedPlain.map((r) => r.total)) - 1) * 100)}% at p50`,
+  );
+  addSamples(
+    "prepareRestoreUnconfined",
+    "prepareRestore, unconfined (off the clock)",
+    preparedPlain.map((r) => r.prepareMs),
+    "ms",
+    "",
   );
   addSamples(
     "prepareRestore",
