@@ -12,6 +12,15 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
+/** `/proc/PID/comm`, or "" once the process is gone. */
+function readComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
 /** The first child of `pid` (from /proc/PID/task/PID/children, else by scanning /proc), or undefined. */
 function childOf(pid: number): number | undefined {
   try {
@@ -125,6 +134,12 @@ export class QemuProcess {
       const child = childOf(initPid);
       if (child) {
         this.qemuPid = child;
+        return;
+      }
+      const comm = readComm(initPid);
+      if (comm === "") return;
+      if (comm !== "bwrap") {
+        this.qemuPid = initPid; // no init in between (no pid namespace): the sandboxed process is QEMU
         return;
       }
       await new Promise((r) => setTimeout(r, delay));
