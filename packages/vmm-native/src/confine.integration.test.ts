@@ -175,6 +175,10 @@ describe("a confined QEMU", () => {
     expect(existsSync(join(root, homedir()))).toBe(false);
     expect(existsSync(join(root, work))).toBe(false);
     expect(existsSync(join(root, "etc/passwd"))).toBe(false);
+    // /etc holds only what ld.so and user networking's DNS forwarding read
+    expect(readdirSync(join(root, "etc")).sort()).toEqual(
+      ["ld.so.cache", "resolv.conf"].filter((f) => existsSync(join("/etc", f))),
+    );
     expect(existsSync(join(root, "tmp"))).toBe(false);
     expect(readdirSync(join(root, "vm")).sort()).toEqual(["initrd", "kernel", "memory.bin"]);
     expect(readdirSync(join(root, "run/vm")).sort()).toEqual(["agent.sock", "console.log", "qmp.sock"]);

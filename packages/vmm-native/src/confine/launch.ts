@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Accelerator, kvmDevice } from "../accelerator.js";
 import { VmmError } from "../errors.js";
@@ -123,6 +123,7 @@ export interface LaunchPlan {
 }
 
 const FDSET = { rootfs: 1, incoming: 2, kvm: 3 } as const;
+const RESOLV_CONF = "/etc/resolv.conf";
 
 function underDir(path: string, dir: string): string | undefined {
   if (path === dir) return "";
@@ -254,6 +255,9 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
     mounts.push(["--bind", qemuDir, SANDBOX_PATHS.qemuDir]);
     for (const b of extra)
       mounts.push([b.device ? "--dev-bind" : b.writable ? "--bind" : "--ro-bind", b.path, b.path]);
+    // QEMU's user networking (libslirp) forwards the guest's DNS to the servers in the host's resolv.conf
+    const userNet = args.some((a, i) => args[i - 1] === "-netdev" && a.startsWith("user"));
+    if (userNet && existsSync(RESOLV_CONF)) mounts.push(["--ro-bind", RESOLV_CONF, RESOLV_CONF]);
     const parents = new Set<string>();
     for (const m of mounts) {
       for (let d = dirname(m[2]!); d !== "/"; d = dirname(d)) parents.add(d);
