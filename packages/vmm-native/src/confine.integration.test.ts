@@ -17,12 +17,14 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kvmDevicePresent } from "./accelerator.js";
 import { openAgentSession } from "./agent-channel.js";
 import { DEFAULT_QEMU_ID } from "./confine/options.js";
 import { ADDRESS_SPACE_OVERHEAD_MIB, QEMU_NOFILE, QEMU_NPROC } from "./confine/rlimits.js";
 import { resolveGuestAssets } from "./guest-assets.js";
 import { Machine } from "./machine.js";
-import type { MachineSpec } from "./qemu-args.js";
+import { type MachineSpec, qemuRequirements } from "./qemu-args.js";
+import { findQemu } from "./qemu-binary.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
 
 // Every test here looks at a real, confined QEMU from the outside (/proc).
@@ -339,6 +341,27 @@ describe("a confined QEMU", () => {
     expect(lines).toHaveLength(accel === "tcg" ? 1 : 0);
     for (const l of lines) expect(l).toMatch(/does not treat as a security boundary/);
   });
+
+  it.skipIf(!kvmDevicePresent())(
+    "hands /dev/kvm to QEMU as a descriptor (needs a /dev/kvm that opens; the guest need not run)",
+    async () => {
+      const qemu = findQemu(qemuRequirements({ network: false }, "kvm"));
+      const m = await track(
+        Machine.boot(
+          { ...spec, rootfs: undefined, network: false, memoryMib: 128 },
+          {
+            engine: { accel: "kvm", cpuModel: "qemu64", qemu },
+          },
+        ),
+      );
+      expect(await m.qmp.execute("query-kvm", {})).toEqual({ enabled: true, present: true });
+      expect(readFileSync(`/proc/${m.pid}/cmdline`, "utf8").split("\0")).toContain("kvm,device=/dev/fdset/3");
+      expect(existsSync(`/proc/${m.pid}/root/dev/kvm`)).toBe(false);
+      const fds = readdirSync(`/proc/${m.pid}/fd`).map((fd) => readlinkSync(`/proc/${m.pid}/fd/${fd}`));
+      expect(fds).toContain("/dev/kvm"); // the host's node, opened by the engine
+      await m.close();
+    },
+  );
 
   it("confines QEMU of an unprivileged caller too: its uid, a user namespace, no_new_privs, seccomp", async () => {
     // as root, play the unprivileged caller with uid 1000 (assets copied where it can read them)
