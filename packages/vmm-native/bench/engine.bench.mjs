@@ -224,6 +224,24 @@ async function idleMemory(snap, n) {
 }
 
 const p50 = (xs) => r1(summarize(xs).p50);
+
+/** Runs `a` then `b` on even `i`, `b` then `a` on odd; resolves with [a's result, b's result]. */
+async function inOrder(i, a, b) {
+  if (i % 2 === 0) {
+    const x = await a();
+    return [x, await b()];
+  }
+  const y = await b();
+  return [await a(), y];
+}
+
+/** Confined vs unconfined runs taken in alternation: the ratio of p50s and the p50 of the pairwise differences (robust to load drift). */
+function confinementCost(confined, unconfined) {
+  const on = confined.map((r) => r.total);
+  const off = unconfined.map((r) => r.total);
+  const pct = r1((summarize(on).p50 / summarize(off).p50 - 1) * 100);
+  return `${pct}% at p50, paired difference p50 ${p50(on.map((x, i) => x - off[i]))} ms`;
+}
 const mib = (kib) => kib / 1024;
 
 try {
@@ -278,8 +296,14 @@ try {
   const fresh = [];
   const freshPlain = [];
   for (let i = 0; i < RESTORES; i++) {
-    fresh.push(await freshRestore(snap));
-    freshPlain.push(await freshRestore(snap, { confine: false }));
+    // alternate which goes first, so that neither always runs on a warmer cache
+    const [a, b] = await inOrder(
+      i,
+      () => freshRestore(snap),
+      () => freshRestore(snap, { confine: false }),
+    );
+    fresh.push(a);
+    freshPlain.push(b);
   }
   addSamples(
     "restoreFreshToFirstExec",
@@ -293,13 +317,18 @@ try {
     "restore to first exec, fresh QEMU, unconfined",
     freshPlain.map((r) => r.total),
     "ms",
-    `confine: false (no bwrap/prlimit/setpriv/seccomp); confinement costs ${r1((p50(fresh.map((r) => r.total)) / p50(freshPlain.map((r) => r.total)) - 1) * 100)}% at p50`,
+    `confine: false (no bwrap/prlimit/setpriv/seccomp); confinement costs ${confinementCost(fresh, freshPlain)}`,
   );
   const prepared = [];
   const preparedPlain = [];
   for (let i = 0; i < RESTORES; i++) {
-    prepared.push(await preparedRestore(snap));
-    preparedPlain.push(await preparedRestore(snap, { confine: false }));
+    const [a, b] = await inOrder(
+      i,
+      () => preparedRestore(snap),
+      () => preparedRestore(snap, { confine: false }),
+    );
+    prepared.push(a);
+    preparedPlain.push(b);
   }
   addSamples(
     "restorePreparedToFirstExec",
@@ -313,7 +342,7 @@ try {
     "restore to first exec, QEMU started ahead, unconfined",
     preparedPlain.map((r) => r.total),
     "ms",
-    `confine: false; confinement costs ${r1((p50(prepared.map((r) => r.total)) / p50(preparedPlain.map((r) => r.total)) - 1) * 100)}% at p50`,
+    `confine: false; confinement costs ${confinementCost(prepared, preparedPlain)}`,
   );
   addSamples(
     "prepareRestoreUnconfined",
