@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { VmmError } from "../errors.js";
 
@@ -44,6 +44,17 @@ export function runtimeFiles(binary: string): RuntimeFiles {
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
   const hit = runtimeCache.get(key);
   if (hit) return hit;
+  const head = Buffer.alloc(2);
+  const fd = openSync(binary, "r");
+  readSync(fd, head, 0, 2, 0);
+  closeSync(fd);
+  if (head.toString("latin1") === "#!") {
+    throw new VmmError(
+      "CONFINEMENT_FAILED",
+      `${binary} is a script, not QEMU itself: the sandbox shows QEMU and its libraries only. ` +
+        "Point SUPERMACHINE_QEMU at the QEMU executable, or set SUPERMACHINE_CONFINE=off to run a wrapper unconfined",
+    );
+  }
   let out: string;
   try {
     out = execFileSync("ldd", [binary], { encoding: "utf8", env: { LC_ALL: "C" } });
