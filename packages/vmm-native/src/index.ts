@@ -15,8 +15,15 @@ export type { AcceleratorVerdict, Engine, EngineRequest } from "./engine.js";
 export { acceleratorVerdict, chooseEngine, resetEngineMemo, verdictDir } from "./engine.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { isVmExited, VmExitedError, VmmError } from "./errors.js";
-export type { GuestAssets } from "./guest-assets.js";
-export { cacheRoot, resolveGuestAssets } from "./guest-assets.js";
+export type { GuestAssets, GuestAssetsSource } from "./guest-assets.js";
+export {
+  cacheRoot,
+  GUEST_ASSETS_FIX,
+  GUEST_PACKAGE,
+  guestAssetsCandidates,
+  guestPackageManifest,
+  resolveGuestAssets,
+} from "./guest-assets.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
 export { engineForSnapshot, Machine, PreparedRestore } from "./machine.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";
