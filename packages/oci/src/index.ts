@@ -47,6 +47,8 @@ export type { FetchedManifest, RegistryClientOptions } from "./registry-client.j
 export { RegistryClient } from "./registry-client.js";
 export type { BuildRootfsOptions, RootfsImage } from "./rootfs.js";
 export { buildRootfs, rootfsDigest } from "./rootfs.js";
+export type { RootfsToolStatus } from "./rootfs-tools.js";
+export { checkRootfsTools } from "./rootfs-tools.js";
 export type { TarEntry, TarEntryType } from "./tar-reader.js";
 export { readTarEntries } from "./tar-reader.js";
 export type { AuthChallenge } from "./www-authenticate.js";

@@ -11,6 +11,8 @@ export {
 } from "./accelerator.js";
 export { openAgentSession } from "./agent-channel.js";
 export { fileTail } from "./console-tail.js";
+export type { DiagnosticCheck } from "./diagnostics.js";
+export { engineDiagnostics } from "./diagnostics.js";
 export type { AcceleratorVerdict, Engine, EngineRequest } from "./engine.js";
 export { acceleratorVerdict, chooseEngine, resetEngineMemo, verdictDir } from "./engine.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
