@@ -257,7 +257,8 @@ async function pullFrom(
     cfgBytes = await readBounded(
       (await source.blob(desc)) as AsyncIterable<Uint8Array> & { destroy?: () => void },
       desc.size,
-      () => new InvalidImageError(`config ${desc.digest}: more bytes than the descriptor's size ${desc.size}`),
+      () =>
+        new InvalidImageError(`config ${desc.digest}: more bytes than the descriptor's size ${desc.size}`),
     );
     verifyBytes(`config ${desc.digest}`, cfgBytes, desc.digest);
   }

@@ -1,8 +1,8 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, request } from "undici";
-import { lookupDockerCredentials, type RegistryAuth, type ResolvedCredentials } from "./credentials.js";
 import { contentLength, readBounded, readErrorText } from "./bounded-read.js";
+import { lookupDockerCredentials, type RegistryAuth, type ResolvedCredentials } from "./credentials.js";
 import {
   AbortedError,
   InsecureRedirectError,
@@ -367,7 +367,8 @@ export class RegistryClient {
     if (typeof token !== "string" || !token) {
       throw new RegistryError(`token server ${url.origin} returned no token`);
     }
-    if (/[\r\n\0]/.test(token)) throw new RegistryError(`token server ${url.origin} returned a malformed token`);
+    if (/[\r\n\0]/.test(token))
+      throw new RegistryError(`token server ${url.origin} returned a malformed token`);
     this.authorization = `Bearer ${token}`;
   }
 
@@ -381,10 +382,13 @@ export class RegistryClient {
     try {
       url = new URL(realm);
     } catch (err) {
-      throw new RegistryError(`registry ${this.opts.registry} named an invalid token realm ${JSON.stringify(realm)}`, {
-        cause: err,
-        details: { registry: this.opts.registry, realm },
-      });
+      throw new RegistryError(
+        `registry ${this.opts.registry} named an invalid token realm ${JSON.stringify(realm)}`,
+        {
+          cause: err,
+          details: { registry: this.opts.registry, realm },
+        },
+      );
     }
     if (url.protocol === "https:") return url;
     if (url.protocol === "http:" && this.listedInsecure) return url;
@@ -394,9 +398,12 @@ export class RegistryClient {
         { details: { registry: this.opts.registry, realm } },
       );
     }
-    throw new RegistryError(`registry ${this.opts.registry} named a token realm with scheme ${url.protocol}`, {
-      details: { registry: this.opts.registry, realm },
-    });
+    throw new RegistryError(
+      `registry ${this.opts.registry} named a token realm with scheme ${url.protocol}`,
+      {
+        details: { registry: this.opts.registry, realm },
+      },
+    );
   }
 
   /** GET/HEAD on a repository path, authenticating on 401 once; maps 401/403/404 to typed errors. */

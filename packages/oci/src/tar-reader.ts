@@ -209,8 +209,7 @@ export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}
         if (globalBytes > maxExt) {
           throw new LayerInvalidError(`tar global extended headers larger than ${maxExt} bytes in total`);
         }
-      }
-      else if (typeflag === "L") longName = cstr(data, 0, data.length);
+      } else if (typeflag === "L") longName = cstr(data, 0, data.length);
       else longLink = cstr(data, 0, data.length);
       pos = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
       continue;
