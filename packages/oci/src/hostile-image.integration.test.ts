@@ -4,7 +4,16 @@
 // paths and xattrs. Built from real OCI layouts (and one pushed through a
 // real docker-registry) into real ext4 images, inspected with debugfs.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -312,5 +321,38 @@ describe("symlink chains", () => {
     ]);
     await expect(b.result).rejects.toThrow(/too many levels of symbolic links/);
     await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
+  });
+});
+
+describe("hostile local layouts", () => {
+  const layoutOf = async () => {
+    const image = buildImage([await tarOf([{ name: "f", data: "x" }])]);
+    return { image, dir: writeLayout(join(work, `layout-local-${n++}`), image) };
+  };
+  const blob = (dir: string, digest: string) => join(dir, "blobs", "sha256", digest.slice(7));
+
+  it("blobs and index files that are FIFOs or devices are refused instead of read forever", async () => {
+    for (const which of ["index", "manifest", "layer"] as const) {
+      const { image, dir } = await layoutOf();
+      const target =
+        which === "index"
+          ? join(dir, "index.json")
+          : blob(dir, which === "manifest" ? image.manifestDigest : image.layerDigests[0]!);
+      unlinkSync(target);
+      if (which === "manifest") symlinkSync("/dev/zero", target);
+      else execFileSync("mkfifo", [target]);
+      await expect(pullImage(`oci:${dir}`, { cacheDir: join(work, `cache-${n++}`) })).rejects.toMatchObject({
+        code: "OCI_INVALID_IMAGE",
+      });
+    }
+  });
+
+  it("an oversized index.json stops at maxManifestBytes", async () => {
+    const { dir } = await layoutOf();
+    writeFileSync(join(dir, "index.json"), Buffer.alloc(5 * 1024 * 1024, " "));
+    await expect(pullImage(`oci:${dir}`, { cacheDir: join(work, `cache-${n++}`) })).rejects.toMatchObject({
+      code: "OCI_LIMIT_EXCEEDED",
+      limit: "maxManifestBytes",
+    });
   });
 });

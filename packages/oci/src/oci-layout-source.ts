@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readBounded } from "./bounded-read.js";
 import { parseDigest, sha256Digest, verifyBytes } from "./digest.js";
@@ -11,8 +12,15 @@ import type { OciLayoutReference } from "./reference.js";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 
-/** Reads a local file, at most `max` bytes (a FIFO or device in a hostile layout cannot make it read forever). */
+/** Throws unless `path` is a regular file (a FIFO would block the read, a device could be endless). */
+async function assertRegularFile(path: string, what: string): Promise<void> {
+  const st = await stat(path);
+  if (!st.isFile()) throw new InvalidImageError(`${what} is not a regular file`, { details: { path } });
+}
+
+/** Reads a local regular file, at most `max` bytes. */
 async function readFileBounded(path: string, max: number, what: string): Promise<Buffer> {
+  await assertRegularFile(path, what);
   const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
   await new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());
@@ -56,7 +64,7 @@ export class OciLayoutSource implements ImageSource {
         `${this.ref.path}/index.json`,
       );
     } catch (err) {
-      if (err instanceof LimitExceededError) throw err;
+      if (err instanceof LimitExceededError || err instanceof InvalidImageError) throw err;
       throw new NotFoundError(`${this.ref.path} is not an OCI image layout (no oci-layout / index.json)`, {
         manifest: true,
         cause: err,
@@ -112,7 +120,7 @@ export class OciLayoutSource implements ImageSource {
         `${this.ref.path}: manifest ${desc.digest}`,
       );
     } catch (err) {
-      if (err instanceof LimitExceededError) throw err;
+      if (err instanceof LimitExceededError || err instanceof InvalidImageError) throw err;
       throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, {
         manifest: true,
         cause: err,
@@ -122,6 +130,12 @@ export class OciLayoutSource implements ImageSource {
 
   async blob(desc: Descriptor): Promise<AsyncIterable<Uint8Array>> {
     const path = this.blobPath(desc.digest);
+    try {
+      await assertRegularFile(path, `${this.ref.path}: blob ${desc.digest}`);
+    } catch (err) {
+      if (err instanceof InvalidImageError) throw err;
+      throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, { cause: err });
+    }
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       stream.once("open", () => resolve());
