@@ -394,7 +394,7 @@ export class RegistryClient {
     if (url.protocol === "http:" && this.listedInsecure) return url;
     if (url.protocol === "http:") {
       throw new InsecureTokenRealmError(
-        `registry ${this.opts.registry} wants credentials sent to a plain-HTTP token realm (${url.origin}); refusing. List ${this.opts.registry} in insecureRegistries if that is intended`,
+        `registry ${this.opts.registry} names a plain-HTTP token realm (${url.origin}); refusing to send credentials or take a token over plain HTTP. List ${this.opts.registry} in insecureRegistries if that is intended`,
         { details: { registry: this.opts.registry, realm } },
       );
     }
