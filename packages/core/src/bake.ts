@@ -1,5 +1,5 @@
 import type { PulledImage } from "@supermachine/oci";
-import { fileTail, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
+import { type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
@@ -170,5 +170,5 @@ async function waitForListener(
 }
 
 async function consoleTail(machine: Machine): Promise<string> {
-  return fileTail(machine.consoleLog);
+  return machine.consoleTail();
 }

@@ -1,7 +1,7 @@
 export type { Accelerator } from "./accelerator.js";
 export { chooseAccelerator, kvmUsable } from "./accelerator.js";
 export { openAgentSession } from "./agent-channel.js";
-export { fileTail } from "./console-tail.js";
+export { ByteRing, CONSOLE_RING_BYTES, ConsoleSink, fileTail, textTail } from "./console-tail.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { isVmExited, VmExitedError, VmmError } from "./errors.js";
 export type { GuestAssets } from "./guest-assets.js";

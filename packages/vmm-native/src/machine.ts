@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { type Accelerator, chooseAccelerator } from "./accelerator.js";
+import { ConsoleSink } from "./console-tail.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
 import { buildQemuArgs, type MachineSpec } from "./qemu-args.js";
@@ -50,7 +51,8 @@ let nextId = 1;
 
 /**
  * One QEMU microVM process and everything the host needs to drive it: QMP,
- * the agent channel (a unix socket to a virtio-serial port), the console log.
+ * the agent channel (a unix socket to a virtio-serial port), the console
+ * (a bounded ring in this process).
  *
  * Start one with {@link Machine.boot} (cold boot) or {@link Machine.restore}
  * (from a snapshot directory). If QEMU dies, {@link Machine.exited} resolves
@@ -95,9 +97,21 @@ export class Machine {
   get pid(): number {
     return this.proc.pid;
   }
-  /** Path of the guest serial console log. */
-  get consoleLog(): string {
-    return this.runDir.consoleLog;
+  /**
+   * The last lines of the guest serial console. The console is kept in a
+   * fixed-size ring in this process (`CONSOLE_RING_BYTES`), never on disk,
+   * and stays readable after QEMU has exited.
+   */
+  consoleTail(maxLines = 30): string {
+    return this.proc.consoleSink.tail(maxLines);
+  }
+  /** The guest console bytes held on the host (at most `CONSOLE_RING_BYTES`, the newest). */
+  consoleBytes(): Buffer {
+    return this.proc.consoleSink.bytes();
+  }
+  /** Console bytes the guest has written since QEMU started, including those the ring dropped. */
+  get consoleTotalBytes(): number {
+    return this.proc.consoleSink.totalBytes;
   }
   /** Path of the unix socket connected to the guest agent's virtio-serial port. */
   get agentSocketPath(): string {
@@ -126,10 +140,10 @@ export class Machine {
       memoryShared,
       qmpSocket: runDir.qmpSocket,
       agentSocket: runDir.agentSocket,
-      consoleLog: runDir.consoleLog,
+      consolePipe: runDir.consolePipe,
       incoming,
     });
-    const proc = new QemuProcess(qemu.path, args, runDir.consoleLog);
+    const proc = new QemuProcess(qemu.path, args, ConsoleSink.open(runDir.consolePipe));
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([

@@ -31,7 +31,8 @@ export interface ProcessSpec {
   memoryShared: boolean;
   qmpSocket: string;
   agentSocket: string;
-  consoleLog: string;
+  /** Named pipe the console chardev writes to (a `ConsoleSink` reads it). */
+  consolePipe: string;
   /** Start paused in `-incoming defer`, waiting for a restore. */
   incoming: boolean;
 }
@@ -71,7 +72,7 @@ export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
     "-append",
     kernelCmdline(spec),
     "-chardev",
-    `file,id=con0,path=${proc.consoleLog}`,
+    `file,id=con0,path=${proc.consolePipe}`,
     "-serial",
     "chardev:con0",
     "-qmp",
