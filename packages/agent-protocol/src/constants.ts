@@ -44,6 +44,7 @@ export const MessageType = {
   WORKLOAD_CONFIG: 0x50,
   WORKLOAD_START: 0x51,
   WORKLOAD_SIGNAL: 0x52,
+  WORKLOAD_LOGS: 0x53,
 } as const;
 
 /** Name of a message type, e.g. `"EXEC"`. */
