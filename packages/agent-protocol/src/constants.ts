@@ -85,7 +85,7 @@ export const EventKind = {
 export type EventKindName = keyof typeof EventKind;
 
 /** `HELLO_OK.features` bits. */
-export const Feature = { PTY: 1, TCP: 2, VSOCK: 4 } as const;
+export const Feature = { PTY: 1, TCP: 2, VSOCK: 4, LOGS: 8 } as const;
 
 /** `EXEC` flags bit 0: allocate a pty. */
 export const EXEC_FLAG_TTY = 1;

@@ -477,6 +477,16 @@ describe("files, tcp, workload, events", () => {
     expect((await agent.next("RESET")).stream).toBe(oq.stream);
     await session.close();
   });
+
+  it("workloadLogs refuses an agent that does not announce the logs feature", async () => {
+    const agent = new FakeAgent();
+    const [session] = await Promise.all([
+      AgentSession.open(agent.hostSide),
+      agent.handshake(262144, 65536, 3),
+    ]);
+    await expect(session.workloadLogs()).rejects.toMatchObject({ code: "AGENT_UNKNOWN_TYPE" });
+    await session.close();
+  });
 });
 
 describe("failure and close", () => {

@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   ErrorCode,
   type EventKindName,
+  Feature,
   FLAG_END,
   MAX_MAX_PAYLOAD,
   MessageType,
@@ -342,6 +343,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
    * started (so `totalBytes - tail.length` bytes were dropped).
    */
   async workloadLogs(opts: { maxBytes?: number } = {}): Promise<{ tail: Buffer; totalBytes: number }> {
+    if (!(this.agent.features & Feature.LOGS)) {
+      throw new AgentError(
+        ErrorCode.UNKNOWN_TYPE,
+        0,
+        `agent ${JSON.stringify(this.agent.agentVersion)} does not keep the workload's output (no WORKLOAD_LOGS); it predates it`,
+      );
+    }
     const maxBytes = opts.maxBytes ?? 0;
     if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 0xffffffff)
       throw new RangeError("maxBytes must be an integer in [0, 2^32)");

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define AGENT_VERSION "sm-init 0.1.0"
+#define AGENT_VERSION "sm-init 0.2.0"
 #define MY_MAX_PAYLOAD 262144u
 #define MY_WINDOW 262144u
 #define OUTQ_HIGH (1u << 20)     /* stop reading data sources above this */

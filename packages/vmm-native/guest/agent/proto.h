@@ -39,6 +39,7 @@ enum sm_event {
 #define SM_FEAT_PTY 1u
 #define SM_FEAT_TCP 2u
 #define SM_FEAT_VSOCK 4u
+#define SM_FEAT_LOGS 8u /* WORKLOAD_LOGS and the workload output ring */
 
 #define SM_EXEC_TTY 1u
 #define SM_WF_MKDIRS 1u

@@ -411,7 +411,7 @@ static void on_hello(const struct frame *fr, struct field *f) {
   buf_u32(&b, MY_MAX_PAYLOAD);
   buf_u32(&b, MY_WINDOW);
   buf_u64(&b, f[4].u);
-  buf_u32(&b, SM_FEAT_PTY | SM_FEAT_TCP);
+  buf_u32(&b, SM_FEAT_PTY | SM_FEAT_TCP | SM_FEAT_LOGS);
   buf_str(&b, AGENT_VERSION, strlen(AGENT_VERSION));
   send_buf(T_HELLO_OK, 0, fr->stream, &b);
   A.handshaken = 1;
