@@ -153,10 +153,15 @@ async function waitForListener(
       const code = failureCode(tail, "BAKE_WORKLOAD_EXITED");
       const how =
         code === "BAKE_OUT_OF_MEMORY" ? `was killed for lack of memory (${plan.memoryMib} MiB)` : "exited";
+      // its own stdout/stderr (kept by the agent, not on the console) say why
+      const logs = await session
+        .workloadLogs({ maxBytes: 8192 })
+        .then((l) => l.tail.toString("utf8"))
+        .catch(() => "");
       throw new CoreError(
         code,
-        `the workload ${JSON.stringify(plan.workload.argv)} ${how} before listening on port ${plan.guestPort}\n${tail}`,
-        { details: { consoleTail: tail } },
+        `the workload ${JSON.stringify(plan.workload.argv)} ${how} before listening on port ${plan.guestPort}\n--- workload output ---\n${logs}--- console ---\n${tail}`,
+        { details: { consoleTail: tail, workloadLogs: logs } },
       );
     }
     throw new CoreError(
