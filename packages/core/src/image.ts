@@ -7,7 +7,7 @@ import {
   type SnapshotMetadata,
   SnapshotStore,
 } from "@supermachine/snapshot";
-import { resolveGuestAssets } from "@supermachine/vmm-native";
+import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
 import { type BakeTrigger, bakeSnapshot } from "./bake.js";
 import { CoreError } from "./errors.js";
 import type { BuildOptions, PoolOptions } from "./options.js";
@@ -47,7 +47,11 @@ export class Image {
     const listenerRequired = options.listenerRequired === true;
     const warmupTag = options.warmupTag ?? "default";
     const progress = options.onProgress ?? (() => {});
+    const accel = enumOption("accel", options.accel, "auto", ["auto", "kvm", "hvf", "tcg"] as const);
     const assets = resolveGuestAssets();
+    // chosen (and a hardware accelerator proven, once per host) before the
+    // fingerprint: a bake under TCG and one under KVM are different snapshots
+    const engine = await chooseEngine({ accel, kernel: assets.kernel, initrd: assets.initrd });
 
     const image = await pullImage(options.ref, {
       pullPolicy,
@@ -96,6 +100,9 @@ export class Image {
       warmupTag: options.warmup ? warmupTag : undefined,
       kernelHash: assets.kernelHash,
       agentHash: assets.agentHash,
+      accel: engine.accel,
+      cpuModel: engine.cpuModel,
+      qemuVersion: engine.qemu.version,
     });
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
     const key = { name: options.name, ref: image.reference, fingerprint };
@@ -114,10 +121,11 @@ export class Image {
           onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
         });
         const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
-        const engine = await bakeSnapshot(tmpDir, {
+        const baked = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
           assets,
+          engine,
           memoryMib,
           vcpus,
           guestPort,
@@ -141,7 +149,7 @@ export class Image {
           workload,
           assets: expectedAssets,
           rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
-          engine,
+          engine: baked,
         };
       },
       { expectedAssets },
