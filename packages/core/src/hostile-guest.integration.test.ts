@@ -196,6 +196,8 @@ describe("big outputs and files", () => {
       got += chunk.length;
       if (got >= 32 * MIB) break;
     }
+    expect((await rejection(() => vm.readFileStream("/no/such/file"))).code).toBe("AGENT_NOT_FOUND");
+    expect((await rejection(() => vm.readFile("/no/such/file"))).code).toBe("AGENT_NOT_FOUND");
     expect(got).toBeGreaterThanOrEqual(32 * MIB);
     expect(got).toBeLessThan(33 * MIB);
     expect(process.memoryUsage().rss - rss0).toBeLessThan(128 * MIB);

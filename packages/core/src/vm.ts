@@ -161,6 +161,7 @@ export class Vm {
     const max = intOption("maxBytes", options.maxBytes, DEFAULT_OUTPUT_CAP, 0, MAX_OUTPUT_CAP);
     return this.guarded(w, async () => {
       const stream = w.session.createReadStream(path);
+      stream.on("error", () => {}); // surfaced through `info` and the iterator below
       const tooLarge = (size: number | undefined, cause?: unknown) =>
         new CoreError(
           "FILE_TOO_LARGE",
@@ -191,11 +192,15 @@ export class Vm {
    * Streams a file out of the guest with flow control (memory stays bounded
    * whatever its size): a Readable of its bytes, once the guest opened it
    * (a missing file rejects with `AGENT_NOT_FOUND`). Destroy it to stop early.
+   * Later failures (the VM dies, the file cannot be read) reach your `error`
+   * listeners and iterators; with none, they are dropped rather than
+   * crashing the process.
    */
   async readFileStream(path: string): Promise<Readable> {
     const w = this.live();
     return this.guarded(w, async () => {
       const stream = w.session.createReadStream(path);
+      stream.on("error", () => {});
       this.readStreams.add(stream);
       stream.once("close", () => this.readStreams.delete(stream));
       await stream.info;
