@@ -149,7 +149,7 @@ async function plainQemuBoot(i) {
     consolePipe: join(dir, "console.pipe"),
     incoming: false,
   });
-  const consoleSink = ConsoleSink.open(join(dir, "console.pipe"));
+  const consoleSink = await ConsoleSink.open(join(dir, "console.pipe"));
   const q = args.indexOf("-qmp");
   args.splice(q, 2);
   const t0 = performance.now();

@@ -85,7 +85,14 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
       incoming: false,
     },
   );
-  const proc = new QemuProcess(t.qemu.path, args, ConsoleSink.open(runDir.consolePipe));
+  let consoleSink: ConsoleSink;
+  try {
+    consoleSink = await ConsoleSink.open(runDir.consolePipe);
+  } catch (err) {
+    runDir.remove();
+    return { ok: false, reason: `console pipe: ${(err as Error).message}`, durationMs: Date.now() - started };
+  }
+  const proc = new QemuProcess(t.qemu.path, args, consoleSink);
   let timer: NodeJS.Timeout | undefined;
   let socket: Socket | undefined;
   try {

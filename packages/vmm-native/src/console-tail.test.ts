@@ -42,7 +42,7 @@ describe("ConsoleSink", () => {
   it("keeps a bounded tail of what is written to its pipe, readable after close", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sm-con-"));
     try {
-      const sink = ConsoleSink.open(join(dir, "c.pipe"), 1024);
+      const sink = await ConsoleSink.open(join(dir, "c.pipe"), 1024);
       expect(statSync(join(dir, "c.pipe")).isFIFO()).toBe(true);
       expect(statSync(join(dir, "c.pipe")).mode & 0o777).toBe(0o600);
       const fd = openSync(join(dir, "c.pipe"), "w");
@@ -62,10 +62,10 @@ describe("ConsoleSink", () => {
     }
   });
 
-  it("close() collects bytes still in the pipe", () => {
+  it("close() collects bytes still in the pipe", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sm-con-"));
     try {
-      const sink = ConsoleSink.open(join(dir, "c.pipe"));
+      const sink = await ConsoleSink.open(join(dir, "c.pipe"));
       const fd = openSync(join(dir, "c.pipe"), "w");
       writeSync(fd, "Kernel panic - not syncing: test\n");
       closeSync(fd);

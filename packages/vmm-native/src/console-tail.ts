@@ -1,6 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { Socket, type SocketConstructorOpts } from "node:net";
+import { promisify } from "node:util";
 
 /** Bytes of guest console each VM keeps on the host (the most recent ones). */
 export const CONSOLE_RING_BYTES = 64 * 1024;
@@ -80,6 +81,8 @@ export function textTail(bytes: Buffer, maxLines = 30, maxBytes = 8192): string 
   return lines.slice(-maxLines - 1).join("\n");
 }
 
+const execFileAsync = promisify(execFile);
+
 /** How long a console sink waits between reads while the guest writes. */
 const CONSOLE_BATCH_MS = 50;
 
@@ -141,8 +144,9 @@ export class ConsoleSink {
    * Makes the FIFO at `path` (mode 0600) and opens it, so QEMU can be
    * started with `-chardev file,path=PATH` at once.
    */
-  static open(path: string, capacity = CONSOLE_RING_BYTES): ConsoleSink {
-    execFileSync("mkfifo", ["-m", "600", path], { stdio: "ignore" });
+  static async open(path: string, capacity = CONSOLE_RING_BYTES): Promise<ConsoleSink> {
+    // Node has no mkfifo(3); the coreutils tool costs a few ms, off the event loop
+    await execFileAsync("mkfifo", ["-m", "600", path]);
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
     return new ConsoleSink(path, fd, capacity);
   }

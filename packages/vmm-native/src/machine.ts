@@ -168,7 +168,13 @@ export class Machine {
       consolePipe: runDir.consolePipe,
       incoming,
     });
-    const proc = new QemuProcess(engine.qemu.path, args, ConsoleSink.open(runDir.consolePipe));
+    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch((err: unknown) => {
+      runDir.remove();
+      throw new VmmError("QEMU_START_FAILED", `cannot make the console pipe: ${(err as Error).message}`, {
+        cause: err,
+      });
+    });
+    const proc = new QemuProcess(engine.qemu.path, args, consoleSink);
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([
