@@ -1,9 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ByteRing, ConsoleSink, textTail } from "./console-tail.js";
+import { makeFifo } from "./fifo-stock.js";
 
 describe("ByteRing", () => {
   it("keeps exactly the newest capacity bytes whatever the chunking", () => {
@@ -42,10 +53,11 @@ describe("ConsoleSink", () => {
   it("keeps a bounded tail of what is written to its pipe, readable after close", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sm-con-"));
     try {
-      const sink = await ConsoleSink.open(join(dir, "c.pipe"), 1024);
-      expect(statSync(join(dir, "c.pipe")).isFIFO()).toBe(true);
-      expect(statSync(join(dir, "c.pipe")).mode & 0o777).toBe(0o600);
-      const fd = openSync(join(dir, "c.pipe"), "w");
+      mkdirSync(join(dir, "run"));
+      const sink = await ConsoleSink.open(join(dir, "run", "c.pipe"), 1024);
+      expect(statSync(join(dir, "run", "c.pipe")).isFIFO()).toBe(true);
+      expect(statSync(join(dir, "run", "c.pipe")).mode & 0o777).toBe(0o600);
+      const fd = openSync(join(dir, "run", "c.pipe"), "w");
       // one byte per write, as QEMU's UART does
       let text = "";
       for (let i = 0; i < 300; i++) text += `console line ${i}\n`;
@@ -65,12 +77,32 @@ describe("ConsoleSink", () => {
   it("close() collects bytes still in the pipe", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sm-con-"));
     try {
-      const sink = await ConsoleSink.open(join(dir, "c.pipe"));
-      const fd = openSync(join(dir, "c.pipe"), "w");
+      mkdirSync(join(dir, "run"));
+      const sink = await ConsoleSink.open(join(dir, "run", "c.pipe"));
+      const fd = openSync(join(dir, "run", "c.pipe"), "w");
       writeSync(fd, "Kernel panic - not syncing: test\n");
       closeSync(fd);
       sink.close(); // no event-loop turn in between
       expect(sink.tail()).toBe("Kernel panic - not syncing: test\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("FIFO stock", () => {
+  it("takes FIFOs made ahead and removes the stocks of processes that are gone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sm-con-"));
+    try {
+      // a stock left by a process that no longer exists (pid 2^22 + 1 is above pid_max's default)
+      mkdirSync(join(dir, "fifos-4194305-abc"));
+      writeFileSync(join(dir, "fifos-4194305-abc", "f0"), "");
+      mkdirSync(join(dir, "vm-1"));
+      await makeFifo(join(dir, "vm-1", "console.pipe"));
+      expect(statSync(join(dir, "vm-1", "console.pipe")).isFIFO()).toBe(true);
+      const stocks = readdirSync(dir).filter((n) => n.startsWith("fifos-"));
+      expect(stocks).toHaveLength(1);
+      expect(stocks[0]).toMatch(new RegExp(`^fifos-${process.pid}-`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

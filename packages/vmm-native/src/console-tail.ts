@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { Socket, type SocketConstructorOpts } from "node:net";
 import { promisify } from "node:util";
+import { makeFifo } from "./fifo-stock.js";
 
 /** Bytes of guest console each VM keeps on the host (the most recent ones). */
 export const CONSOLE_RING_BYTES = 64 * 1024;
@@ -145,8 +146,8 @@ export class ConsoleSink {
    * started with `-chardev file,path=PATH` at once.
    */
   static async open(path: string, capacity = CONSOLE_RING_BYTES): Promise<ConsoleSink> {
-    // Node has no mkfifo(3); the coreutils tool costs a few ms, off the event loop
-    await execFileAsync("mkfifo", ["-m", "600", path]);
+    // Node has no mkfifo(3): take one made ahead (see fifo-stock.ts), else run the tool
+    await makeFifo(path).catch(() => execFileAsync("mkfifo", ["-m", "600", path]));
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
     return new ConsoleSink(path, fd, capacity);
   }
