@@ -12,4 +12,6 @@ bash packages/vmm-native/guest/test-agent.sh
 echo "[test] lint and typecheck" >&2
 npx biome check .
 npx turbo run typecheck --output-logs=errors-only
+echo "[test] package shape: publint, arethetypeswrong, npm publish --dry-run, changeset version" >&2
+bash scripts/check-packages.sh
 npm test

@@ -77,9 +77,9 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The run directory of a machine (its console log sits in `<run dir>/qemu/`). */
+/** The run directory of a machine (its agent socket sits in `<run dir>/qemu/`). */
 function runDirOf(m: Machine): string {
-  return dirname(dirname(m.consoleLog));
+  return dirname(dirname(m.agentSocketPath));
 }
 
 /** Runs a Node ES module script; resolves with its first stdout line parsed as JSON. */
@@ -182,8 +182,8 @@ describe("a confined QEMU", () => {
       ["ld.so.cache", "resolv.conf"].filter((f) => existsSync(join("/etc", f))),
     );
     expect(existsSync(join(root, "tmp"))).toBe(false);
-    expect(readdirSync(join(root, "vm")).sort()).toEqual(["initrd", "kernel", "memory.bin"]);
-    expect(readdirSync(join(root, "run/vm")).sort()).toEqual(["agent.sock", "console.log", "qmp.sock"]);
+    expect(readdirSync(join(root, "vm")).sort()).toEqual(["console.pipe", "initrd", "kernel", "memory.bin"]);
+    expect(readdirSync(join(root, "run/vm")).sort()).toEqual(["agent.sock", "qmp.sock"]);
     // only QEMU itself and the sandbox's init live in its pid namespace
     const pids = readdirSync(join(root, "proc")).filter((e) => /^\d+$/.test(e));
     expect(pids.sort()).toEqual(["1", "2"]);
@@ -300,7 +300,7 @@ describe("a confined QEMU", () => {
     const boot = (tag: string) => `
       import { Machine } from ${JSON.stringify(dist)};
       const m = await Machine.boot(${JSON.stringify({ ...spec, rootfs: undefined })});
-      console.log(JSON.stringify({ tag: ${JSON.stringify(tag)}, pid: m.pid, log: m.consoleLog }));
+      console.log(JSON.stringify({ tag: ${JSON.stringify(tag)}, pid: m.pid, log: m.agentSocketPath }));
       setInterval(() => {}, 1000);
     `;
     const first = nodeChild(boot("first"));

@@ -18,13 +18,22 @@ export type { Confinement, ConfineOptions, QemuIdentity } from "./confine/option
 export { DEFAULT_QEMU_ID, resolveConfinement } from "./confine/options.js";
 export type { QemuRlimits } from "./confine/rlimits.js";
 export { qemuRlimits } from "./confine/rlimits.js";
-export { fileTail } from "./console-tail.js";
+export { ByteRing, CONSOLE_RING_BYTES, ConsoleSink, fileTail, textTail } from "./console-tail.js";
+export type { DiagnosticCheck } from "./diagnostics.js";
+export { engineDiagnostics } from "./diagnostics.js";
 export type { AcceleratorVerdict, Engine, EngineRequest } from "./engine.js";
 export { acceleratorVerdict, chooseEngine, resetEngineMemo, verdictDir } from "./engine.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { isVmExited, VmExitedError, VmmError } from "./errors.js";
-export type { GuestAssets } from "./guest-assets.js";
-export { cacheRoot, resolveGuestAssets } from "./guest-assets.js";
+export type { GuestAssets, GuestAssetsSource } from "./guest-assets.js";
+export {
+  cacheRoot,
+  GUEST_ASSETS_FIX,
+  GUEST_PACKAGE,
+  guestAssetsCandidates,
+  guestPackageManifest,
+  resolveGuestAssets,
+} from "./guest-assets.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
 export { engineForSnapshot, Machine, PreparedRestore } from "./machine.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import type { LaunchPlan } from "./confine/launch.js";
-import { fileTail } from "./console-tail.js";
+import type { ConsoleSink } from "./console-tail.js";
 import { type ExitInfo, VmExitedError } from "./errors.js";
 
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
@@ -66,7 +66,8 @@ export class QemuProcess {
   constructor(
     binary: string,
     args: string[],
-    readonly consoleLog: string,
+    /** Where the guest console goes; its tail goes into {@link ExitInfo}. */
+    readonly consoleSink: ConsoleSink,
     private readonly plan?: LaunchPlan,
   ) {
     if (plan) {
@@ -92,12 +93,13 @@ export class QemuProcess {
     this.exited = new Promise((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null) => {
         if (this.exitInfo) return;
+        consoleSink.close(); // reads the console's last bytes from the pipe
         // bubblewrap's monitor exits 128+N when QEMU died of signal N
         const sig = plan?.monitor && code !== null && code > 128 ? SIGNAL_NAMES.get(code - 128) : undefined;
         this.exitInfo = {
           exitCode: sig ? null : code,
           signal: sig ?? signal,
-          consoleTail: fileTail(consoleLog),
+          consoleTail: consoleSink.tail(),
           stderrTail: this.stderrBuf,
         };
         plan?.cleanup();

@@ -184,10 +184,11 @@ export function reapRunDirs(root: string, force = false): string[] {
 /**
  * A private directory for one QEMU process, `vm-XXXXXX` under {@link runRoot}:
  * `owner.json` (this process, so that a later process can reap the directory
- * once this one is dead) and `qemu/`, the only directory QEMU sees, holding
- * its QMP and agent sockets and its console log. Paths stay short because unix
- * socket paths are limited to 107 bytes. Creating one first reaps the run
- * directories of dead owners.
+ * once this one is dead), `console.pipe` (the console FIFO, shown to QEMU as
+ * `/vm/console.pipe`) and `qemu/`, the only directory QEMU sees whole, holding
+ * its QMP and agent sockets. Paths stay short because unix socket paths are
+ * limited to 107 bytes. Creating one first reaps the run directories of dead
+ * owners.
  */
 export class RunDir {
   readonly path: string;
@@ -217,8 +218,9 @@ export class RunDir {
   get agentSocket(): string {
     return join(this.qemuDir, "agent.sock");
   }
-  get consoleLog(): string {
-    return join(this.qemuDir, "console.log");
+  /** The console FIFO (outside `qemu/`: QEMU sees only this file of the directory). */
+  get consolePipe(): string {
+    return join(this.path, "console.pipe");
   }
   /** Removes the directory and everything in it. Idempotent. */
   remove(): void {

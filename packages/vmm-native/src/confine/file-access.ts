@@ -92,7 +92,7 @@ export function requireReadable(path: string, what: string, id: QemuIdentity | u
 }
 
 /**
- * The directory QEMU creates its sockets and console log in. Under root:
+ * The directory QEMU creates its sockets in. Under root:
  * owner the caller, group QEMU's, mode 1770 (QEMU may create entries; the
  * sticky bit stops it from renaming or removing entries it does not own).
  * Otherwise 0700.
@@ -107,8 +107,8 @@ export function prepareQemuDir(dir: string, id: QemuIdentity | undefined): void 
 }
 
 /**
- * Once QEMU has created them: the sockets and the console log in its
- * directory become the caller's, mode 0600. Under root, QEMU can then no
+ * Once QEMU has created them: the sockets in its directory become the
+ * caller's, mode 0600. Under root, QEMU can then no
  * longer swap them for something else (say, a symlink to another socket that
  * the engine would connect to as root): the sticky directory forbids
  * renaming or removing another user's entry. QEMU keeps using them through
@@ -129,6 +129,20 @@ export function sealQemuDirEntries(dir: string, names: string[], id: QemuIdentit
     }
     if (id) chownSync(p, me, -1);
     chmodSync(p, 0o600);
+  }
+}
+
+/**
+ * The console FIFO, made by the engine (0600): under root it gets QEMU's
+ * group and group write (0620), so QEMU can open it for writing and nothing
+ * else; the engine holds the read end.
+ */
+export function prepareConsolePipe(path: string, id: QemuIdentity | undefined): void {
+  const st = lstatSync(path);
+  if (!st.isFIFO()) throw new VmmError("CONFINEMENT_FAILED", `console pipe ${path} is not a FIFO`);
+  if (id) {
+    chownSync(path, process.getuid?.() ?? -1, id.gid);
+    chmodSync(path, 0o620);
   }
 }
 

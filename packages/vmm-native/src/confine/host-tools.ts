@@ -57,7 +57,7 @@ export function runtimeFiles(binary: string): RuntimeFiles {
   }
   let out: string;
   try {
-    out = execFileSync("ldd", [binary], { encoding: "utf8", env: { LC_ALL: "C" } });
+    out = execFileSync(findTool("ldd") ?? "ldd", [binary], { encoding: "utf8", env: { LC_ALL: "C" } });
   } catch (err) {
     throw new VmmError("CONFINEMENT_FAILED", `cannot list the shared libraries of ${binary} (ldd failed)`, {
       cause: err,

@@ -4,7 +4,13 @@ import { type Accelerator, kvmDevice } from "../accelerator.js";
 import { VmmError } from "../errors.js";
 import type { RunDir } from "../run-dir.js";
 import { cgroupLimits, createVmCgroup, detectCgroupSupport, removeVmCgroup } from "./cgroup.js";
-import { prepareMemoryFile, prepareQemuDir, requireReadable, sealQemuDirEntries } from "./file-access.js";
+import {
+  prepareConsolePipe,
+  prepareMemoryFile,
+  prepareQemuDir,
+  requireReadable,
+  sealQemuDirEntries,
+} from "./file-access.js";
 import { findTool, qemuDataDirs, requireTool, runtimeFiles } from "./host-tools.js";
 import { type Confinement, type ConfineOptions, type QemuIdentity, resolveConfinement } from "./options.js";
 import { rewriteQemuPaths } from "./qemu-opts.js";
@@ -19,6 +25,7 @@ export const SANDBOX_PATHS = {
   kernel: "/vm/kernel",
   initrd: "/vm/initrd",
   memory: "/vm/memory.bin",
+  consolePipe: "/vm/console.pipe",
   qemuDir: "/run/vm",
 } as const;
 
@@ -42,6 +49,8 @@ export interface VmFiles {
   memoryWritable: boolean;
   /** The VM's run directory; QEMU sees only its `qemu/` subdirectory. */
   runDir: RunDir;
+  /** The console FIFO QEMU's serial chardev writes to (outside {@link runDir}'s `qemu/`). */
+  consolePipe?: string;
   /** Device-state stream a restore loads; handed to QEMU as an open descriptor. */
   incomingState?: string;
   extraBinds?: ExtraBind[];
@@ -116,13 +125,15 @@ export interface LaunchPlan {
   incomingUri?: string;
   /** Closes the descriptors opened for the child. Call once spawned (or if spawning failed). */
   spawned(): void;
-  /** Once QEMU is up: seals its sockets and console log (see `sealQemuDirEntries`). */
+  /** Once QEMU is up: seals its sockets (see `sealQemuDirEntries`). */
   afterStart(): void;
   /** Once QEMU has exited: removes its cgroup. */
   cleanup(): void;
 }
 
 const FDSET = { rootfs: 1, incoming: 2, kvm: 3 } as const;
+/** What QEMU creates in its run directory (sealed once it is up). */
+const QEMU_SOCKETS = ["qmp.sock", "agent.sock"];
 const RESOLV_CONF = "/etc/resolv.conf";
 
 function underDir(path: string, dir: string): string | undefined {
@@ -161,7 +172,7 @@ function plainPlan(req: LaunchRequest, confinement: Confinement): LaunchPlan {
     },
     incomingUri: req.files.incomingState ? `file:${req.files.incomingState}` : undefined,
     spawned: () => {},
-    afterStart: () => sealQemuDirEntries(qemuDir, ["qmp.sock", "agent.sock", "console.log"], undefined),
+    afterStart: () => sealQemuDirEntries(qemuDir, QEMU_SOCKETS, undefined),
     cleanup: () => {},
   };
 }
@@ -201,6 +212,7 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
   requireReadable(f.initrd, "the guest initramfs", id);
   prepareMemoryFile(f.memoryFile, f.memoryWritable, id);
   prepareQemuDir(qemuDir, id);
+  if (f.consolePipe) prepareConsolePipe(f.consolePipe, id);
 
   const fds: number[] = [];
   const addFd = (path: string, flags: number, set: number, opaque: string): string[] => {
@@ -227,6 +239,7 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
       if (p === f.kernel) return SANDBOX_PATHS.kernel;
       if (p === f.initrd) return SANDBOX_PATHS.initrd;
       if (p === f.memoryFile) return SANDBOX_PATHS.memory;
+      if (f.consolePipe && p === f.consolePipe) return SANDBOX_PATHS.consolePipe;
       if (f.rootfs && p === f.rootfs) return `/dev/fdset/${FDSET.rootfs}`;
       const rest = underDir(p, qemuDir);
       if (rest !== undefined) return SANDBOX_PATHS.qemuDir + rest;
@@ -252,6 +265,7 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
     mounts.push(["--ro-bind", f.kernel, SANDBOX_PATHS.kernel]);
     mounts.push(["--ro-bind", f.initrd, SANDBOX_PATHS.initrd]);
     mounts.push([f.memoryWritable ? "--bind" : "--ro-bind", f.memoryFile, SANDBOX_PATHS.memory]);
+    if (f.consolePipe) mounts.push(["--bind", f.consolePipe, SANDBOX_PATHS.consolePipe]);
     mounts.push(["--bind", qemuDir, SANDBOX_PATHS.qemuDir]);
     for (const b of extra)
       mounts.push([b.device ? "--dev-bind" : b.writable ? "--bind" : "--ro-bind", b.path, b.path]);
@@ -370,7 +384,7 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
       },
       incomingUri: f.incomingState ? `file:/dev/fdset/${FDSET.incoming}` : undefined,
       spawned: closeFds,
-      afterStart: () => sealQemuDirEntries(qemuDir, ["qmp.sock", "agent.sock", "console.log"], id),
+      afterStart: () => sealQemuDirEntries(qemuDir, QEMU_SOCKETS, id),
       cleanup: () => {
         if (cgroupDir) removeVmCgroup(cgroupDir);
       },
