@@ -139,5 +139,7 @@ export interface ExecOutput {
 export interface ExecWaitResult {
   exitCode: number;
   timedOut: boolean;
+  /** The signal that killed the process (exitCode is then -1), when one did. */
+  signal?: number;
   peakRssKib?: number;
 }
