@@ -88,6 +88,8 @@ export interface SnapshotInspection extends SnapshotSummary {
   fingerprintInputs: SnapshotFingerprintInputs;
   /** Accelerator it was baked under and every restore needs (`tcg`, `kvm`, `hvf`). */
   accel: string;
+  /** CPU architecture of the guest (`x86_64`: the engine runs x86_64 guests, under QEMU `qemu-system-x86_64`). */
+  arch: string;
   /** The image's platform (`linux/amd64`), read from the image config in the blob cache; absent when its blobs were pruned. */
   platform?: string;
   sizes: SnapshotSizes;
@@ -248,6 +250,7 @@ export async function inspectSnapshot(
       workload: metadata.workload,
     },
     accel: metadata.engine.accel,
+    arch: "x86_64",
     ...(platform ? { platform } : {}),
     sizes,
     ...(guestCurrent !== undefined ? { guestCurrent } : {}),
