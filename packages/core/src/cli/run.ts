@@ -96,7 +96,10 @@ export async function runInVm(image: Image, plan: RunPlan): Promise<number> {
     }
     const repeated = name === "SIGINT" && forwarded.includes(2);
     forwarded.push(signum);
-    child.signal(repeated ? 9 : signum).catch(() => {});
+    const proc = child;
+    proc.signal(repeated ? 9 : signum).catch(() => {});
+    // the terminal is gone: nothing can read the output any more
+    if (name === "SIGHUP") proc.signal(9).catch(() => {});
   };
   for (const name of Object.keys(SIGNALS) as NodeJS.Signals[]) {
     process.on(name, onSignal);
