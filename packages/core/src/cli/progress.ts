@@ -200,7 +200,7 @@ function fit(line: string, width: number): string {
  */
 export class PlainProgress implements ProgressView {
   private readonly state = new BuildState();
-  private lastPct = -1;
+  private lastPct = 0;
   private finished = false;
 
   constructor(private readonly out: NodeJS.WritableStream) {}
