@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveGuestAssets } from "@supermachine/vmm-native";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
-import { ensureTestImages } from "../../../test-support/test-images.js";
+import { layoutPath } from "./test-support/images.js";
+import { startRegistry, type TestRegistry } from "./test-support/registry.js";
 import { TmuxTerminal } from "./test-support/tmux.js";
 
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
@@ -100,9 +100,10 @@ describe("supermachine build progress in a real terminal", () => {
   const cache = join(root, "cache");
 
   beforeAll(async () => {
-    const images = ensureTestImages({ debian: true });
+    const debian = layoutPath("debian");
+    if (!debian) throw new Error("the debian test layout was not built (scripts/test-images/build.sh)");
     registry = await startRegistry();
-    debianRef = await registry.pushLayout(images.debian as string, "debian:12");
+    debianRef = await registry.push(debian, "debian", "12", "bookworm");
     // a private blob cache so the pull really downloads; the accelerator verdict is kept
     const probe = join(cacheRoot, "accel-probe");
     if (existsSync(probe)) cpSync(probe, join(cache, "accel-probe"), { recursive: true });

@@ -6,7 +6,13 @@ const FILE_OPTIONS = new Set(["--env-file", "--volume", "--snapshots-dir"]);
 interface CommandInfo {
   name: string;
   summary: string;
-  options: Array<{ flags: string[]; description: string; takesValue: boolean; file: boolean }>;
+  options: Array<{
+    flags: string[];
+    description: string;
+    takesValue: boolean;
+    file: boolean;
+    choices?: readonly string[];
+  }>;
   /** What the positional argument completes to. */
   positional: "files" | "snapshots" | "shells" | "none";
 }
@@ -19,6 +25,7 @@ function describe(program: Command): CommandInfo[] {
       description: o.description,
       takesValue: o.required || o.optional,
       file: !!o.long && FILE_OPTIONS.has(o.long),
+      ...(o.argChoices ? { choices: o.argChoices } : {}),
     }));
     options.push({ flags: ["-h", "--help"], description: "show help", takesValue: false, file: false });
     const positional =
@@ -43,13 +50,28 @@ export function bashCompletion(program: Command): string {
     .join("\n");
   const fileOpts = [...new Set(cmds.flatMap((c) => c.options.filter((o) => o.file).flatMap((o) => o.flags)))];
   const valueOpts = [
-    ...new Set(cmds.flatMap((c) => c.options.filter((o) => o.takesValue && !o.file).flatMap((o) => o.flags))),
+    ...new Set(
+      cmds.flatMap((c) =>
+        c.options.filter((o) => o.takesValue && !o.file && !o.choices).flatMap((o) => o.flags),
+      ),
+    ),
   ];
+  const choiceCases = [
+    ...new Map(
+      cmds.flatMap((c) =>
+        c.options
+          .filter((o) => o.choices)
+          .map((o) => [o.flags.join("|"), o.choices!.join(" ")] as [string, string]),
+      ),
+    ),
+  ]
+    .map(([flags, words]) => `    ${flags}) COMPREPLY=($(compgen -W "${words}" -- "$cur")); return 0 ;;`)
+    .join("\n");
   const posCases = cmds
     .map((c) => {
       const body =
         c.positional === "snapshots"
-          ? `COMPREPLY=($(compgen -W "$(${bin} ls --quiet 2>/dev/null)" -- "$cur"))`
+          ? `COMPREPLY=($(compgen -W "$(${bin} ls --quiet $dirarg 2>/dev/null)" -- "$cur"))`
           : c.positional === "shells"
             ? `COMPREPLY=($(compgen -W "bash zsh" -- "$cur"))`
             : c.positional === "files"
@@ -60,7 +82,7 @@ export function bashCompletion(program: Command): string {
     .join("\n");
   return `# bash completion for ${bin}; load it with: eval "$(${bin} completion bash)"
 ${fn}() {
-  local cur prev cmd opts
+  local cur prev cmd opts dirarg i
   cur="\${COMP_WORDS[COMP_CWORD]}"
   prev=""
   if [ "$COMP_CWORD" -gt 0 ]; then prev="\${COMP_WORDS[COMP_CWORD-1]}"; fi
@@ -69,7 +91,12 @@ ${fn}() {
     return 0
   fi
   cmd="\${COMP_WORDS[1]}"
+  dirarg=""
+  for ((i = 2; i < COMP_CWORD; i++)); do
+    if [ "\${COMP_WORDS[i]}" = "--snapshots-dir" ]; then dirarg="--snapshots-dir \${COMP_WORDS[i+1]}"; fi
+  done
   case "$prev" in
+${choiceCases}
     ${fileOpts.join("|") || "--no-file-options"}) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     ${valueOpts.join("|") || "--no-value-options"}) COMPREPLY=(); return 0 ;;
   esac
@@ -106,14 +133,20 @@ export function zshCompletion(program: Command): string {
     .map((c) => {
       const specs = c.options.map((o) => {
         const desc = zq(o.description);
-        const value = o.takesValue ? (o.file ? ":path:_files" : ":value: ") : "";
+        const value = o.takesValue
+          ? o.file
+            ? ":path:_files"
+            : o.choices
+              ? `:value:(${o.choices.join(" ")})`
+              : ":value: "
+          : "";
         const names = o.flags.length > 1 ? `{${o.flags.join(",")}}` : o.flags[0];
         const exclusive = o.flags.length > 1 ? `'(${o.flags.join(" ")})'` : "";
         return `${exclusive}${names}'[${desc}]${value}'`;
       });
       const pos =
         c.positional === "snapshots"
-          ? `'*:snapshot:(\${(f)"$(${bin} ls --quiet 2>/dev/null)"})'`
+          ? `'*:snapshot:${fn}_snapshots'`
           : c.positional === "shells"
             ? "'1:shell:(bash zsh)'"
             : c.positional === "files"
@@ -124,6 +157,13 @@ export function zshCompletion(program: Command): string {
     .join("\n");
   return `#compdef ${bin}
 # zsh completion for ${bin}; load it with: eval "$(${bin} completion zsh)" (after compinit)
+${fn}_snapshots() {
+  local -a dirarg names
+  local i=\${words[(I)--snapshots-dir]}
+  (( i )) && dirarg=(--snapshots-dir "\${words[i+1]}")
+  names=(\${(f)"$(${bin} ls --quiet $dirarg 2>/dev/null)"})
+  _describe -t snapshots 'snapshot' names
+}
 ${fn}() {
   local -a commands
   commands=(

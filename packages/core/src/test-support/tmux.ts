@@ -55,7 +55,7 @@ export class TmuxTerminal {
 
   /** Types text literally (no key-name lookup). */
   type(text: string): void {
-    this.tmux("send-keys", "-t", "t", "-l", text);
+    this.tmux("send-keys", "-t", "t", "-l", "--", text);
   }
 
   /** Resizes the window (the program gets SIGWINCH). */
