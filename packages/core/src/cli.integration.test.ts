@@ -86,6 +86,7 @@ describe("supermachine run (pipes)", () => {
     const r = cli(
       [
         "run",
+        "-q",
         "--snapshots-dir",
         snaps,
         "--env-file",
@@ -96,9 +97,10 @@ describe("supermachine run (pipes)", () => {
         "HOSTV",
         "-w",
         "/tmp",
+        ref,
+        // options may also stand between the image and `--`
         "-u",
         "www",
-        ref,
         "--",
         "sh",
         "-c",

@@ -234,7 +234,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command("run")
     .summary("run a command in a fresh VM of an image (baked first if needed)")
     .description(
-      "Bakes IMAGE if needed, restores a VM from it, runs COMMAND (default: the image's ENTRYPOINT + CMD) and passes its exit status on. Options go before IMAGE; everything after IMAGE is the command. -it gives an interactive terminal: raw keys, window resizes and Ctrl-C go to the guest. Piped stdin is forwarded without -i (`echo x | supermachine run IMAGE -- cat`).",
+      "Bakes IMAGE if needed, restores a VM from it, runs COMMAND (default: the image's ENTRYPOINT + CMD) and passes its exit status on. Options go before IMAGE (or between IMAGE and `--`); the command follows IMAGE (or `--`). -it gives an interactive terminal: raw keys, window resizes and Ctrl-C go to the guest. Piped stdin is forwarded without -i (`echo x | supermachine run IMAGE -- cat`).",
     )
     .argument("<image>", "image reference (as for build)")
     .argument("[command...]", "command and arguments to run in the guest")
@@ -280,7 +280,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     async (
       ref: string,
       command: string[],
-      o: BakeOpts & {
+      opts: BakeOpts & {
         interactive?: boolean;
         tty?: boolean;
         env?: string[];
@@ -293,6 +293,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
         quiet?: boolean;
       },
     ) => {
+      let o = opts;
+      // `run IMAGE [OPTIONS] -- COMMAND`: options between IMAGE and `--` count too
+      const dashdash = command.indexOf("--");
+      if (dashdash > 0) {
+        const extra = run.parseOptions(command.slice(0, dashdash));
+        const stray = [...extra.operands, ...extra.unknown];
+        if (stray.length) {
+          throw new CoreError(
+            "INVALID_OPTIONS",
+            `unexpected ${JSON.stringify(stray[0])} between the image and \`--\`: options go there, the command after \`--\``,
+          );
+        }
+        o = run.opts() as typeof opts;
+      }
+      const argv = dashdash >= 0 ? command.slice(dashdash + 1) : command;
       const style = styleOf(o);
       // options are parsed before anything boots, so mistakes fail fast
       const envEntries: string[] = [];
@@ -306,7 +321,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
       if (o.tty && o.interactive && !process.stdin.isTTY && process.stdin.isTTY !== undefined) {
         throw new CoreError("INVALID_OPTIONS", "-it needs a terminal on stdin");
       }
-      const argv = command[0] === "--" ? command.slice(1) : command;
       const view = o.quiet ? silentProgress : lazyView(() => stderrView(style, `build ${ref}`));
       const image = await withView(view, () => Image.build(buildOptions(ref, o, (p) => view.update(p))));
       setExit(
