@@ -75,6 +75,13 @@ describe("supermachine run (pipes)", () => {
     expect(r.out.split(" ")[0]).toBe(createHash("sha256").update(data).digest("hex"));
   });
 
+  it("stops the command when the reader of its output goes away (status 141, like SIGPIPE)", () => {
+    const line = `${process.execPath} ${bin} run -q --snapshots-dir ${snaps} ${ref} -- yes | head -2; echo "status=\${PIPESTATUS[0]}"`;
+    const r = spawnSync("bash", ["-c", line], { encoding: "utf8", timeout: 120_000 });
+    expect(r.stdout).toBe("y\ny\nstatus=141\n");
+    expect(r.stderr).not.toMatch(/EPIPE|at /);
+  });
+
   it("runs the image's own command when none is given", () => {
     const r = cli(["run", "--snapshots-dir", snaps, ref], { input: "echo from $0\n" });
     expect(r.out).toBe("from /bin/sh\n");

@@ -318,9 +318,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const copies = (o.volume ?? []).map(parseVolume);
       await checkCopies(copies);
       const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout);
-      if (o.tty && o.interactive && !process.stdin.isTTY && process.stdin.isTTY !== undefined) {
-        throw new CoreError("INVALID_OPTIONS", "-it needs a terminal on stdin");
-      }
       const view = o.quiet ? silentProgress : lazyView(() => stderrView(style, `build ${ref}`));
       const image = await withView(view, () => Image.build(buildOptions(ref, o, (p) => view.update(p))));
       setExit(

@@ -25,19 +25,32 @@ export interface RunPlan {
 
 const SIGNALS: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGQUIT: 3 };
 
-/** Writes to a stream, waiting for `drain` when it is full. */
+/** Writes to a stream, waiting for `drain` when it is full (or for its end, when the reader went away). */
 function write(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    if (stream.write(chunk)) resolve();
-    else stream.once("drain", resolve);
+    if (stream.write(chunk)) return resolve();
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("error", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("error", done);
+    stream.once("close", done);
   });
 }
 
-async function pump(read: () => Promise<Buffer>, out: NodeJS.WritableStream): Promise<void> {
+/** Copies a guest stream to a local one; after a broken pipe it keeps reading (and drops) until the end. */
+async function pump(
+  read: () => Promise<Buffer>,
+  out: NodeJS.WritableStream,
+  broken: () => boolean,
+): Promise<void> {
   for (;;) {
     const chunk = await read();
     if (chunk.length === 0) return;
-    await write(out, chunk);
+    if (!broken()) await write(out, chunk);
   }
 }
 
@@ -180,8 +193,31 @@ export async function runInVm(image: Image, plan: RunPlan): Promise<number> {
       await proc.closeStdin();
     }
 
-    await Promise.all([pump(() => proc.readStdout(), stdout), pump(() => proc.readStderr(), stderr)]);
+    // the reader of our output went away (`... | head`): stop the command, like SIGPIPE would
+    let brokenPipe = false;
+    const onPipeError = (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") return;
+      brokenPipe = true;
+      proc.signal(9).catch(() => {});
+    };
+    for (const s of [stdout, stderr]) {
+      s.on("error", onPipeError);
+      cleanups.push(() => s.off("error", onPipeError));
+    }
+    await Promise.all([
+      pump(
+        () => proc.readStdout(),
+        stdout,
+        () => brokenPipe,
+      ),
+      pump(
+        () => proc.readStderr(),
+        stderr,
+        () => brokenPipe,
+      ),
+    ]);
     const result = await proc.wait();
+    if (brokenPipe) return 128 + 13;
     if (timedOut) {
       stderr.write(`supermachine: the command was killed after --timeout ${plan.timeoutMs}ms\n`);
       return 124;
