@@ -13,11 +13,14 @@ export type {
   ExecOutput,
   ExecWaitResult,
   ExtraFileSpec,
+  LogsOptions,
   PoolOptions,
   PoolStats,
+  ReadFileOptions,
   StagedFileMode,
   WarmupVm,
   Winsize,
+  WorkloadLogs,
 } from "./options.js";
 export { Pool } from "./pool.js";
 export type { PulledLayer, PulledRootfs, PullRootfsOptions } from "./pull.js";
