@@ -192,6 +192,66 @@ describe("supermachine run (pipes)", () => {
   });
 });
 
+describe("supermachine logs and run --logs", () => {
+  const dir = join(root, "logs-snaps");
+  const workload =
+    "echo start; echo err-line >&2; i=0; while :; do i=$((i+1)); echo line $i; sleep 0.3; done";
+
+  it("prints a fresh VM's workload output after --wait, for an image or a snapshot name", () => {
+    const r = cli(["logs", "-q", "--snapshots-dir", dir, "--cmd", workload, "--wait", "2s", ref]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^start\nerr-line\nline 1\nline 2\n(line \d+\n)*$/);
+    const [snap] = JSON.parse(cli(["ls", "--json", "--snapshots-dir", dir]).out) as Array<{ name: string }>;
+    const byName = cli(["logs", "--snapshots-dir", dir, "--wait", "1s", snap!.name]);
+    expect(byName.out).toMatch(/^start\nerr-line\n/);
+  });
+
+  it("follows the output with -f, every line once and in order, until SIGINT", async () => {
+    const child = spawn(
+      process.execPath,
+      [bin, "logs", "-f", "--snapshots-dir", dir, "--cmd", workload, ref],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      expect(await waitFor(() => /^line 12$/m.test(out), 120_000)).toBe(true);
+      child.kill("SIGINT");
+      expect(await exited).toBe(130);
+      const lines = out.trimEnd().split("\n");
+      expect(lines.slice(0, 2)).toEqual(["start", "err-line"]);
+      const numbers = lines.slice(2).map((l) => Number(/^line (\d+)$/.exec(l)?.[1]));
+      expect(numbers).toEqual(numbers.map((_, i) => i + 1));
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("run --logs prints the command's output, then the workload's on stderr", () => {
+    const r = cli([
+      "run",
+      "-q",
+      "--snapshots-dir",
+      dir,
+      "--cmd",
+      workload,
+      "--logs",
+      ref,
+      "--",
+      "echo",
+      "cmd-out",
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe("cmd-out\n");
+    expect(r.err).toMatch(/--- workload logs \(last \d+ of \d+ bytes\) ---\nstart\nerr-line\n/);
+  });
+});
+
 describe("supermachine build, ls, inspect, prune, pull", () => {
   const dir = join(root, "json-snaps");
 
@@ -318,7 +378,7 @@ describe("supermachine errors, help and version", () => {
       version: string;
     };
     expect(cli(["--version"]).out).toBe(`${pkg.version}\n`);
-    for (const cmd of ["build", "run", "pull", "ls", "inspect", "prune", "doctor", "completion"]) {
+    for (const cmd of ["build", "run", "logs", "pull", "ls", "inspect", "prune", "doctor", "completion"]) {
       const h = cli([cmd, "--help"]);
       expect(h.code, cmd).toBe(0);
       expect(h.out, cmd).toMatch(new RegExp(`^Usage: supermachine ${cmd} `));

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { bashCompletion, zshCompletion } from "./cli/completion.js";
+import { logsOfImage } from "./cli/logs.js";
 import {
   collect,
   parseCount,
@@ -46,6 +47,7 @@ interface CommonOpts {
 
 interface BakeOpts extends CommonOpts {
   name?: string;
+  cmd?: string;
   memory?: string;
   vcpus?: string;
   port?: string;
@@ -81,6 +83,10 @@ function common(cmd: Command, withSnapshots = true): Command {
 function bakeOptions(cmd: Command): Command {
   return cmd
     .option("--name <name>", "stable snapshot name (default: derived from the image and its inputs)")
+    .option(
+      "--cmd <command>",
+      "the workload, run by /bin/sh -c (replaces the image's ENTRYPOINT + CMD; part of the bake)",
+    )
     .option("--memory <size>", "guest RAM, fixed at bake time: MiB or 512m, 1g (default 256)")
     .option("--vcpus <n>", "vCPUs, fixed at bake time (default 1)")
     .option("--port <port>", "guest port of the workload (default 80)")
@@ -97,6 +103,7 @@ function buildOptions(ref: string, o: BakeOpts, onProgress: (p: BuildProgress) =
     ref,
     ...(o.snapshotsDir ? { snapshotsDir: o.snapshotsDir } : {}),
     ...(o.name ? { name: o.name } : {}),
+    ...(o.cmd !== undefined ? { cmd: ["/bin/sh", "-c", o.cmd] } : {}),
     ...(o.memory ? { memoryMib: parseMemoryMib(o.memory) } : {}),
     ...(o.vcpus ? { vcpus: parseCount(o.vcpus, "--vcpus") } : {}),
     ...(o.port ? { guestPort: parseCount(o.port, "--port") } : {}),
@@ -262,6 +269,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
       [],
     )
     .option("--timeout <duration>", "kill the command after this long (30s, 5m; exit status 124)")
+    .option(
+      "--logs",
+      "after the command, print the workload's output on stderr (without a command: on stdout)",
+    )
+    .option(
+      "--wait-ms <ms>",
+      "with --logs and no command: let the workload run this long first (default 2000)",
+    )
     .option("-q, --quiet", "no bake progress or port messages")
     .passThroughOptions();
   bakeOptions(run);
@@ -290,24 +305,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
         publish?: string[];
         volume?: string[];
         timeout?: string;
+        logs?: boolean;
+        waitMs?: string;
         quiet?: boolean;
       },
     ) => {
       let o = opts;
-      // `run IMAGE [OPTIONS] -- COMMAND`: options between IMAGE and `--` count too
-      const dashdash = command.indexOf("--");
-      if (dashdash > 0) {
-        const extra = run.parseOptions(command.slice(0, dashdash));
-        const stray = [...extra.operands, ...extra.unknown];
-        if (stray.length) {
-          throw new CoreError(
-            "INVALID_OPTIONS",
-            `unexpected ${JSON.stringify(stray[0])} between the image and \`--\`: options go there, the command after \`--\``,
-          );
-        }
-        o = run.opts() as typeof opts;
+      // options may also follow IMAGE (up to the first word of the command, or `--`)
+      const rest = run.parseOptions(command);
+      if (rest.unknown.length) {
+        throw new CommanderError(2, "commander.unknownOption", `error: unknown option '${rest.unknown[0]}'`);
       }
-      const argv = dashdash >= 0 ? command.slice(dashdash + 1) : command;
+      o = run.opts() as typeof opts;
+      const argv = rest.operands;
       const style = styleOf(o);
       // options are parsed before anything boots, so mistakes fail fast
       const envEntries: string[] = [];
@@ -320,6 +330,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout);
       const view = o.quiet ? silentProgress : lazyView(() => stderrView(style, `build ${ref}`));
       const image = await withView(view, () => Image.build(buildOptions(ref, o, (p) => view.update(p))));
+      if (o.logs && argv.length === 0) {
+        const waitMs = o.waitMs === undefined ? 2000 : parseCount(o.waitMs, "--wait-ms");
+        return setExit(await logsOfImage(image, { waitMs, follow: false }));
+      }
       setExit(
         await runInVm(image, {
           command: argv,
@@ -331,12 +345,49 @@ export function buildProgram(setExit: (code: number) => void): Command {
           ports,
           copies,
           ...(timeoutMs ? { timeoutMs } : {}),
+          logs: o.logs === true,
           quiet: o.quiet === true,
           style,
         }),
       );
     },
   );
+
+  const logs = program
+    .command("logs")
+    .summary("print the workload output of a fresh VM of an image or snapshot, like docker logs")
+    .description(
+      "Restores a VM from SNAPSHOT (a name from ls or a snapshot directory) or from IMAGE (baked first if needed), lets its workload (the image's ENTRYPOINT + CMD, or --cmd) run, and prints what it wrote to stdout and stderr: once after --wait, or with -f everything as it comes until Ctrl-C. The guest keeps the newest 64 KiB.",
+    )
+    .argument("<image-or-snapshot>", "snapshot name or directory, or an image reference (as for build)")
+    .option("-f, --follow", "keep printing new output until interrupted")
+    .option("--wait <duration>", "let the workload run this long before printing (default 2s; 0 with -f)")
+    .option("-q, --quiet", "no bake progress");
+  bakeOptions(logs);
+  common(logs).addHelpText(
+    "after",
+    examples([
+      `supermachine logs --cmd 'while :; do date; sleep 1; done' -f ${DEFAULT_IMAGE_HINT}`,
+      "supermachine logs --wait 10s 127.0.0.1:5000/web:1",
+      "supermachine logs oci-default_latest-0123456789abcdef",
+    ]),
+  );
+  logs.action(async (what: string, o: BakeOpts & { follow?: boolean; wait?: string; quiet?: boolean }) => {
+    const style = styleOf(o);
+    const dirOpts = o.snapshotsDir ? { snapshotsDir: o.snapshotsDir } : {};
+    let image: Image | undefined;
+    try {
+      image = await Image.fromSnapshot((await inspectSnapshot(what, dirOpts)).path);
+    } catch (err) {
+      if (!isSupermachineError(err) || err.code !== "SNAPSHOT_NOT_FOUND") throw err;
+    }
+    if (!image) {
+      const view = o.quiet ? silentProgress : lazyView(() => stderrView(style, `build ${what}`));
+      image = await withView(view, () => Image.build(buildOptions(what, o, (p) => view.update(p))));
+    }
+    const waitMs = o.wait === undefined ? (o.follow ? 0 : 2000) : parseDuration(o.wait);
+    setExit(await logsOfImage(image, { waitMs, follow: o.follow === true }));
+  });
 
   const pull = program
     .command("pull")

@@ -19,6 +19,8 @@ export interface RunPlan {
   ports: PortMapping[];
   copies: CopyIn[];
   timeoutMs?: number;
+  /** After the command, print the workload's output (`vm.logs()`) on stderr. */
+  logs?: boolean;
   quiet: boolean;
   style: Style;
 }
@@ -218,6 +220,11 @@ export async function runInVm(image: Image, plan: RunPlan): Promise<number> {
     ]);
     const result = await proc.wait();
     if (brokenPipe) return 128 + 13;
+    if (plan.logs) {
+      const l = await vm.logs();
+      stderr.write(`--- workload logs (last ${l.output.length} of ${l.totalBytes} bytes) ---\n`);
+      stderr.write(l.output);
+    }
     if (timedOut) {
       stderr.write(`supermachine: the command was killed after --timeout ${plan.timeoutMs}ms\n`);
       return 124;
