@@ -10,6 +10,8 @@ import {
 import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
+import type { NetworkPolicy } from "./network/policy.js";
+import { acquireNetwork, type NetworkLease } from "./network/registry.js";
 import { buildQemuArgs, type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
@@ -37,6 +39,11 @@ export interface StartOptions {
   engine?: Engine;
   /** Parent directory for the per-VM socket/log directory. */
   runDirParent?: string;
+  /**
+   * Egress policy of the VM's network card (ignored when the spec has none).
+   * Default: the public internet only, DNS on. See the README, "Network".
+   */
+  network?: NetworkPolicy;
 }
 
 /** Options of {@link Machine.boot}. */
@@ -94,6 +101,8 @@ export class Machine {
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
+    /** The network namespace QEMU runs in (none without a network card). */
+    private readonly net: NetworkLease | undefined,
   ) {
     this.spec = spec;
     this.engine = engine;
@@ -154,7 +163,16 @@ export class Machine {
       consoleLog: runDir.consoleLog,
       incoming,
     });
-    const proc = new QemuProcess(engine.qemu.path, args, runDir.consoleLog);
+    // network: QEMU runs inside the namespace of its egress policy (see network/)
+    let net: NetworkLease | undefined;
+    try {
+      net = spec.network === false ? undefined : await acquireNetwork(opts.network);
+    } catch (err) {
+      runDir.remove();
+      throw err;
+    }
+    const cmd = net ? net.wrap(engine.qemu.path, args) : { command: engine.qemu.path, args };
+    const proc = new QemuProcess(cmd.command, cmd.args, runDir.consoleLog);
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([
@@ -168,9 +186,10 @@ export class Machine {
     } catch (err) {
       await proc.kill();
       runDir.remove();
+      await net?.release();
       throw err;
     }
-    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared);
+    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, net);
   }
 
   /**
@@ -305,7 +324,8 @@ export class Machine {
     await migrateToFile(this.qmp, full, false);
     const helper = await Machine.start(
       this.spec,
-      { engine: this.engine },
+      // the helper never runs the guest; its network card gets a namespace with no way out
+      { engine: this.engine, network: { allowInternetAccess: false, dns: false } },
       join(destDir, MEMORY_FILE),
       true,
       true,
@@ -348,6 +368,7 @@ export class Machine {
     this.closed = true;
     this.qmp.close();
     await this.proc.kill();
+    await this.net?.release();
     this.runDir.remove();
     if (!this.memoryShared && this.memoryFile.startsWith(this.runDir.path) && existsSync(this.memoryFile)) {
       rmSync(this.memoryFile, { force: true });
