@@ -28,7 +28,12 @@ function answer(query) {
   const labels = [];
   while (off < query.length && query[off] !== 0) {
     const len = query[off];
-    labels.push(query.subarray(off + 1, off + 1 + len).toString("ascii").toLowerCase());
+    labels.push(
+      query
+        .subarray(off + 1, off + 1 + len)
+        .toString("ascii")
+        .toLowerCase(),
+    );
     off += 1 + len;
   }
   const qEnd = off + 5; // zero label, QTYPE, QCLASS

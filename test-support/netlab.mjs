@@ -27,7 +27,12 @@ export const LAB = {
   /** The lab's DNS server (also answering on every other internet address). */
   dns: "198.51.100.53",
   /** Non-public destinations a guest must not reach by default. */
-  private: { rfc1918a: "10.1.2.3", rfc1918b: "192.168.7.7", metadata: "169.254.169.254", cgnat: "100.64.1.1" },
+  private: {
+    rfc1918a: "10.1.2.3",
+    rfc1918b: "192.168.7.7",
+    metadata: "169.254.169.254",
+    cgnat: "100.64.1.1",
+  },
   /** The host namespace's own addresses (besides 127.0.0.1), and its gateway. */
   host: { veth: "203.0.113.2", extra: "203.0.113.77", gateway: "203.0.113.1" },
   /** TCP port every server listens on. */
@@ -72,7 +77,9 @@ function lines(stream) {
   });
   return {
     next: () =>
-      queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve, reject) => waiters.push({ resolve, reject })),
+      queue.length
+        ? Promise.resolve(queue.shift())
+        : new Promise((resolve, reject) => waiters.push({ resolve, reject })),
     rl,
   };
 }
@@ -89,7 +96,8 @@ function exited(child) {
  * Needs root. `call(op, args)` runs one of the driver's exports there.
  */
 export async function startNetLab({ driver, env = process.env }) {
-  if (process.getuid?.() !== 0) throw new Error("the network lab needs root (network namespaces, veth pairs)");
+  if (process.getuid?.() !== 0)
+    throw new Error("the network lab needs root (network namespaces, veth pairs)");
   const work = mkdtempSync(join(tmpdir(), "sm-netlab-"));
   const addresses = [...LAB.public, LAB.dns, ...Object.values(LAB.private)];
   const internet = spawn(
