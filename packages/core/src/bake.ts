@@ -10,6 +10,7 @@ import {
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
+import type { NetworkChoice } from "./validate.js";
 import { createWarmupVm } from "./warmup-vm.js";
 import type { WorkloadSpec } from "./workload.js";
 
@@ -33,6 +34,8 @@ export interface BakePlan {
   listenerTimeoutMs: number;
   hostname: string;
   onProgress?: (p: BuildProgress) => void;
+  /** Network card and the egress policy the bake runs under. */
+  network: NetworkChoice;
 }
 
 const BOOT_TIMEOUT_MS = 120_000;
@@ -68,8 +71,9 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       rootfs: plan.rootfsPath,
+      network: plan.network.card,
     },
-    { memoryFile: `${dir}/memory.bin`, engine: plan.engine },
+    { memoryFile: `${dir}/memory.bin`, engine: plan.engine, network: plan.network.policy },
   );
   let session: GuestSession | undefined;
   try {
