@@ -3,6 +3,7 @@ import { type Engine, type GuestAssets, isVmExited, Machine, VmExitedError } fro
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
+import type { NetworkChoice } from "./validate.js";
 import { createWarmupVm } from "./warmup-vm.js";
 import type { WorkloadSpec } from "./workload.js";
 
@@ -26,6 +27,8 @@ export interface BakePlan {
   listenerTimeoutMs: number;
   hostname: string;
   onProgress?: (p: BuildProgress) => void;
+  /** Network card and the egress policy the bake runs under. */
+  network: NetworkChoice;
 }
 
 const BOOT_TIMEOUT_MS = 120_000;
@@ -61,8 +64,9 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       rootfs: plan.rootfsPath,
+      network: plan.network.card,
     },
-    { memoryFile: `${dir}/memory.bin`, engine: plan.engine },
+    { memoryFile: `${dir}/memory.bin`, engine: plan.engine, network: plan.network.policy },
   );
   let session: GuestSession | undefined;
   try {

@@ -10,9 +10,9 @@ import {
 import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
 import { type BakeTrigger, bakeSnapshot } from "./bake.js";
 import { CoreError } from "./errors.js";
-import type { BuildOptions, PoolOptions } from "./options.js";
+import type { BuildOptions, NetworkOptions, PoolOptions } from "./options.js";
 import { Pool } from "./pool.js";
-import { enumOption, intOption } from "./validate.js";
+import { enumOption, intOption, type NetworkChoice, networkOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
 
 /**
@@ -25,6 +25,8 @@ export class Image {
     /** The snapshot's metadata. */
     readonly metadata: SnapshotMetadata,
     private readonly dir: string,
+    /** The `network` option of the `Image.build` call that returned this image (it wins over the metadata's policy). */
+    private readonly requestedNetwork?: NetworkChoice,
   ) {}
 
   /**
@@ -48,10 +50,16 @@ export class Image {
     const warmupTag = options.warmupTag ?? "default";
     const progress = options.onProgress ?? (() => {});
     const accel = enumOption("accel", options.accel, "auto", ["auto", "kvm", "hvf", "tcg"] as const);
+    const network = networkOption(options.network, true);
     const assets = resolveGuestAssets();
     // chosen (and a hardware accelerator proven, once per host) before the
     // fingerprint: a bake under TCG and one under KVM are different snapshots
-    const engine = await chooseEngine({ accel, kernel: assets.kernel, initrd: assets.initrd });
+    const engine = await chooseEngine({
+      accel,
+      kernel: assets.kernel,
+      initrd: assets.initrd,
+      network: network.card,
+    });
 
     const image = await pullImage(options.ref, {
       pullPolicy,
@@ -103,6 +111,7 @@ export class Image {
       accel: engine.accel,
       cpuModel: engine.cpuModel,
       qemuVersion: engine.qemu.version,
+      networkCard: network.card,
     });
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
     const key = { name: options.name, ref: image.reference, fingerprint };
@@ -110,7 +119,7 @@ export class Image {
     const cached = await store.lookup(key, { expectedAssets });
     if (cached) {
       progress({ phase: "cached", snapshotPath: cached.dir });
-      return new Image(cached.metadata, cached.dir);
+      return new Image(cached.metadata, cached.dir, network);
     }
 
     const published = await store.publish(
@@ -136,6 +145,7 @@ export class Image {
           listenerTimeoutMs: options.listenerTimeoutMs ?? 60_000,
           hostname: "supermachine",
           onProgress: progress,
+          network,
         });
         return {
           image: { ref: image.reference, manifestDigest: image.manifestDigest, config: image.config },
@@ -150,11 +160,12 @@ export class Image {
           assets: expectedAssets,
           rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
           engine: baked,
+          network: { card: network.card, ...(network.policy ? { policy: { ...network.policy } } : {}) },
         };
       },
       { expectedAssets },
     );
-    return new Image(published.metadata, published.dir);
+    return new Image(published.metadata, published.dir, network);
   }
 
   /**
@@ -184,6 +195,21 @@ export class Image {
   /** Guest RAM (MiB) the image was baked with. */
   get memoryMib(): number {
     return this.metadata.memoryMib;
+  }
+
+  /**
+   * The VMs' network: whether they have a network card, and the egress
+   * policy pools use unless they give their own (undefined: the default,
+   * public internet only). The policy is the one of the `Image.build` call
+   * that returned this image, else the one recorded at bake time.
+   */
+  get network(): NetworkChoice {
+    return (
+      this.requestedNetwork ?? {
+        card: this.metadata.network?.card ?? true,
+        ...(this.metadata.network?.policy ? { policy: this.metadata.network.policy as NetworkOptions } : {}),
+      }
+    );
   }
 
   /** vCPUs the image was baked with. */

@@ -17,6 +17,10 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `ACCEL_UNAVAILABLE`: the requested accelerator cannot run the guest here (the reason says why).
  * - `ACCEL_MISMATCH`: a snapshot baked under one accelerator/CPU model was asked to restore under another.
  * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
+ * - `NETWORK_POLICY_INVALID`: a network policy (allow/deny rule, option) is malformed.
+ * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `pasta`,
+ *   `nft`, `unshare` or `nsenter` missing); the message names the fix.
+ * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -33,7 +37,10 @@ export type VmmErrorCode =
   | "BOOT_TIMEOUT"
   | "ACCEL_UNAVAILABLE"
   | "ACCEL_MISMATCH"
-  | "INVALID_PATH";
+  | "INVALID_PATH"
+  | "NETWORK_POLICY_INVALID"
+  | "NETWORK_UNAVAILABLE"
+  | "NETWORK_SETUP_FAILED";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

@@ -11,6 +11,8 @@ import { ConsoleSink } from "./console-tail.js";
 import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
+import type { NetworkPolicy } from "./network/policy.js";
+import { acquireNetwork, type NetworkLease } from "./network/registry.js";
 import { buildQemuArgs, type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
@@ -38,6 +40,11 @@ export interface StartOptions {
   engine?: Engine;
   /** Parent directory for the per-VM socket/log directory. */
   runDirParent?: string;
+  /**
+   * Egress policy of the VM's network card (ignored when the spec has none).
+   * Default: the public internet only, DNS on. See the README, "Network".
+   */
+  network?: NetworkPolicy;
 }
 
 /** Options of {@link Machine.boot}. */
@@ -96,6 +103,8 @@ export class Machine {
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
+    /** The network namespace QEMU runs in (none without a network card). */
+    private readonly net: NetworkLease | undefined,
   ) {
     this.spec = spec;
     this.engine = engine;
@@ -168,13 +177,23 @@ export class Machine {
       consolePipe: runDir.consolePipe,
       incoming,
     });
-    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch((err: unknown) => {
+    // network: QEMU runs inside the namespace of its egress policy (see network/)
+    let net: NetworkLease | undefined;
+    try {
+      net = spec.network === false ? undefined : await acquireNetwork(opts.network);
+    } catch (err) {
       runDir.remove();
+      throw err;
+    }
+    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch(async (err: unknown) => {
+      runDir.remove();
+      await net?.release();
       throw new VmmError("QEMU_START_FAILED", `cannot make the console pipe: ${(err as Error).message}`, {
         cause: err,
       });
     });
-    const proc = new QemuProcess(engine.qemu.path, args, consoleSink);
+    const cmd = net ? net.wrap(engine.qemu.path, args) : { command: engine.qemu.path, args };
+    const proc = new QemuProcess(cmd.command, cmd.args, consoleSink);
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([
@@ -188,9 +207,10 @@ export class Machine {
     } catch (err) {
       await proc.kill();
       runDir.remove();
+      await net?.release();
       throw err;
     }
-    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared);
+    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, net);
   }
 
   /**
@@ -325,7 +345,8 @@ export class Machine {
     await migrateToFile(this.qmp, full, false);
     const helper = await Machine.start(
       this.spec,
-      { engine: this.engine },
+      // the helper never runs the guest; its network card gets a namespace with no way out
+      { engine: this.engine, network: { allowInternetAccess: false, dns: false } },
       join(destDir, MEMORY_FILE),
       true,
       true,
@@ -368,6 +389,7 @@ export class Machine {
     this.closed = true;
     this.qmp.close();
     await this.proc.kill();
+    await this.net?.release();
     this.runDir.remove();
     if (!this.memoryShared && this.memoryFile.startsWith(this.runDir.path) && existsSync(this.memoryFile)) {
       rmSync(this.memoryFile, { force: true });
