@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,22 @@ function cli(args: string[], opts: { input?: string | Buffer; env?: Record<strin
     maxBuffer: 64 << 20,
   });
   return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString(), raw: r.stdout };
+}
+
+/** Like `cli`, without blocking the event loop (for tests that serve the guest from this process). */
+function cliAsync(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("close", (code) => resolve({ code, out, err }));
+  });
 }
 
 /** stderr without the host's warnings (e.g. the accelerator fallback on hosts without KVM). */
@@ -182,6 +199,49 @@ describe("supermachine run (pipes)", () => {
       expect(await exited).toBe(130);
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+
+  it("applies --network none, the default egress policy and --allow-out host:PORT", async () => {
+    // a server of this test on the host's loopback; the guest reaches it as 10.0.2.2 only when allowed
+    const server = createServer((c) => c.end("hello from the host\n"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const noCard = cli([
+        "run",
+        "-q",
+        "--snapshots-dir",
+        snaps,
+        "--network",
+        "none",
+        ref,
+        "--",
+        "ls",
+        "/sys/class/net",
+      ]);
+      expect(noCard.out.split("\n")).not.toContain("eth0");
+      expect(noCard.out.split("\n")).toContain("lo");
+      const probe = ["sh", "-c", `nc -w 5 10.0.2.2 ${port} </dev/null || echo refused`];
+      const refused = await cliAsync(["run", "-q", "--snapshots-dir", snaps, ref, "--", ...probe]);
+      expect(refused.out).toBe("refused\n");
+      const allowed = await cliAsync([
+        "run",
+        "-q",
+        "--snapshots-dir",
+        snaps,
+        "--allow-out",
+        `host:${port}`,
+        ref,
+        "--",
+        ...probe,
+      ]);
+      expect(allowed.out).toBe("hello from the host\n");
+      expect(cli(["run", "--network", "none", "--allow-out", "1.2.3.4", ref, "--", "true"]).err).toMatch(
+        /\[INVALID_OPTIONS\] --network none has no network card/,
+      );
+    } finally {
+      server.close();
     }
   });
 

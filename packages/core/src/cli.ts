@@ -35,6 +35,7 @@ import {
   inspectSnapshot,
   isSupermachineError,
   listSnapshots,
+  type NetworkOptions,
   pruneSnapshots,
   pullRootfs,
 } from "./index.js";
@@ -48,6 +49,10 @@ interface CommonOpts {
 interface BakeOpts extends CommonOpts {
   name?: string;
   cmd?: string;
+  network?: "none" | "public" | "allowlist";
+  allowOut?: string[];
+  denyOut?: string[];
+  dns?: boolean;
   memory?: string;
   vcpus?: string;
   port?: string;
@@ -95,7 +100,42 @@ function bakeOptions(cmd: Command): Command {
       new Option("--pull <policy>", "when to contact the registry").choices(["always", "missing", "never"]),
     )
     .addOption(new Option("--accel <accel>", "accelerator").choices(["auto", "kvm", "hvf", "tcg"]))
-    .option("--insecure-registry <host>", "registry reachable over plain HTTP (repeatable)", collect);
+    .option("--insecure-registry <host>", "registry reachable over plain HTTP (repeatable)", collect)
+    .addOption(
+      new Option(
+        "--network <mode>",
+        "none: no network card (part of the bake); public (default): the public internet only; allowlist: only --allow-out",
+      ).choices(["none", "public", "allowlist"]),
+    )
+    .option(
+      "--allow-out <dest>",
+      "allow egress to ADDRESS[/BITS], DOMAIN or host, with [:PORT[-LAST]] (repeatable)",
+      collect,
+    )
+    .option("--deny-out <dest>", "refuse egress to a destination, same forms (repeatable)", collect)
+    .option("--no-dns", "no name resolution through the host's resolver");
+}
+
+/** The network of `--network`, `--allow-out`, `--deny-out`, `--no-dns`; undefined when none is given. */
+function networkOf(o: BakeOpts): "none" | NetworkOptions | undefined {
+  const allowOut = o.allowOut ?? [];
+  const denyOut = o.denyOut ?? [];
+  if (o.network === "none") {
+    if (allowOut.length || denyOut.length || o.dns === false) {
+      throw new CoreError(
+        "INVALID_OPTIONS",
+        "--network none has no network card: drop --allow-out, --deny-out and --no-dns",
+      );
+    }
+    return "none";
+  }
+  if (o.network === undefined && !allowOut.length && !denyOut.length && o.dns !== false) return undefined;
+  return {
+    ...(o.network === "allowlist" ? { allowInternetAccess: false } : {}),
+    ...(allowOut.length ? { allowOut } : {}),
+    ...(denyOut.length ? { denyOut } : {}),
+    ...(o.dns === false ? { dns: false } : {}),
+  };
 }
 
 function buildOptions(ref: string, o: BakeOpts, onProgress: (p: BuildProgress) => void): BuildOptions {
@@ -111,8 +151,19 @@ function buildOptions(ref: string, o: BakeOpts, onProgress: (p: BuildProgress) =
     ...(o.pull ? { pullPolicy: o.pull } : {}),
     ...(o.accel ? { accel: o.accel } : {}),
     ...(o.insecureRegistry?.length ? { insecureRegistries: o.insecureRegistry } : {}),
+    ...(networkOf(o) !== undefined ? { network: networkOf(o) } : {}),
     onProgress,
   };
+}
+
+/**
+ * The egress policy for the VMs `run`/`logs` start: the one given, so a
+ * snapshot baked under another policy (not part of its cache key) still
+ * runs under this one.
+ */
+function poolNetwork(o: BakeOpts): { network?: NetworkOptions } {
+  const n = networkOf(o);
+  return n === undefined || n === "none" ? {} : { network: n };
 }
 
 /** The progress view for a command's stderr: live on a terminal, lines otherwise. */
@@ -332,7 +383,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const image = await withView(view, () => Image.build(buildOptions(ref, o, (p) => view.update(p))));
       if (o.logs && argv.length === 0) {
         const waitMs = o.waitMs === undefined ? 2000 : parseCount(o.waitMs, "--wait-ms");
-        return setExit(await logsOfImage(image, { waitMs, follow: false }));
+        return setExit(await logsOfImage(image, { waitMs, follow: false, ...poolNetwork(o) }));
       }
       setExit(
         await runInVm(image, {
@@ -346,6 +397,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           copies,
           ...(timeoutMs ? { timeoutMs } : {}),
           logs: o.logs === true,
+          ...poolNetwork(o),
           quiet: o.quiet === true,
           style,
         }),
@@ -386,7 +438,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       image = await withView(view, () => Image.build(buildOptions(what, o, (p) => view.update(p))));
     }
     const waitMs = o.wait === undefined ? (o.follow ? 0 : 2000) : parseDuration(o.wait);
-    setExit(await logsOfImage(image, { waitMs, follow: o.follow === true }));
+    setExit(await logsOfImage(image, { waitMs, follow: o.follow === true, ...poolNetwork(o) }));
   });
 
   const pull = program

@@ -1,4 +1,4 @@
-import type { Image, Vm } from "../index.js";
+import type { Image, NetworkOptions, Vm } from "../index.js";
 
 /** How `logs` (and `run --logs` without a command) reads a VM's workload output. */
 export interface LogsPlan {
@@ -8,6 +8,8 @@ export interface LogsPlan {
   follow: boolean;
   /** How often `follow` asks the guest (ms). */
   pollMs?: number;
+  /** Egress policy of the VM (over the image's). */
+  network?: NetworkOptions;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,7 +56,12 @@ export async function printLogs(vm: Vm, plan: LogsPlan): Promise<number> {
 
 /** Restores one VM from `image`, prints its workload's output, and stops it. */
 export async function logsOfImage(image: Image, plan: LogsPlan): Promise<number> {
-  const pool = await image.pool({ min: 1, max: 1, restoreOnRelease: false });
+  const pool = await image.pool({
+    min: 1,
+    max: 1,
+    restoreOnRelease: false,
+    ...(plan.network ? { network: plan.network } : {}),
+  });
   try {
     const vm = await pool.acquire();
     try {

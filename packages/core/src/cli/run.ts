@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { ExecChild, Image, Pool, Vm } from "../index.js";
+import type { ExecChild, Image, NetworkOptions, Pool, Vm } from "../index.js";
 import { CoreError } from "../index.js";
 import { asUser, type CopyIn, type PortMapping } from "./parse.js";
 import type { Style } from "./style.js";
@@ -21,6 +21,8 @@ export interface RunPlan {
   timeoutMs?: number;
   /** After the command, print the workload's output (`vm.logs()`) on stderr. */
   logs?: boolean;
+  /** Egress policy of the VM (over the image's). */
+  network?: NetworkOptions;
   quiet: boolean;
   style: Style;
 }
@@ -122,7 +124,12 @@ export async function runInVm(image: Image, plan: RunPlan): Promise<number> {
   }
 
   try {
-    pool = await image.pool({ min: 1, max: 1, restoreOnRelease: false });
+    pool = await image.pool({
+      min: 1,
+      max: 1,
+      restoreOnRelease: false,
+      ...(plan.network ? { network: plan.network } : {}),
+    });
     vm = await pool.acquire();
     for (const c of plan.copies) await copyIn(vm, c.hostPath, c.guestPath);
     for (const p of plan.ports) {
