@@ -55,6 +55,7 @@ describe("supermachine completion", () => {
         "completion",
         "doctor",
         "inspect",
+        "logs",
         "ls",
         "prune",
         "pull",

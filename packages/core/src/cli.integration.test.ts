@@ -255,7 +255,7 @@ describe("supermachine run (pipes)", () => {
 describe("supermachine logs and run --logs", () => {
   const dir = join(root, "logs-snaps");
   const workload =
-    "echo start; echo err-line >&2; i=0; while :; do i=$((i+1)); echo line $i; sleep 0.3; done";
+    "echo start; echo err-line >&2; touch /tmp/started; i=0; while :; do i=$((i+1)); echo line $i; sleep 0.3; done";
 
   it("prints a fresh VM's workload output after --wait, for an image or a snapshot name", () => {
     const r = cli(["logs", "-q", "--snapshots-dir", dir, "--cmd", workload, "--wait", "2s", ref]);
@@ -293,19 +293,9 @@ describe("supermachine logs and run --logs", () => {
   });
 
   it("run --logs prints the command's output, then the workload's on stderr", () => {
-    const r = cli([
-      "run",
-      "-q",
-      "--snapshots-dir",
-      dir,
-      "--cmd",
-      workload,
-      "--logs",
-      ref,
-      "--",
-      "echo",
-      "cmd-out",
-    ]);
+    // the command waits for the workload's first lines (they run side by side in the VM)
+    const command = ["sh", "-c", "until [ -e /tmp/started ]; do usleep 20000; done; echo cmd-out"];
+    const r = cli(["run", "-q", "--snapshots-dir", dir, "--cmd", workload, "--logs", ref, "--", ...command]);
     expect(r.code).toBe(0);
     expect(r.out).toBe("cmd-out\n");
     expect(r.err).toMatch(/--- workload logs \(last \d+ of \d+ bytes\) ---\nstart\nerr-line\n/);
