@@ -111,10 +111,18 @@ async function freezeAgent(vm: Vm): Promise<void> {
     argv: [
       "sh",
       "-c",
-      "echo 1 > /sys/fs/cgroup/jail/cgroup.procs; (sleep 1; echo 1 > /sys/fs/cgroup/jail/cgroup.freeze) >/dev/null 2>&1 &",
+      // PID 1 (the agent) moves into the jail; a shell outside it freezes the jail
+      // once this exec has replied, then says so on the console (the kernel's, not the agent's)
+      "echo 1 > /sys/fs/cgroup/jail/cgroup.procs; (sleep 1; echo 1 > /sys/fs/cgroup/jail/cgroup.freeze; " +
+        "until grep -q 'frozen 1' /sys/fs/cgroup/jail/cgroup.events; do sleep 0.1; done; " +
+        "echo sm-agent-frozen > /dev/console) >/dev/null 2>&1 &",
     ],
   });
   expect((await child.wait()).exitCode).toBe(0);
+  const m = machineOf(vm);
+  expect(await waitFor(() => m.consoleBytes().toString("latin1").includes("sm-agent-frozen"), 60_000)).toBe(
+    true,
+  );
 }
 
 describe("console flood", () => {
@@ -353,7 +361,6 @@ describe("a guest that stops answering", () => {
     const vm = await pool.acquire();
     const pid = vmQemuPid(vm);
     await freezeAgent(vm);
-    await new Promise((r) => setTimeout(r, 1500)); // the freeze lands
     const err = await rejection(() => vm.exec({ argv: ["true"], timeoutMs: 1000 }));
     expect(err.code).toBe("VM_UNRESPONSIVE");
     expect(err.details).toMatchObject({ timeoutMs: 1000 });
@@ -379,7 +386,6 @@ describe("a guest that stops answering", () => {
     const vm = await asIs.acquire();
     const pid = vmQemuPid(vm);
     await freezeAgent(vm);
-    await new Promise((r) => setTimeout(r, 1500));
     await vm.release(); // the health check finds no answer: discarded
     await using next = await asIs.acquire();
     expect(vmQemuPid(next)).not.toBe(pid);
