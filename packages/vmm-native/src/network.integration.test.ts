@@ -49,7 +49,8 @@ describe("network policy (in a lab of network namespaces)", () => {
     }
   };
   const sh = (id: number, cmd: string) => lab.call<Sh>("sh", { id, cmd });
-  const tcp = (id: number, addr: string, port = LAB.port) => sh(id, `timeout 10 nc -w 5 ${addr} ${port} </dev/null`);
+  const tcp = (id: number, addr: string, port = LAB.port) =>
+    sh(id, `timeout 10 nc -w 5 ${addr} ${port} </dev/null`);
   /** A DNS query sent over UDP to `server` (every lab internet address runs a DNS server). */
   const udp = (id: number, server: string) => sh(id, `timeout 4 nslookup -type=a public.test ${server}`);
   const ping = (id: number, addr: string) => sh(id, `ping -c 1 -W 3 ${addr}`);
