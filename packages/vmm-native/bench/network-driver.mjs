@@ -4,7 +4,7 @@
 // one measurement; `mode` picks how the VM's network runs:
 //   "unfiltered": QEMU's user network in the host's namespace (before network policies);
 //   "policy":     QEMU in the namespace of the default policy (nftables filter + pasta uplink).
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { busyboxRootfs, since, sleep } from "../../../scripts/bench/guest.mjs";
@@ -116,15 +116,23 @@ export async function preparedRestore({ mode }) {
 export async function throughput({ mode, url, bytes, runs, execs }) {
   setMode(mode);
   const m = await Machine.restore(snap);
+  // the namespace this VM runs in (same policy, same namespace): to read pasta's CPU time
+  const lease = mode === "policy" ? await acquireNetwork() : undefined;
   try {
     const s = await openAgentSession(m);
     const mibps = [];
+    const qemuCpu = [];
+    const pastaCpu = [];
     for (let i = 0; i < runs; i++) {
+      const q0 = cpuSeconds(m.pid);
+      const p0 = lease ? cpuSeconds(lease.namespace.pastaPid) : 0;
       const t0 = performance.now();
       const r = await s.run({ argv: ["wget", "-q", "-O", "/dev/null", url] });
       const sec = since(t0) / 1000;
       if (r.exitCode !== 0) throw new Error(`wget failed (${mode}): ${r.stderr}`);
       mibps.push(bytes / 1024 / 1024 / sec);
+      qemuCpu.push(cpuSeconds(m.pid) - q0);
+      if (lease) pastaCpu.push(cpuSeconds(lease.namespace.pastaPid) - p0);
     }
     for (let i = 0; i < 10; i++) await execTrue(s);
     const rtt = [];
@@ -134,10 +142,18 @@ export async function throughput({ mode, url, bytes, runs, execs }) {
       rtt.push(since(t0));
     }
     await s.close();
-    return { mibps, rtt };
+    return { mibps, rtt, qemuCpu, pastaCpu };
   } finally {
     await m.close();
+    await lease?.release();
   }
+}
+
+/** User + system CPU seconds a process has used (all threads). */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 export async function close() {

@@ -100,6 +100,8 @@ try {
 
   const tput = { unfiltered: [], policy: [] };
   const rtt = { unfiltered: [], policy: [] };
+  const qemuCpu = { unfiltered: [], policy: [] };
+  const pastaCpu = [];
   const url = `http://${LAB.public[0]}:${LAB.httpPort}/bytes/${MIB * 1024 * 1024}`;
   for (const mode of [...modes, ...modes]) {
     const r = await lab.call("throughput", {
@@ -111,6 +113,8 @@ try {
     });
     tput[mode].push(...r.mibps);
     rtt[mode].push(...r.rtt);
+    qemuCpu[mode].push(...r.qemuCpu.map((c) => c / MIB));
+    pastaCpu.push(...r.pastaCpu.map((c) => c / MIB));
   }
   for (const mode of modes) {
     add(
@@ -121,6 +125,22 @@ try {
       `busybox wget of ${MIB} MiB from an HTTP server in the lab's internet namespace`,
     );
   }
+  for (const mode of modes) {
+    add(
+      `qemuCpuPerMib_${mode}`,
+      `QEMU CPU per MiB downloaded: ${label[mode]}`,
+      qemuCpu[mode].map((c) => c * 1000),
+      "ms",
+      "",
+    );
+  }
+  add(
+    "pastaCpuPerMib",
+    "pasta CPU per MiB downloaded",
+    pastaCpu.map((c) => c * 1000),
+    "ms",
+    "the extra hop",
+  );
   for (const mode of modes) {
     add(`execRoundTrip_${mode}`, `exec round trip: ${label[mode]}`, rtt[mode], "ms", "run(['true'])");
   }
