@@ -2,7 +2,7 @@
 // of its own (started by netlab.mjs through `unshare --net`): puts the lab's
 // addresses on `lo` and serves on each of them
 //   - TCP port 7777: one line "hello from <address>", then closes;
-//   - UDP port 53: a DNS server answering A queries from a name table (TTL `ttl`);
+//   - UDP port 53 (IPv4 addresses): a DNS server answering A queries from a name table (TTL `ttl`);
 //   - on the first public address, HTTP port 8080: GET /bytes/<n> returns n bytes.
 // Nothing here can reach outside the namespace: its only link is the veth the
 // lab's host namespace adds. Prints one line "ready" on stdout once serving;
@@ -17,7 +17,8 @@ const config = JSON.parse(process.argv[2]);
 const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "inherit"] });
 
 ip("link", "set", "lo", "up");
-for (const a of config.addresses) ip("addr", "add", `${a}/32`, "dev", "lo");
+const v6 = (a) => a.includes(":");
+for (const a of config.addresses) ip("addr", "add", v6(a) ? `${a}/128` : `${a}/32`, "dev", "lo");
 
 const names = new Map(Object.entries(config.names));
 
@@ -74,6 +75,7 @@ for (const a of config.addresses) {
       }).listen(config.port, a, resolve);
     }),
   );
+  if (v6(a)) continue;
   listening.push(
     new Promise((resolve) => {
       const udp = createSocket("udp4");

@@ -1,9 +1,11 @@
 /** The lab's addresses, names and ports (see netlab.mjs for the layout). */
 export declare const LAB: {
   public: [string, string];
+  public6: string;
   dns: string;
   private: { rfc1918a: string; rfc1918b: string; metadata: string; cgnat: string };
-  host: { veth: string; extra: string; gateway: string };
+  private6: string;
+  host: { veth: string; extra: string; gateway: string; veth6: string; extra6: string; gateway6: string };
   port: number;
   httpPort: number;
   names: Record<string, string>;

@@ -2,12 +2,15 @@
 // that every packet a test sends stays inside them.
 //
 //   internet namespace                       host namespace (code under test runs here)
-//   lo: 198.51.100.1, 198.51.100.2 (public)  lo: 127.0.0.1, 203.0.113.77 (another host address)
-//       198.51.100.53 (DNS), 10.1.2.3,       vh: 203.0.113.2/24, default route via 203.0.113.1
-//       192.168.7.7, 169.254.169.254,        /etc/resolv.conf: nameserver 198.51.100.53 (a bind mount)
-//       100.64.1.1                           servers: TCP 7777 on each host address
-//   vn: 203.0.113.1/24  <---- veth ---->     node netlab-host.mjs DRIVER (the test's driver module)
-//   servers: TCP 7777 and DNS (UDP 53) on every address, HTTP 8080 on 198.51.100.1
+//   lo: 198.51.100.1, 198.51.100.2,          lo: 127.0.0.1, ::1, 203.0.113.77 and
+//       2001:db8:100::1 (public)                 2001:db8:77::77 (other host addresses)
+//       198.51.100.53 (DNS), 10.1.2.3,       vh: 203.0.113.2/24, 2001:db8:1::2/64, default
+//       192.168.7.7, 169.254.169.254,            routes via 203.0.113.1 and 2001:db8:1::1
+//       100.64.1.1, fd00:7::7 (ULA)          /etc/resolv.conf: nameserver 198.51.100.53 (a bind mount)
+//   vn: 203.0.113.1/24, 2001:db8:1::1/64     servers: TCP 7777 on each host address
+//         <---------------- veth ---------------->
+//   servers: TCP 7777 on every address,      node netlab-host.mjs DRIVER (the test's driver module)
+//   DNS (UDP 53) on every IPv4 address, HTTP 8080 on 198.51.100.1
 //
 // Both namespaces are held by processes started with the parent-death signal:
 // when the test process dies they die, and the namespaces with them.
@@ -24,6 +27,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const LAB = {
   /** Stand-ins for the public internet (TEST-NET-2). */
   public: ["198.51.100.1", "198.51.100.2"],
+  /** A stand-in for the public IPv6 internet (documentation prefix). */
+  public6: "2001:db8:100::1",
   /** The lab's DNS server (also answering on every other internet address). */
   dns: "198.51.100.53",
   /** Non-public destinations a guest must not reach by default. */
@@ -33,8 +38,17 @@ export const LAB = {
     metadata: "169.254.169.254",
     cgnat: "100.64.1.1",
   },
-  /** The host namespace's own addresses (besides 127.0.0.1), and its gateway. */
-  host: { veth: "203.0.113.2", extra: "203.0.113.77", gateway: "203.0.113.1" },
+  /** A non-public IPv6 destination (unique local). */
+  private6: "fd00:7::7",
+  /** The host namespace's own addresses (besides 127.0.0.1 and ::1), and its gateways. */
+  host: {
+    veth: "203.0.113.2",
+    extra: "203.0.113.77",
+    gateway: "203.0.113.1",
+    veth6: "2001:db8:1::2",
+    extra6: "2001:db8:77::77",
+    gateway6: "2001:db8:1::1",
+  },
   /** TCP port every server listens on. */
   port: 7777,
   /** HTTP port on the first public address. */
@@ -55,11 +69,14 @@ inet=$1; resolv=$2; shift 2
 mount --bind "$resolv" /etc/resolv.conf
 ip link set lo up
 ip addr add ${LAB.host.extra}/32 dev lo
+ip -6 addr add ${LAB.host.extra6}/128 dev lo
 ip link add vh type veth peer name vn netns "$inet"
 ip addr add ${LAB.host.veth}/24 dev vh
+ip -6 addr add ${LAB.host.veth6}/64 dev vh nodad
 ip link set vh up
-nsenter -t "$inet" -n sh -c 'ip addr add ${LAB.host.gateway}/24 dev vn && ip link set vn up'
+nsenter -t "$inet" -n sh -c 'ip addr add ${LAB.host.gateway}/24 dev vn && ip -6 addr add ${LAB.host.gateway6}/64 dev vn nodad && ip link set vn up'
 ip route add default via ${LAB.host.gateway}
+ip -6 route add default via ${LAB.host.gateway6}
 echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
 exec "$@"`;
 
@@ -99,7 +116,7 @@ export async function startNetLab({ driver, env = process.env }) {
   if (process.getuid?.() !== 0)
     throw new Error("the network lab needs root (network namespaces, veth pairs)");
   const work = mkdtempSync(join(tmpdir(), "sm-netlab-"));
-  const addresses = [...LAB.public, LAB.dns, ...Object.values(LAB.private)];
+  const addresses = [...LAB.public, LAB.dns, ...Object.values(LAB.private), LAB.public6, LAB.private6];
   const internet = spawn(
     "setpriv",
     [
@@ -152,7 +169,10 @@ export async function startNetLab({ driver, env = process.env }) {
         process.execPath,
         join(here, "netlab-host.mjs"),
         driver,
-        JSON.stringify({ ...LAB, hostAddresses: ["127.0.0.1", LAB.host.veth, LAB.host.extra] }),
+        JSON.stringify({
+          ...LAB,
+          hostAddresses: ["127.0.0.1", "::1", LAB.host.veth, LAB.host.extra, LAB.host.veth6, LAB.host.extra6],
+        }),
       ],
       { stdio: ["pipe", "pipe", "inherit"], env },
     );

@@ -22,6 +22,7 @@ describe("doctor", () => {
       "setpriv",
       "run-dir",
       "cgroup",
+      "network",
       "snapshots",
     ]);
     const failed = r.checks.filter((c) => c.status === "fail");

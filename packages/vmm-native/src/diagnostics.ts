@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { hardwareAccelerator, kvmAccessProblem } from "./accelerator.js";
 import { chooseEngine } from "./engine.js";
 import { GUEST_ASSETS_FIX, resolveGuestAssets } from "./guest-assets.js";
+import { networkDiagnostic } from "./network/diagnostic.js";
 import { qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { readCapabilities } from "./qemu-capabilities.js";
@@ -228,5 +229,5 @@ export async function engineDiagnostics(): Promise<DiagnosticCheck[]> {
           fix: QEMU_FIX,
         }
       : await acceleratorCheck();
-  return [qemu, guest, accel, setprivCheck(), runDirCheck(), cgroupCheck()];
+  return [qemu, guest, accel, setprivCheck(), runDirCheck(), cgroupCheck(), networkDiagnostic()];
 }

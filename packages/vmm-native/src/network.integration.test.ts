@@ -49,7 +49,8 @@ describe("network policy (in a lab of network namespaces)", () => {
     }
   };
   const sh = (id: number, cmd: string) => lab.call<Sh>("sh", { id, cmd });
-  const tcp = (id: number, addr: string, port = LAB.port) => sh(id, `nc -w 5 ${addr} ${port} </dev/null`);
+  const tcp = (id: number, addr: string, port = LAB.port) =>
+    sh(id, `timeout 10 nc -w 5 ${addr} ${port} </dev/null`);
   /** A DNS query sent over UDP to `server` (every lab internet address runs a DNS server). */
   const udp = (id: number, server: string) => sh(id, `timeout 4 nslookup -type=a public.test ${server}`);
   const ping = (id: number, addr: string) => sh(id, `ping -c 1 -W 3 ${addr}`);
@@ -70,6 +71,7 @@ describe("network policy (in a lab of network namespaces)", () => {
     await withVm(undefined, async (id) => {
       expect((await tcp(id, PUBLIC1)).out).toBe(`hello from ${PUBLIC1}`);
       expect((await tcp(id, PUBLIC2)).out).toBe(`hello from ${PUBLIC2}`);
+      expect((await tcp(id, LAB.public6)).out).toBe(`hello from ${LAB.public6}`);
       const dns = await sh(id, "nslookup -type=a public.test");
       expect(dns.out).toContain(`Address: ${LAB.names["public.test"]}`);
       expect((await sh(id, `wget -q -O - http://public.test:${LAB.httpPort}/`)).out).toBe(
@@ -83,7 +85,20 @@ describe("network policy (in a lab of network namespaces)", () => {
   it("default: the host (every address and gateway alias) and non-public addresses are refused", async () => {
     await withVm(undefined, async (id) => {
       // the host: its loopback through QEMU's gateway alias, its own addresses
-      for (const addr of ["10.0.2.2", LAB.host.veth, LAB.host.extra]) refused(await tcp(id, addr));
+      // (QEMU's IPv6 gateway fec0::2 stands for the host's ::1; IPv4-mapped addresses are IPv4 to the filter)
+      for (const addr of [
+        "10.0.2.2",
+        "fec0::2",
+        LAB.host.veth,
+        LAB.host.extra,
+        LAB.host.veth6,
+        LAB.host.extra6,
+      ]) {
+        refused(await tcp(id, addr));
+      }
+      // IPv6 unique local, and IPv4 private through an IPv4-mapped IPv6 address
+      refused(await tcp(id, LAB.private6));
+      refused(await tcp(id, `::ffff:${LAB.private.rfc1918a}`));
       // private, link-local (cloud metadata), CGNAT: TCP, UDP and ICMP
       for (const addr of PRIVATE) {
         refused(await tcp(id, addr));
@@ -96,7 +111,13 @@ describe("network policy (in a lab of network namespaces)", () => {
   it("naming a refused destination in allowOut opens it, so the refusals are the policy's", async () => {
     await withVm(
       {
-        allowOut: [...PRIVATE, LAB.host.extra, { to: "host", port: LAB.port, protocol: "tcp" }],
+        allowOut: [
+          ...PRIVATE,
+          LAB.private6,
+          LAB.host.extra,
+          LAB.host.extra6,
+          { to: "host", port: LAB.port, protocol: "tcp" },
+        ],
       },
       async (id) => {
         for (const addr of PRIVATE) {
@@ -105,6 +126,11 @@ describe("network policy (in a lab of network namespaces)", () => {
           expect((await ping(id, addr)).exitCode).toBe(0);
         }
         expect((await tcp(id, LAB.host.extra)).out).toBe(`hello from host ${LAB.host.extra}`);
+        expect((await tcp(id, LAB.host.extra6)).out).toBe(`hello from host ${LAB.host.extra6}`);
+        expect((await tcp(id, LAB.private6)).out).toBe(`hello from ${LAB.private6}`);
+        expect((await tcp(id, `::ffff:${LAB.private.rfc1918a}`)).out).toBe(
+          `hello from ${LAB.private.rfc1918a}`,
+        );
         // `host` is the host's loopback, at QEMU's gateway address
         expect((await tcp(id, "10.0.2.2")).out).toBe("hello from host 127.0.0.1");
         refused(await tcp(id, "10.0.2.2", 7778));

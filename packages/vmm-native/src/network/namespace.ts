@@ -295,9 +295,10 @@ export class NetworkNamespace {
           }
           return;
         }
+        const hint = /tun/.test(text) ? " (pasta needs /dev/net/tun readable and writable by this user)" : "";
         throw new VmmError(
           "NETWORK_SETUP_FAILED",
-          `pasta (the VM network uplink) exited: ${text || "no output"}`,
+          `pasta (the VM network uplink) exited: ${text || "no output"}${hint}`,
           {
             details: { stderr: text },
           },

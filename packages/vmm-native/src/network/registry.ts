@@ -4,8 +4,11 @@ import { type NetworkPolicy, normalizePolicy, policyKey } from "./policy.js";
 
 /** A VM's share of a network namespace. */
 export interface NetworkLease {
-  /** The namespace (shared with every VM of the same policy in this process). */
-  readonly namespace: NetworkNamespace;
+  /**
+   * The namespace (shared with every VM of the same policy in this process);
+   * undefined under `SUPERMACHINE_UNFILTERED_NETWORK=1`.
+   */
+  readonly namespace: NetworkNamespace | undefined;
   /** `command args` rewritten to run inside the namespace. */
   wrap(command: string, args: readonly string[]): { command: string; args: string[] };
   /** Gives the share back; the last one closes the namespace. Idempotent. */
@@ -29,6 +32,7 @@ const live = new Map<string, Entry>();
  */
 export async function acquireNetwork(policy?: NetworkPolicy): Promise<NetworkLease> {
   const normalized = normalizePolicy(policy);
+  if (process.env.SUPERMACHINE_UNFILTERED_NETWORK === "1") return unfiltered();
   const key = policyKey(normalized);
   for (let attempt = 1; ; attempt++) {
     let entry = live.get(key);
@@ -69,6 +73,29 @@ function lease(key: string, mine: Entry, ns: NetworkNamespace): NetworkLease {
       if (live.get(key) === mine) live.delete(key);
       await ns.close();
     },
+  };
+}
+
+let warnedUnfiltered = false;
+
+/**
+ * `SUPERMACHINE_UNFILTERED_NETWORK=1`: QEMU's user network runs in the
+ * host's own network namespace, as before network policies existed. The
+ * guest then reaches the host's loopback (at 10.0.2.2) and every network the
+ * host reaches. For measurements and debugging only.
+ */
+function unfiltered(): NetworkLease {
+  if (!warnedUnfiltered) {
+    warnedUnfiltered = true;
+    process.emitWarning(
+      "SUPERMACHINE_UNFILTERED_NETWORK=1: VM network policies are OFF; guests reach the host's loopback and every network the host reaches",
+      { code: "SUPERMACHINE_UNFILTERED_NETWORK" },
+    );
+  }
+  return {
+    namespace: undefined,
+    wrap: (command, args) => ({ command, args: [...args] }),
+    release: async () => {},
   };
 }
 

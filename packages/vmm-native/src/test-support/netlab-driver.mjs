@@ -25,6 +25,17 @@ export async function snapshot({ network = true, policy }) {
   );
   try {
     const s = await openAgentSession(m);
+    if (network) {
+      // QEMU's user network gives IPv6 by router advertisement: capture once the guest has its address
+      const r = await s.run({
+        argv: [
+          "sh",
+          "-c",
+          "for i in $(seq 100); do ip -6 addr show dev eth0 | grep -q 'scope site' && exit 0; sleep 0.1; done; exit 1",
+        ],
+      });
+      if (r.exitCode !== 0) throw new Error("the guest got no IPv6 address");
+    }
     await s.close();
     await m.captureSnapshot(dir);
   } finally {
@@ -63,7 +74,8 @@ export async function complete({ id }) {
 /** Runs `sh -c cmd` in a VM: `{exitCode, out}` (stdout and stderr together). */
 export async function sh({ id, cmd }) {
   const { session } = vms.get(id);
-  const r = await session.run({ argv: ["sh", "-c", `${cmd} 2>&1`] });
+  const r = await session.run({ argv: ["sh", "-c", `${cmd} 2>&1`], timeoutMs: 60_000 });
+  if (r.timedOut) throw new Error(`${cmd} did not finish within 60 s: ${r.stdout}`);
   return { exitCode: r.exitCode, out: r.stdout.toString().trim() };
 }
 
