@@ -35,7 +35,7 @@ function layoutLayerDigests(layout: string): string[] {
 }
 
 beforeAll(() => {
-  images = ensureTestImages({ debian: true });
+  images = ensureTestImages();
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds (or finds cached) the guest kernel and the guest init/agent, then
 # records them in $SUPERMACHINE_CACHE/guest-assets.json, which the engine reads
-# at run time. Idempotent; both builds are cached by content hash.
+# at run time (or in $SUPERMACHINE_GUEST_ASSETS when set, the file the engine
+# then reads instead: a worktree can test its own agent without changing the
+# shared manifest). Idempotent; both builds are cached by content hash.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}"
@@ -10,7 +12,8 @@ kernel="$(bash "$here/build-kernel.sh" | tail -n1)"
 agentdir="$(bash "$here/build-agent.sh" | tail -n1)"
 khash="$(basename "$(dirname "$kernel")")"
 ahash="$(basename "$agentdir")"
-tmp="$cache/guest-assets.json.$$"
+manifest="${SUPERMACHINE_GUEST_ASSETS:-$cache/guest-assets.json}"
+tmp="$manifest.$$"
 cat > "$tmp" <<JSON
 {
   "kernel": "$kernel",
@@ -20,5 +23,5 @@ cat > "$tmp" <<JSON
   "agentHash": "$ahash"
 }
 JSON
-mv "$tmp" "$cache/guest-assets.json"
-echo "$cache/guest-assets.json"
+mv "$tmp" "$manifest"
+echo "$manifest"
