@@ -16,6 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { Machine } from "@supermachine/vmm-native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BuildOptions, type BuildProgress, Image, type WarmupVm } from "./index.js";
 import { type CoreFixture, coreFixture, lockFiles, rejection, snapshotDirs } from "./test-support/fixture.js";
@@ -68,6 +69,25 @@ async function firstLine(image: Image, argv: string[]): Promise<string> {
   expect(r.exitCode).toBe(0);
   return r.stdout.toString().trim();
 }
+
+describe("QEMU start detection (what the cache-hit checks rely on)", () => {
+  it("sees a QEMU that exits at once", async () => {
+    const { result, started } = await watchQemuStarts(() =>
+      Machine.boot({
+        kernel: "/nonexistent/bzImage",
+        initrd: "/nonexistent/initrd",
+        memoryMib: 64,
+        vcpus: 1,
+      }).then(
+        () => "booted",
+        (e: Error & { code?: string }) => e.code,
+      ),
+    );
+    expect(result).not.toBe("booted"); // QEMU cannot load that kernel and exits at once
+    expect(started).toHaveLength(1);
+    expect(qemuPids()).toEqual([]);
+  });
+});
 
 describe("Image.build: cold bake and cache hit", () => {
   it("bakes busybox once, then hits the cache without pulling or booting", async () => {
