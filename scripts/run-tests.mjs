@@ -35,6 +35,11 @@ for (const arg of process.argv.slice(2)) {
   }
 }
 
+for (const p of ["unit", "integration"]) {
+  if (files[p].length && !projects.includes(p))
+    throw new Error(`${files[p].join(", ")} belong to the ${p} project, which --projects leaves out`);
+}
+
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: "inherit", cwd: root, ...opts });
 
 /** Allowed skips: [{ "test": "path/to/file.test.ts > suite > test", "reason": "..." }]. */
