@@ -11,4 +11,6 @@ bash scripts/test-images/build.sh "${SUPERMACHINE_TEST_IMAGES:-${SUPERMACHINE_CA
 echo "[test] lint and typecheck" >&2
 npx biome check .
 npx turbo run typecheck --output-logs=errors-only
+echo "[test] package shape: publint, arethetypeswrong, npm publish --dry-run, changeset version" >&2
+bash scripts/check-packages.sh
 npm test

@@ -1,4 +1,5 @@
 import { defineConfig } from "tsup";
 import { packageBuild } from "../../tsup.base.js";
 
-export default defineConfig(packageBuild);
+// shims: `import.meta.url` (used to find the installed guest package) also works in the CJS build
+export default defineConfig({ ...packageBuild, shims: true });

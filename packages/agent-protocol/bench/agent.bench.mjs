@@ -24,7 +24,7 @@ import {
 import { printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
 
 const { AgentSession } = await import(join(repoRoot, "packages/agent-protocol/dist/index.js"));
-const { Machine, chooseAccelerator, openAgentSession, resolveGuestAssets } = await import(
+const { Machine, chooseEngine, openAgentSession, resolveGuestAssets } = await import(
   join(repoRoot, "packages/vmm-native/dist/index.js")
 );
 
@@ -236,7 +236,8 @@ try {
     `wall time of ${CONCURRENT} run(["echo", i]) at once`,
     false,
   );
-  const accel = chooseAccelerator();
+  const assets = resolveGuestAssets();
+  const { accel } = await chooseEngine({ kernel: assets.kernel, initrd: assets.initrd });
   printTable(
     `agent protocol (one restored VM: busybox, QEMU ${accel.toUpperCase()}, 256 MiB, 1 vCPU, virtio-serial; vs sm-init --stdio on the host)`,
     rows,

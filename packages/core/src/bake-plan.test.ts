@@ -29,6 +29,7 @@ describe("resolveBuildOptions", () => {
       vcpus: 1,
       guestPort: 80,
       pullPolicy: "missing",
+      accel: "auto",
       listenerRequired: false,
       trigger: "pre-exec",
       warmupTag: undefined,
@@ -44,6 +45,7 @@ describe("resolveBuildOptions", () => {
         vcpus: 2,
         guestPort: 8080,
         pullPolicy: "never",
+        accel: "tcg",
         listenerRequired: true,
         listenerTimeoutMs: 5_000,
       }),
@@ -52,6 +54,7 @@ describe("resolveBuildOptions", () => {
       vcpus: 2,
       guestPort: 8080,
       pullPolicy: "never",
+      accel: "tcg",
       listenerRequired: true,
       trigger: "listener",
       warmupTag: undefined,
@@ -68,6 +71,7 @@ describe("resolveBuildOptions", () => {
     ["guestPort 0", { guestPort: 0 }],
     ["guestPort above 65535", { guestPort: 65536 }],
     ["an unknown pullPolicy", { pullPolicy: "sometimes" }],
+    ["an unknown accel", { accel: "xen" as "kvm" }],
     ["listenerTimeoutMs 0", { listenerTimeoutMs: 0 }],
     ["listenerTimeoutMs negative", { listenerTimeoutMs: -1 }],
     ["listenerRequired not a boolean", { listenerRequired: "yes" as unknown as boolean }],
@@ -107,6 +111,7 @@ describe("trigger choice", () => {
 
 describe("fingerprint inputs", () => {
   const assets = { kernelHash: "k1", agentHash: "a1" };
+  const engine = { accel: "tcg", cpuModel: "max", qemuVersion: "10.0.2" };
   const file = (bytes: string, mode = 0o644, guestPath = "/opt/x"): ExtraFile => ({
     hostPath: "/host/x",
     guestPath,
@@ -115,7 +120,7 @@ describe("fingerprint inputs", () => {
   });
   const fp = (
     options: BuildOptions,
-    over: { files?: ExtraFile[]; digest?: string; assets?: typeof assets } = {},
+    over: { files?: ExtraFile[]; digest?: string; assets?: typeof assets; engine?: typeof engine } = {},
   ): string => {
     const resolved: ResolvedBuildOptions = resolveBuildOptions(options);
     return computeFingerprint(
@@ -125,6 +130,7 @@ describe("fingerprint inputs", () => {
         over.digest ?? "sha256:aa",
         over.files ?? [file("one")],
         over.assets ?? assets,
+        over.engine ?? engine,
       ),
     );
   };
@@ -139,7 +145,13 @@ describe("fingerprint inputs", () => {
     expect(fp({ ref: REF }, { files: [{ ...file("one"), hostPath: "/elsewhere" }] })).toBe(base);
   });
 
-  it.each<[string, BuildOptions, { files?: ExtraFile[]; digest?: string; assets?: typeof assets }?]>([
+  it.each<
+    [
+      string,
+      BuildOptions,
+      { files?: ExtraFile[]; digest?: string; assets?: typeof assets; engine?: typeof engine }?,
+    ]
+  >([
     ["the manifest digest", { ref: REF }, { digest: "sha256:bb" }],
     ["cmd", { ref: REF, cmd: ["sleep", "1"] }],
     ["an empty cmd (differs from the image's)", { ref: REF, cmd: [] }],
@@ -154,6 +166,9 @@ describe("fingerprint inputs", () => {
     ["an extra file's guest path", { ref: REF }, { files: [file("one", 0o644, "/opt/y")] }],
     ["the kernel build", { ref: REF }, { assets: { kernelHash: "k2", agentHash: "a1" } }],
     ["the agent build", { ref: REF }, { assets: { kernelHash: "k1", agentHash: "a2" } }],
+    ["the accelerator", { ref: REF }, { engine: { ...engine, accel: "kvm" } }],
+    ["the CPU model", { ref: REF }, { engine: { ...engine, cpuModel: "host" } }],
+    ["the QEMU version", { ref: REF }, { engine: { ...engine, qemuVersion: "10.1.0" } }],
   ])("changes with %s", (_what, options, over) => {
     expect(fp(options, over)).not.toBe(base);
   });

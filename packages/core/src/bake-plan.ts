@@ -13,6 +13,8 @@ export interface ResolvedBuildOptions {
   vcpus: number;
   guestPort: number;
   pullPolicy: "always" | "missing" | "never";
+  /** Accelerator asked for (`auto`: probed). */
+  accel: "auto" | "kvm" | "hvf" | "tcg";
   listenerRequired: boolean;
   trigger: BakeTrigger;
   /** The warmup tag, only when a warmup callback is given (it is part of the cache key then). */
@@ -83,6 +85,7 @@ export function resolveBuildOptions(options: BuildOptions): ResolvedBuildOptions
       "missing",
       "never",
     ] as const),
+    accel: enumOption("accel", options.accel, "auto", ["auto", "kvm", "hvf", "tcg"] as const),
     listenerRequired: options.listenerRequired === true,
     trigger: chooseTrigger(options),
     warmupTag: options.warmup ? (options.warmupTag ?? "default") : undefined,
@@ -99,7 +102,8 @@ export function fingerprintFile(f: ExtraFile): FingerprintExtraFile {
  * The inputs of the bake's cache key: everything that changes what the
  * snapshot holds (image manifest, workload cmd/env, RAM, vCPUs, guest port,
  * listener trigger, extra files' bytes and modes, the warmup tag when there
- * is a warmup, the guest kernel and agent builds), and nothing that does not
+ * is a warmup, the guest kernel and agent builds, the engine that runs it:
+ * accelerator, CPU model, QEMU version), and nothing that does not
  * (`listenerTimeoutMs`, `pullPolicy`, `name`, progress callbacks).
  */
 export function fingerprintInputs(
@@ -108,6 +112,7 @@ export function fingerprintInputs(
   manifestDigest: string,
   extraFiles: readonly ExtraFile[],
   assets: { kernelHash: string; agentHash: string },
+  engine: { accel: string; cpuModel: string; qemuVersion: string },
 ): FingerprintInputs {
   return {
     manifestDigest,
@@ -121,5 +126,8 @@ export function fingerprintInputs(
     warmupTag: resolved.warmupTag,
     kernelHash: assets.kernelHash,
     agentHash: assets.agentHash,
+    accel: engine.accel,
+    cpuModel: engine.cpuModel,
+    qemuVersion: engine.qemuVersion,
   };
 }

@@ -1,5 +1,12 @@
 import type { PulledImage } from "@supermachine/oci";
-import { fileTail, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
+import {
+  type Engine,
+  fileTail,
+  type GuestAssets,
+  isVmExited,
+  Machine,
+  VmExitedError,
+} from "@supermachine/vmm-native";
 import type { BakeTrigger } from "./bake-plan.js";
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
@@ -14,6 +21,8 @@ export interface BakePlan {
   image: PulledImage;
   rootfsPath: string;
   assets: GuestAssets;
+  /** Accelerator, CPU model and QEMU binary (chosen before the fingerprint). */
+  engine: Engine;
   memoryMib: number;
   vcpus: number;
   guestPort: number;
@@ -46,6 +55,7 @@ export interface BakeEngineInfo {
   qemuVersion: string;
   machine: string;
   accel: string;
+  cpuModel: string;
 }
 
 export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEngineInfo> {
@@ -59,7 +69,7 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       vcpus: plan.vcpus,
       rootfs: plan.rootfsPath,
     },
-    { memoryFile: `${dir}/memory.bin` },
+    { memoryFile: `${dir}/memory.bin`, engine: plan.engine },
   );
   let session: GuestSession | undefined;
   try {
@@ -105,7 +115,12 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
     session = undefined;
     progress({ phase: "snapshot", message: "capturing snapshot" });
     await machine.captureSnapshot(dir);
-    return { qemuVersion: machine.qemuVersion, machine: "microvm", accel: machine.accel };
+    return {
+      qemuVersion: machine.qemuVersion,
+      machine: "microvm",
+      accel: machine.accel,
+      cpuModel: machine.engine.cpuModel,
+    };
   } catch (err) {
     if (err instanceof CoreError) throw err;
     if (isVmExited(err) || (await guestGone(machine, err))) {

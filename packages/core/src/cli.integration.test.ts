@@ -4,19 +4,18 @@
 // nothing outside the test.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { resolveGuestAssets } from "@supermachine/vmm-native";
 import { afterAll, describe, expect, it } from "vitest";
 import { layoutPath } from "./test-support/images.js";
 
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "sm-cli-"));
 const ref = `oci:${layoutPath("busybox")}:latest`;
-// the CLI runs with a private cache, so it is told where this checkout's guest assets are
-const guestAssets =
-  process.env.SUPERMACHINE_GUEST_ASSETS ??
-  join(process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"), "guest-assets.json");
+// the CLI runs with a private cache, so it is told which guest this process uses
+const guestAssets = resolveGuestAssets().manifest;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let n = 0;

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultCacheDir } from "@supermachine/oci";
 import { defaultSnapshotsDir, SnapshotStore } from "@supermachine/snapshot";
+import { doctor } from "./doctor.js";
 import { Image } from "./image.js";
 import type { BuildOptions, BuildProgress } from "./options.js";
 
@@ -11,6 +12,8 @@ const USAGE = `usage: supermachine <command> [options]
   run <ref> -- <argv..>  bake if needed, acquire a VM, run a command, print its output
   ls                     list snapshots with their size
   prune                  remove snapshots (and root fs images no snapshot uses)
+  doctor [--json]        check this host (QEMU, accelerator, guest, directories) and print fixes;
+                         exits 1 when VMs cannot run here
 
 options:
   --snapshots-dir DIR    default ~/.local/supermachine-snapshots
@@ -68,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
       keep: { type: "string" },
       "older-than-days": { type: "string" },
       rootfs: { type: "boolean" },
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -90,6 +94,24 @@ export async function main(argv: string[]): Promise<number> {
     onProgress: progressPrinter(),
   });
   switch (cmd) {
+    case "doctor": {
+      const report = await doctor({ snapshotsDir });
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      } else {
+        const mark = { ok: "ok  ", warn: "WARN", fail: "FAIL" } as const;
+        for (const c of report.checks) {
+          process.stdout.write(`${mark[c.status]}  ${c.title}: ${c.summary}\n`);
+          if (c.fix && c.status !== "ok") process.stdout.write(`      fix: ${c.fix}\n`);
+        }
+        process.stdout.write(
+          report.ok
+            ? "supermachine can run VMs on this host\n"
+            : "supermachine cannot run VMs on this host: see FAIL above\n",
+        );
+      }
+      return report.ok ? 0 : 1;
+    }
     case "build": {
       if (!ref) break;
       const image = await Image.build(build(ref));

@@ -6,7 +6,7 @@ import {
   type SnapshotMetadata,
   SnapshotStore,
 } from "@supermachine/snapshot";
-import { resolveGuestAssets } from "@supermachine/vmm-native";
+import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
 import { bakeSnapshot } from "./bake.js";
 import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
@@ -35,6 +35,9 @@ export class Image {
     const plan = resolveBuildOptions(options);
     const progress = options.onProgress ?? (() => {});
     const assets = resolveGuestAssets();
+    // chosen (and a hardware accelerator proven, once per host) before the
+    // fingerprint: a bake under TCG and one under KVM are different snapshots
+    const engine = await chooseEngine({ accel: plan.accel, kernel: assets.kernel, initrd: assets.initrd });
 
     const image = await pullImage(options.ref, {
       pullPolicy: plan.pullPolicy,
@@ -60,7 +63,11 @@ export class Image {
       }),
     );
     const fingerprint = computeFingerprint(
-      fingerprintInputs(plan, options, image.manifestDigest, extraFiles, assets),
+      fingerprintInputs(plan, options, image.manifestDigest, extraFiles, assets, {
+        accel: engine.accel,
+        cpuModel: engine.cpuModel,
+        qemuVersion: engine.qemu.version,
+      }),
     );
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
     const key = { name: options.name, ref: image.reference, fingerprint };
@@ -79,10 +86,11 @@ export class Image {
           onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
         });
         const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
-        const engine = await bakeSnapshot(tmpDir, {
+        const baked = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
           assets,
+          engine,
           memoryMib: plan.memoryMib,
           vcpus: plan.vcpus,
           guestPort: plan.guestPort,
@@ -106,7 +114,7 @@ export class Image {
           workload,
           assets: expectedAssets,
           rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
-          engine,
+          engine: baked,
         };
       },
       {

@@ -1,4 +1,6 @@
 export { isSupermachineError, SupermachineError } from "@supermachine/errors";
+export type { DoctorCheck, DoctorOptions, DoctorReport } from "./doctor.js";
+export { doctor } from "./doctor.js";
 export type { CoreErrorCode } from "./errors.js";
 export { CoreError } from "./errors.js";
 export { ExecChild } from "./exec-child.js";

@@ -56,6 +56,14 @@ export interface BuildOptions {
   insecureRegistries?: string[];
   /** How long to wait for `listenerRequired`'s listener (ms). Default 60 000. */
   listenerTimeoutMs?: number;
+  /**
+   * Accelerator of the bake and of every VM restored from it: `"auto"`
+   * (default: KVM/HVF when a real guest boot proves it works on this host,
+   * else TCG software emulation), `"kvm"`, `"hvf"` or `"tcg"`. An explicit
+   * hardware accelerator that cannot run the guest fails with
+   * `ACCEL_UNAVAILABLE`. Part of the fingerprint.
+   */
+  accel?: "auto" | "kvm" | "hvf" | "tcg";
 }
 
 /** Options of `image.pool()`. */

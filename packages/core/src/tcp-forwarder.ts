@@ -39,6 +39,8 @@ export function forwardTo(connect: GuestConnector): (sock: Socket) => void {
 export class TcpForwarder {
   private stopped: Promise<void> | undefined;
   private readonly conns = new Set<Socket>();
+  /** The address bound at listen time; kept after `stop()` so it can still be logged or reported. */
+  private bound: AddressInfo = { address: "127.0.0.1", family: "IPv4", port: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -60,21 +62,21 @@ export class TcpForwarder {
       server.once("error", reject);
       server.listen(hostPort, "127.0.0.1", () => {
         server.off("error", reject);
+        fwd.bound = server.address() as AddressInfo;
         resolve();
       });
     });
     return fwd;
   }
 
-  /** The bound address, `"127.0.0.1:PORT"`. */
+  /** The bound address, `"127.0.0.1:PORT"` (still the same after `stop()`). */
   get localAddr(): string {
-    const a = this.server.address() as AddressInfo | null;
-    return a ? `${a.address}:${a.port}` : "";
+    return `${this.bound.address}:${this.bound.port}`;
   }
 
-  /** The bound host port. */
+  /** The bound host port (still the same after `stop()`). */
   get port(): number {
-    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+    return this.bound.port;
   }
 
   /** Stops accepting new connections. Idempotent; open connections continue. */

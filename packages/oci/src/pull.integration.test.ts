@@ -449,9 +449,15 @@ describe("registry with bearer token auth (token server + JWT)", () => {
     try {
       const ref = await reg.pushLayout(images.busybox, "tok/busybox:latest");
       const before = reg.tokensIssued().length;
+      // The test token server is plain HTTP: without listing the registry, no credentials go there.
+      await expect(
+        pullImage(ref, { cacheDir: freshCache(), auth: { username: "bob", password: "t0ken-pw" } }),
+      ).rejects.toMatchObject({ code: "OCI_INSECURE_TOKEN_REALM" });
+      expect(reg.tokensIssued().length).toBe(before);
       const img = await pullImage(ref, {
         cacheDir: freshCache(),
         auth: { username: "bob", password: "t0ken-pw" },
+        insecureRegistries: [reg.host],
       });
       expect(img.config.cmd).toEqual(["/bin/sh"]);
       expect(reg.tokensIssued().slice(before)).toEqual([
@@ -459,7 +465,9 @@ describe("registry with bearer token auth (token server + JWT)", () => {
       ]);
       const cfg = join(work, "empty-for-token.json");
       writeFileSync(cfg, "{}");
-      await expect(pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg })).rejects.toMatchObject({
+      await expect(
+        pullImage(ref, { cacheDir: freshCache(), dockerConfigPath: cfg, insecureRegistries: [reg.host] }),
+      ).rejects.toMatchObject({
         code: "OCI_UNAUTHORIZED",
       });
     } finally {

@@ -25,6 +25,9 @@ const inputs: fc.Arbitrary<FingerprintInputs> = fc.record(
     warmupTag: fc.option(fc.string(), { nil: undefined }),
     kernelHash: fc.string({ minLength: 1 }),
     agentHash: fc.string({ minLength: 1 }),
+    accel: fc.constantFrom("tcg", "kvm", "hvf"),
+    cpuModel: fc.constantFrom("max", "host"),
+    qemuVersion: fc.constantFrom("10.0.2", "7.2.0"),
   },
   {
     requiredKeys: [
@@ -35,6 +38,9 @@ const inputs: fc.Arbitrary<FingerprintInputs> = fc.record(
       "listenerRequired",
       "kernelHash",
       "agentHash",
+      "accel",
+      "cpuModel",
+      "qemuVersion",
     ],
   },
 );
@@ -65,6 +71,9 @@ const mutations: Array<[string, (i: FingerprintInputs) => FingerprintInputs]> = 
   ["warmupTag", (i) => ({ ...i, warmupTag: i.warmupTag === undefined ? "default" : `${i.warmupTag}!` })],
   ["kernelHash", (i) => ({ ...i, kernelHash: `${i.kernelHash}x` })],
   ["agentHash", (i) => ({ ...i, agentHash: `${i.agentHash}x` })],
+  ["accel", (i) => ({ ...i, accel: i.accel === "tcg" ? "kvm" : "tcg" })],
+  ["cpuModel", (i) => ({ ...i, cpuModel: `${i.cpuModel},-pmu` })],
+  ["qemuVersion", (i) => ({ ...i, qemuVersion: `${i.qemuVersion}.1` })],
 ];
 
 function shuffled<T>(arr: readonly T[], seed: number): T[] {
@@ -140,6 +149,9 @@ describe("computeFingerprint", () => {
       listenerRequired: false,
       kernelHash: "k",
       agentHash: "a",
+      accel: "tcg",
+      cpuModel: "max",
+      qemuVersion: "10.0.2",
     };
     const bad = { ...good, memoryMib: "256" } as unknown as FingerprintInputs;
     expect(() => computeFingerprint(bad)).toThrowError(SnapshotError);

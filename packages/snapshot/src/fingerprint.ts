@@ -36,6 +36,12 @@ export interface FingerprintInputs {
   kernelHash: string;
   /** Guest init/agent build hash. */
   agentHash: string;
+  /** Accelerator the bake runs under (`tcg`, `kvm`, `hvf`): device state does not move between them. */
+  accel: string;
+  /** QEMU `-cpu` model of the bake. */
+  cpuModel: string;
+  /** QEMU version of the bake (device-state streams are only promised to load in the same version). */
+  qemuVersion: string;
 }
 
 function invalid(field: string, expected: string): SnapshotError {
@@ -102,6 +108,9 @@ export function computeFingerprint(inputs: FingerprintInputs): string {
     inputs.warmupTag === undefined ? null : needString(inputs.warmupTag, "warmupTag"),
     needString(inputs.kernelHash, "kernelHash"),
     needString(inputs.agentHash, "agentHash"),
+    needString(inputs.accel, "accel"),
+    needString(inputs.cpuModel, "cpuModel"),
+    needString(inputs.qemuVersion, "qemuVersion"),
   ];
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }

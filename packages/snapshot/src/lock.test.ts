@@ -47,7 +47,7 @@ describe("cross-process lock", () => {
     }
     expect(existsSync(lockPath(t.root, "x"))).toBe(false);
     // No temp files left behind by the link-based creation.
-    expect(await readdir(t.root)).toEqual(["rootfs"]);
+    expect(await readdir(t.root)).toEqual(["cache"]);
   });
 
   it("release does not remove a lock someone else holds now", async () => {
@@ -135,7 +135,7 @@ describe("cross-process lock", () => {
       }),
     );
     expect(maxInside).toBe(1);
-    expect(await readdir(t.root)).toEqual(["rootfs"]);
+    expect(await readdir(t.root)).toEqual(["cache"]);
   });
 
   it("times out with SNAPSHOT_LOCK_TIMEOUT naming the holder, and reports the wait", async () => {

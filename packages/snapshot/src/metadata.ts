@@ -56,6 +56,8 @@ export interface SnapshotEngine {
   machine: string;
   /** Accelerator used at bake time, e.g. `tcg` or `kvm`. */
   accel: string;
+  /** QEMU `-cpu` model at bake time (`max` under TCG, `host` under KVM/HVF); absent in older snapshots. */
+  cpuModel?: string;
 }
 
 /** Build hashes of the guest kernel and init/agent a snapshot was baked with. */

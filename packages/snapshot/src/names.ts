@@ -21,12 +21,33 @@ export function assertSnapshotName(name: string): void {
 }
 
 /**
- * Turns an image reference into a directory-name-safe string: every run of
- * characters outside `A-Z a-z 0-9 . _ -` becomes `_`, leading dots and
- * dashes are dropped, and the result is cut to 100 characters.
+ * The readable part of a local image source: `oci:/a/b/default:latest`
+ * becomes `oci-default:latest`, `docker-archive:/x/app.tar` becomes
+ * `archive-app`. Host paths say nothing about the image and would leak into
+ * names. Registry references are returned as they are.
+ */
+function readableRef(ref: string): string {
+  const local = /^(oci|docker-archive):(.*)$/.exec(ref);
+  if (!local) return ref;
+  const [, kind, rest = ""] = local;
+  // the tag (or digest) follows the last ":" after the last "/"
+  const slash = rest.lastIndexOf("/");
+  const colon = rest.indexOf(":", slash + 1);
+  const path = colon >= 0 ? rest.slice(0, colon) : rest;
+  const tag = colon >= 0 ? rest.slice(colon) : "";
+  const base = (path.replace(/\/+$/, "").split("/").pop() ?? "").replace(/\.tar$/, "");
+  return `${kind === "oci" ? "oci" : "archive"}-${base || "image"}${tag}`;
+}
+
+/**
+ * Turns an image reference into a directory-name-safe string: local sources
+ * (`oci:`, `docker-archive:`) are named by their last path component and tag
+ * rather than their host path, every run of characters outside
+ * `A-Z a-z 0-9 . _ -` becomes `_`, leading dots and dashes are dropped, and
+ * the result is cut to 100 characters.
  */
 export function sanitizeRef(ref: string): string {
-  const s = ref
+  const s = readableRef(ref)
     .replace(/[^A-Za-z0-9._-]+/g, "_")
     .replace(/^[.-]+/, "")
     .slice(0, 100);

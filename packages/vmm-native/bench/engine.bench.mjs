@@ -23,8 +23,9 @@ import {
 } from "../../../scripts/bench/guest.mjs";
 import { memoryKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
 
-const { Machine, buildQemuArgs, chooseAccelerator, findQemu, openAgentSession, resolveGuestAssets } =
-  await import(join(repoRoot, "packages/vmm-native/dist/index.js"));
+const { Machine, buildQemuArgs, chooseEngine, openAgentSession, resolveGuestAssets } = await import(
+  join(repoRoot, "packages/vmm-native/dist/index.js")
+);
 const { AgentSession } = await import(join(repoRoot, "packages/agent-protocol/dist/index.js"));
 
 const BOOTS = Number(process.env.BENCH_ENGINE_BOOTS ?? 5);
@@ -42,8 +43,9 @@ const spec = {
   vcpus: 1,
   rootfs: busyboxRootfs(work),
 };
-const accel = chooseAccelerator();
-const qemu = findQemu(accel); // cached per process: keep `qemu --version` off the clock
+// chosen (and the accelerator probed, if any) once, off the clock
+const engine = await chooseEngine({ kernel: assets.kernel, initrd: assets.initrd });
+const { accel, qemu } = engine;
 const live = new Set(); // Machines and PreparedRestores to close on the way out
 const plainChildren = new Set(); // plain QEMU children of the baseline
 process.on("exit", () => {
@@ -140,6 +142,7 @@ async function plainQemuBoot(i) {
   mkdirSync(dir);
   const args = buildQemuArgs(spec, {
     accel,
+    cpuModel: engine.cpuModel,
     memoryFile: join(dir, "memory.bin"),
     memoryShared: true,
     qmpSocket: join(dir, "qmp.sock"),

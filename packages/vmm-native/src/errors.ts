@@ -13,6 +13,10 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `SNAPSHOT_INVALID`: snapshot files are missing, truncated or unreadable.
  * - `GUEST_ASSETS_MISSING`: the guest kernel or agent has not been built.
  * - `VM_CLOSED`: the machine was already closed.
+ * - `BOOT_TIMEOUT`: a guest did not come up in time.
+ * - `ACCEL_UNAVAILABLE`: the requested accelerator cannot run the guest here (the reason says why).
+ * - `ACCEL_MISMATCH`: a snapshot baked under one accelerator/CPU model was asked to restore under another.
+ * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -26,7 +30,10 @@ export type VmmErrorCode =
   | "SNAPSHOT_INVALID"
   | "GUEST_ASSETS_MISSING"
   | "VM_CLOSED"
-  | "BOOT_TIMEOUT";
+  | "BOOT_TIMEOUT"
+  | "ACCEL_UNAVAILABLE"
+  | "ACCEL_MISMATCH"
+  | "INVALID_PATH";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

@@ -1,17 +1,39 @@
-export type { Accelerator } from "./accelerator.js";
-export { chooseAccelerator, kvmUsable } from "./accelerator.js";
+export type { ProbeResult, ProbeTarget } from "./accel-probe.js";
+export { probeAccelerator } from "./accel-probe.js";
+export type { Accelerator, AcceleratorRequest } from "./accelerator.js";
+export {
+  cpuModelFor,
+  hardwareAccelerator,
+  kvmAccessProblem,
+  kvmDevice,
+  kvmDevicePresent,
+  requestedAccelerator,
+} from "./accelerator.js";
 export { openAgentSession } from "./agent-channel.js";
 export { fileTail } from "./console-tail.js";
+export type { DiagnosticCheck } from "./diagnostics.js";
+export { engineDiagnostics } from "./diagnostics.js";
+export type { AcceleratorVerdict, Engine, EngineRequest } from "./engine.js";
+export { acceleratorVerdict, chooseEngine, resetEngineMemo, verdictDir } from "./engine.js";
 export type { ExitInfo, VmmErrorCode } from "./errors.js";
 export { isVmExited, VmExitedError, VmmError } from "./errors.js";
-export type { GuestAssets } from "./guest-assets.js";
-export { cacheRoot, resolveGuestAssets } from "./guest-assets.js";
+export type { GuestAssets, GuestAssetsSource } from "./guest-assets.js";
+export {
+  cacheRoot,
+  GUEST_ASSETS_FIX,
+  GUEST_PACKAGE,
+  guestAssetsCandidates,
+  guestPackageManifest,
+  resolveGuestAssets,
+} from "./guest-assets.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
-export { Machine, PreparedRestore } from "./machine.js";
+export { engineForSnapshot, Machine, PreparedRestore } from "./machine.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";
-export { buildQemuArgs, kernelCmdline } from "./qemu-args.js";
+export { buildQemuArgs, kernelCmdline, MACHINE_TYPE, optionValue, qemuRequirements } from "./qemu-args.js";
 export type { QemuBinary } from "./qemu-binary.js";
-export { findQemu } from "./qemu-binary.js";
+export { findQemu, qemuCandidates } from "./qemu-binary.js";
+export type { QemuCapabilities, QemuRequirements } from "./qemu-capabilities.js";
+export { missingCapabilities, readCapabilities } from "./qemu-capabilities.js";
 export type { QmpConnectOptions } from "./qmp/qmp-client.js";
 export { QmpClient } from "./qmp/qmp-client.js";
 export type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp/qmp-types.js";

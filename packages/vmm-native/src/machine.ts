@@ -1,15 +1,22 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
-import { type Accelerator, chooseAccelerator } from "./accelerator.js";
+import {
+  type Accelerator,
+  type AcceleratorRequest,
+  cpuModelFor,
+  requestedAccelerator,
+} from "./accelerator.js";
+import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
-import { buildQemuArgs, type MachineSpec } from "./qemu-args.js";
+import { buildQemuArgs, type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
 import { QmpClient } from "./qmp/qmp-client.js";
 import { RunDir } from "./run-dir.js";
 import {
+  type MachineRecord,
   MEMORY_FILE,
   openSnapshotFiles,
   type SnapshotFiles,
@@ -19,8 +26,15 @@ import {
 
 /** Options shared by every way of starting a {@link Machine}. */
 export interface StartOptions {
-  /** Accelerator; default: KVM when usable, HVF on macOS, TCG otherwise. */
-  accel?: Accelerator | "auto";
+  /**
+   * Accelerator; default `auto`: the host's hardware accelerator when a real
+   * guest boot proves it works (see `chooseEngine`), TCG otherwise. Ignored
+   * when `engine` is given. A restore always uses the snapshot's accelerator;
+   * asking for another fails with `ACCEL_MISMATCH`.
+   */
+  accel?: AcceleratorRequest;
+  /** An engine already chosen with `chooseEngine` (skips the choice). */
+  engine?: Engine;
   /** Parent directory for the per-VM socket/log directory. */
   runDirParent?: string;
 }
@@ -60,8 +74,8 @@ let nextId = 1;
 export class Machine {
   /** Process-unique id, for logs. */
   readonly id = nextId++;
-  /** The accelerator in use. */
-  readonly accel: Accelerator;
+  /** The accelerator, CPU model and QEMU binary in use. */
+  readonly engine: Engine;
   /** The device model. */
   readonly spec: MachineSpec;
   /** QEMU version string. */
@@ -75,20 +89,24 @@ export class Machine {
     readonly qmp: QmpClient,
     private readonly runDir: RunDir,
     spec: MachineSpec,
-    accel: Accelerator,
-    qemuVersion: string,
+    engine: Engine,
     /** Path of the file backing guest RAM. */
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
   ) {
     this.spec = spec;
-    this.accel = accel;
-    this.qemuVersion = qemuVersion;
+    this.engine = engine;
+    this.qemuVersion = engine.qemu.version;
     this.exited = proc.exited;
     proc.exited.then((info) => {
       if (!this.closed) qmp.fail(new VmExitedError(info));
     });
+  }
+
+  /** The accelerator in use. */
+  get accel(): Accelerator {
+    return this.engine.accel;
   }
 
   /** QEMU's process id. */
@@ -115,13 +133,20 @@ export class Machine {
     memoryShared: boolean,
     incoming: boolean,
   ): Promise<Machine> {
-    const accel = chooseAccelerator(opts.accel);
-    const qemu = findQemu(accel);
+    const engine =
+      opts.engine ??
+      (await chooseEngine({
+        accel: opts.accel,
+        kernel: spec.kernel,
+        initrd: spec.initrd,
+        network: spec.network,
+      }));
     const runDir = new RunDir(opts.runDirParent);
     const memPath = memoryFile ?? join(runDir.path, "memory.bin");
     mkdirSync(dirname(memPath), { recursive: true });
     const args = buildQemuArgs(spec, {
-      accel,
+      accel: engine.accel,
+      cpuModel: engine.cpuModel,
       memoryFile: memPath,
       memoryShared,
       qmpSocket: runDir.qmpSocket,
@@ -129,7 +154,7 @@ export class Machine {
       consoleLog: runDir.consoleLog,
       incoming,
     });
-    const proc = new QemuProcess(qemu.path, args, runDir.consoleLog);
+    const proc = new QemuProcess(engine.qemu.path, args, runDir.consoleLog);
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([
@@ -145,7 +170,7 @@ export class Machine {
       runDir.remove();
       throw err;
     }
-    return new Machine(proc, qmp, runDir, spec, accel, qemu.version, memPath, memoryShared);
+    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared);
   }
 
   /**
@@ -163,7 +188,8 @@ export class Machine {
    */
   static async prepareRestore(snapshotDir: string, opts: RestoreOptions = {}): Promise<PreparedRestore> {
     const files = openSnapshotFiles(snapshotDir);
-    const m = await Machine.start(files.record.spec, opts, files.memoryFile, false, true);
+    const engine = opts.engine ?? (await engineForSnapshot(files.record, opts.accel));
+    const m = await Machine.start(files.record.spec, { ...opts, engine }, files.memoryFile, false, true);
     try {
       await m.qmp.execute("migrate-set-capabilities", {
         capabilities: [{ capability: "x-ignore-shared", state: true }],
@@ -260,6 +286,7 @@ export class Machine {
         spec: this.spec,
         qemuVersion: this.qemuVersion,
         accel: this.accel,
+        cpuModel: this.engine.cpuModel,
         capturedAt: new Date().toISOString(),
       });
       if (opts.resume) await this.resume();
@@ -278,7 +305,7 @@ export class Machine {
     await migrateToFile(this.qmp, full, false);
     const helper = await Machine.start(
       this.spec,
-      { accel: this.accel },
+      { engine: this.engine },
       join(destDir, MEMORY_FILE),
       true,
       true,
@@ -402,4 +429,43 @@ export class PreparedRestore {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * The engine a snapshot must be restored with: the accelerator and CPU model
+ * it was baked under (device state does not move between them). Asking for
+ * another accelerator fails with `ACCEL_MISMATCH`; a hardware accelerator
+ * that cannot run guests here (any more) fails with `ACCEL_UNAVAILABLE`.
+ */
+export async function engineForSnapshot(record: MachineRecord, accel?: AcceleratorRequest): Promise<Engine> {
+  const baked = record.accel as Accelerator;
+  const cpuModel = record.cpuModel ?? cpuModelFor(baked);
+  const requested = requestedAccelerator(accel);
+  if (requested !== "auto" && requested !== baked) {
+    throw new VmmError(
+      "ACCEL_MISMATCH",
+      `this snapshot was baked under ${baked} (cpu ${cpuModel}) and cannot be restored under ${requested}; ` +
+        `bake it again with accel '${requested}'`,
+      { details: { baked, requested } },
+    );
+  }
+  const req = qemuRequirements(record.spec, baked);
+  if (baked === "tcg") return { accel: baked, cpuModel, qemu: findQemu(req) };
+  if (baked !== "kvm" && baked !== "hvf") {
+    throw new VmmError("ACCEL_MISMATCH", `snapshot names an unknown accelerator ${JSON.stringify(baked)}`);
+  }
+  const verdict = await acceleratorVerdict(baked, {
+    kernel: record.spec.kernel,
+    initrd: record.spec.initrd,
+    network: record.spec.network,
+  });
+  if (!verdict.ok) {
+    throw new VmmError(
+      "ACCEL_UNAVAILABLE",
+      `this snapshot was baked under ${baked}, which cannot run guests on this host: ${verdict.reason}. ` +
+        "Bake the image again here (auto mode then uses TCG)",
+      { details: { verdict } },
+    );
+  }
+  return { accel: baked, cpuModel, qemu: findQemu(req) };
 }

@@ -1,4 +1,6 @@
 import type { Accelerator } from "./accelerator.js";
+import { VmmError } from "./errors.js";
+import type { QemuRequirements } from "./qemu-capabilities.js";
 
 /**
  * Everything that determines a VM's device model. Bake and restore must use
@@ -25,6 +27,8 @@ export interface MachineSpec {
 /** Host-side paths and modes of one QEMU process. */
 export interface ProcessSpec {
   accel: Accelerator;
+  /** `-cpu` model: `max` under TCG, one the host can set under KVM/HVF (see `chooseEngine`). */
+  cpuModel: string;
   /** File that backs guest RAM. */
   memoryFile: string;
   /** `true` maps the file MAP_SHARED (bake), `false` MAP_PRIVATE copy-on-write (restore). */
@@ -44,42 +48,79 @@ export function kernelCmdline(spec: MachineSpec): string {
   return parts.join(" ");
 }
 
+/** The QEMU machine type every guest uses. */
+export const MACHINE_TYPE = "microvm";
+
+/** Devices {@link buildQemuArgs} attaches (whatever the spec). */
+const BASE_DEVICES = ["virtio-serial-device", "virtserialport", "virtio-rng-device", "virtio-blk-device"];
+
+/** What a QEMU binary must support to run `spec` under `accel`. */
+export function qemuRequirements(spec: Pick<MachineSpec, "network">, accel: Accelerator): QemuRequirements {
+  const network = spec.network !== false;
+  return {
+    accel,
+    machine: MACHINE_TYPE,
+    netdevs: network ? ["user"] : [],
+    devices: network ? [...BASE_DEVICES, "virtio-net-device"] : BASE_DEVICES,
+  };
+}
+
+/**
+ * A value placed inside a QEMU `key=value,...` option string. QEMU reads `,,`
+ * as a literal comma, so commas are doubled: a path can never add options.
+ * Control characters are refused outright.
+ */
+export function optionValue(value: string, what: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\x00-\x1f\x7f]/.test(value)) {
+    throw new VmmError("INVALID_PATH", `${what} contains a control character: ${JSON.stringify(value)}`);
+  }
+  return value.replaceAll(",", ",,");
+}
+
+/** A path passed as a whole argument (not inside an option string): control characters refused. */
+function plainPath(value: string, what: string): string {
+  optionValue(value, what);
+  return value;
+}
+
 /** Builds the QEMU argument vector for a microvm guest. */
 export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
   const accel = proc.accel;
+  const memPath = optionValue(proc.memoryFile, "memory file path");
   const args = [
     "-M",
-    "microvm,acpi=off,pit=on,pic=on,rtc=on,memory-backend=mem",
+    `${MACHINE_TYPE},acpi=off,pit=on,pic=on,rtc=on,memory-backend=mem`,
     "-accel",
     accel,
     "-cpu",
-    proc.accel === "tcg" ? "max" : "host",
+    proc.cpuModel,
     "-smp",
     String(spec.vcpus),
     "-m",
     `${spec.memoryMib}M`,
     "-object",
-    `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${proc.memoryFile},share=${proc.memoryShared ? "on" : "off"}`,
+    `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${memPath},share=${proc.memoryShared ? "on" : "off"}`,
     "-nodefaults",
     "-no-user-config",
     "-nographic",
     "-no-reboot",
     "-kernel",
-    spec.kernel,
+    plainPath(spec.kernel, "kernel path"),
     "-initrd",
-    spec.initrd,
+    plainPath(spec.initrd, "initramfs path"),
     "-append",
     kernelCmdline(spec),
     "-chardev",
-    `file,id=con0,path=${proc.consoleLog}`,
+    `file,id=con0,path=${optionValue(proc.consoleLog, "console log path")}`,
     "-serial",
     "chardev:con0",
     "-qmp",
-    `unix:${proc.qmpSocket},server=on,wait=off`,
+    `unix:${optionValue(proc.qmpSocket, "QMP socket path")},server=on,wait=off`,
     "-device",
     "virtio-serial-device",
     "-chardev",
-    `socket,id=agent,path=${proc.agentSocket},server=on,wait=off`,
+    `socket,id=agent,path=${optionValue(proc.agentSocket, "agent socket path")},server=on,wait=off`,
     "-device",
     "virtserialport,chardev=agent,name=sm.agent",
     "-device",
@@ -88,7 +129,7 @@ export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
   if (spec.rootfs) {
     args.push(
       "-drive",
-      `file=${spec.rootfs},if=none,id=root,format=raw,readonly=on,cache=unsafe`,
+      `file=${optionValue(spec.rootfs, "root fs path")},if=none,id=root,format=raw,readonly=on,cache=unsafe`,
       "-device",
       "virtio-blk-device,drive=root",
     );

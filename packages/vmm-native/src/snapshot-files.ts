@@ -17,6 +17,8 @@ export interface MachineRecord {
   spec: MachineSpec;
   qemuVersion: string;
   accel: string;
+  /** `-cpu` model (absent in records written before it was recorded: `max` under TCG, `host` otherwise). */
+  cpuModel?: string;
   /** When it was captured (ISO 8601). */
   capturedAt: string;
 }

@@ -1,0 +1,123 @@
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { AgentSession } from "@supermachine/agent-protocol";
+import type { Accelerator } from "./accelerator.js";
+import { buildQemuArgs } from "./qemu-args.js";
+import type { QemuBinary } from "./qemu-binary.js";
+import { QemuProcess } from "./qemu-process.js";
+import { RunDir } from "./run-dir.js";
+
+/** The outcome of booting the real guest under one accelerator. */
+export interface ProbeResult {
+  /** True when the guest's agent completed its handshake in time. */
+  ok: boolean;
+  /** Why it failed (QEMU's own words where it said something), or "" when ok. */
+  reason: string;
+  /** Wall time of the probe. */
+  durationMs: number;
+}
+
+/** What a probe boots and how. */
+export interface ProbeTarget {
+  accel: Accelerator;
+  cpuModel: string;
+  qemu: QemuBinary;
+  kernel: string;
+  initrd: string;
+  /** Give up after this long (ms). */
+  timeoutMs: number;
+  /** Parent of the probe's private run directory. */
+  runDirParent?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function connectWhenReady(path: string, deadline: number, proc: QemuProcess): Promise<Socket> {
+  for (;;) {
+    if (proc.hasExited) throw new Error("QEMU exited");
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const s = connect(path);
+        s.once("connect", () => {
+          s.off("error", reject);
+          resolve(s);
+        });
+        s.once("error", reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(10);
+    }
+  }
+}
+
+function firstLines(text: string, n = 3): string {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(" | ");
+}
+
+/**
+ * Proves an accelerator by booting the real guest kernel and agent (128 MiB,
+ * one vCPU, no disk, no network) and waiting for the agent's handshake. A
+ * `/dev/kvm` that opens but cannot run a normal guest (e.g. a nested PVM
+ * hypervisor) fails here: QEMU aborts, or the guest never answers. The QEMU
+ * process is always killed before this returns.
+ */
+export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
+  const started = Date.now();
+  const deadline = started + t.timeoutMs;
+  const runDir = new RunDir(t.runDirParent);
+  const args = buildQemuArgs(
+    { kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false },
+    {
+      accel: t.accel,
+      cpuModel: t.cpuModel,
+      memoryFile: join(runDir.path, "memory.bin"),
+      memoryShared: true,
+      qmpSocket: runDir.qmpSocket,
+      agentSocket: runDir.agentSocket,
+      consoleLog: runDir.consoleLog,
+      incoming: false,
+    },
+  );
+  const proc = new QemuProcess(t.qemu.path, args, runDir.consoleLog);
+  let timer: NodeJS.Timeout | undefined;
+  let socket: Socket | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the guest did not answer within ${t.timeoutMs} ms`)),
+        t.timeoutMs,
+      );
+    });
+    const died = proc.exited.then((info) => {
+      const how = info.signal ? `killed by ${info.signal}` : `exit status ${info.exitCode}`;
+      const said = firstLines(info.stderrTail) || firstLines(info.consoleTail) || "nothing";
+      throw new Error(`QEMU exited (${how}): ${said}`);
+    });
+    died.catch(() => {}); // we kill QEMU ourselves once the race is decided
+    await Promise.race([
+      (async () => {
+        socket = await connectWhenReady(runDir.agentSocket, deadline, proc);
+        const session = await AgentSession.open(socket, {
+          handshakeTimeoutMs: Math.max(1, deadline - Date.now()),
+        });
+        await session.close().catch(() => {});
+      })(),
+      died,
+      timeout,
+    ]);
+    return { ok: true, reason: "", durationMs: Date.now() - started };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message, durationMs: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+    socket?.destroy();
+    await proc.kill();
+    runDir.remove();
+  }
+}
