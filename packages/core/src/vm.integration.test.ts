@@ -151,7 +151,8 @@ describe("Vm.exec", () => {
           "echo tree-up; sleep 104; echo not-reached",
         ].join("\n"),
       ],
-      timeoutMs: 3_000,
+      // long enough for the tree to be up on a loaded machine under TCG (checked just below)
+      timeoutMs: 6_000,
     });
     expect(r.stdout.toString()).toBe("tree-up\n");
     expect(r.timedOut).toBe(true);

@@ -126,7 +126,7 @@ test("exec timeout kills every process it started, in any session", async () => 
     setsid sh -c 'echo $$ > ${dir}/b.tmp; mv ${dir}/b.tmp ${dir}/b; exec sleep 1002' &
     (setsid sh -c 'echo $$ > ${dir}/c.tmp; mv ${dir}/c.tmp ${dir}/c; exec sleep 1003' &)
     while [ ! -f ${dir}/b ] || [ ! -f ${dir}/c ]; do sleep 0.02; done; echo ready; exec sleep 1004`;
-  const r = await c.exec(id(), ["sh", "-c", script], { timeoutMs: 3000 });
+  const r = await c.exec(id(), ["sh", "-c", script], { timeoutMs: inVm ? 6000 : 3000 });
   eq(r.stdout.toString(), "ready\n", "the tree was up before the timeout");
   eq(r.exit.timedOut, 1, "timed_out");
   eq(r.exit.signal, 9, "signal");
