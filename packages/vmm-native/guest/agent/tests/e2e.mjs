@@ -144,7 +144,11 @@ test("exec timeout kills every process it started, in any session", async () => 
     `(setsid sh -c 'echo $$ > ${dir}/d.tmp; mv ${dir}/d.tmp ${dir}/d; exec sleep 1005' &); while [ ! -f ${dir}/d ]; do sleep 0.02; done`,
   ]);
   eq(probe.exit.code, 0, "probe exit");
-  eq((await aliveSleeps(dir, ["d"])).length, 1, "a live probe process is seen");
+  // it is seen once it has exec'd sleep (poll: the pid file is written just before)
+  let seen = [];
+  for (const deadline = Date.now() + 10_000; seen.length === 0 && Date.now() < deadline; await sleep(50))
+    seen = await aliveSleeps(dir, ["d"]);
+  eq(seen.length, 1, "a live probe process is seen");
   const kill = await c.exec(id(), ["sh", "-c", `kill -9 $(cat ${dir}/d)`]);
   eq(kill.exit.code, 0, "probe killed");
 });
