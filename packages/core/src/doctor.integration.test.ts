@@ -23,6 +23,7 @@ describe("doctor", () => {
       "confinement",
       "run-dir",
       "cgroup",
+      "network",
       "snapshots",
     ]);
     const failed = r.checks.filter((c) => c.status === "fail");

@@ -1,3 +1,20 @@
+import type { NetworkPolicy } from "@supermachine/vmm-native";
+
+export type { EgressProtocol, EgressRule, EgressRuleSpec } from "@supermachine/vmm-native";
+
+/**
+ * Where a VM's network card may send packets (e2b-style names). Default: the
+ * public internet only; never the host itself (its loopback, QEMU's gateway
+ * alias 10.0.2.2, any host address), private (RFC 1918), link-local (cloud
+ * metadata), CGNAT, multicast or IPv6 local addresses; DNS through the host's
+ * resolver. Rules apply to TCP, UDP and ICMP; `allowOut` is checked first,
+ * then `denyOut`, then the built-in refusals, then `allowInternetAccess`.
+ * A host service is reached only by naming it: `{ to: "host", port: 5432 }`
+ * (the guest connects to 10.0.2.2:5432). Domain names are matched by the
+ * addresses the host's resolver gives for them (see the core README).
+ */
+export type NetworkOptions = NetworkPolicy;
+
 /** A host file baked into the guest at a fixed path (`BuildOptions.extraFiles`). */
 export interface ExtraFileSpec {
   /** File on the host; its bytes are read at bake time and part of the cache key. */
@@ -18,6 +35,8 @@ export type BuildProgress =
   | { phase: "rootfs"; message: string }
   | { phase: "boot"; message: string }
   | { phase: "snapshot"; message: string }
+  /** Another process holds this bake's lock: the build waits, then uses that process's snapshot. */
+  | { phase: "waiting"; message: string }
   | { phase: "cached"; snapshotPath: string };
 
 /** Options of `Image.build`. Only `ref` is required. */
@@ -62,6 +81,13 @@ export interface BuildOptions {
    * `ACCEL_UNAVAILABLE`. Part of the fingerprint.
    */
   accel?: "auto" | "kvm" | "hvf" | "tcg";
+  /**
+   * The VMs' network: `"none"` bakes VMs without a network card (part of the
+   * device model and the cache key: only `lo` in the guest); otherwise the
+   * egress policy of the bake and the default of this image's pools (not part
+   * of the cache key). Default `{}`: public internet only, DNS on.
+   */
+  network?: "none" | NetworkOptions;
 }
 
 /** Options of `image.pool()`. */
@@ -88,6 +114,12 @@ export interface PoolOptions {
    * `Vm`, pending or later, fails with `VM_LEASE_EXPIRED`. Default: no limit.
    */
   maxLeaseMs?: number;
+  /**
+   * Egress policy of this pool's VMs, replacing the image's. An image baked
+   * with `network: "none"` has no network card to apply it to
+   * (`UNSUPPORTED_OVERRIDE`).
+   */
+  network?: NetworkOptions;
 }
 
 /** Counters of a pool, cheap to read: `{alive, inUse, idle, waiting, min, max}`. */
@@ -178,5 +210,7 @@ export interface ExecOutput {
 export interface ExecWaitResult {
   exitCode: number;
   timedOut: boolean;
+  /** The signal that killed the process (exitCode is then -1), when one did. */
+  signal?: number;
   peakRssKib?: number;
 }

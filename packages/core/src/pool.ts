@@ -2,7 +2,7 @@ import { WorkerPool } from "@supermachine/pool";
 import { CoreError } from "./errors.js";
 import type { Image } from "./image.js";
 import type { PoolOptions, PoolStats } from "./options.js";
-import { intOption } from "./validate.js";
+import { intOption, networkOption } from "./validate.js";
 import { Vm } from "./vm.js";
 import { type RestoreRecipe, SpareRestore, VmWorker } from "./vm-worker.js";
 
@@ -47,7 +47,15 @@ export class Pool {
         );
       }
     }
+    const network = networkOption(options.network, false);
+    if (network.policy && !image.network.card) {
+      throw new CoreError(
+        "UNSUPPORTED_OVERRIDE",
+        'this image was built with network: "none": its VMs have no network card for a network policy',
+      );
+    }
     const recipe: RestoreRecipe = {
+      network: network.policy ?? image.network.policy,
       snapshotDir: image.snapshotPath,
       restoreTimeoutMs,
       startWorkload: image.metadata.trigger === "pre-exec" && image.metadata.workload.argv.length > 0,

@@ -1,4 +1,4 @@
-import { Machine, type PreparedRestore } from "@supermachine/vmm-native";
+import { Machine, type NetworkPolicy, type PreparedRestore } from "@supermachine/vmm-native";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 
 /** How a worker is restored: which snapshot, with what timeout, and whether to start the workload. */
@@ -7,6 +7,8 @@ export interface RestoreRecipe {
   restoreTimeoutMs: number;
   /** Send WORKLOAD_START after the handshake (pre-exec bakes). */
   startWorkload: boolean;
+  /** Egress policy of the VMs' network card (undefined: the engine's default). */
+  network?: NetworkPolicy;
 }
 
 /** One restored VM with its agent session: what a pool hands out. */
@@ -19,7 +21,11 @@ export class VmWorker {
 
   /** Restores a VM (using a pre-started QEMU when given) and brings its agent and workload up. */
   static async create(recipe: RestoreRecipe, prepared?: PreparedRestore): Promise<VmWorker> {
-    const fresh = () => Machine.prepareRestore(recipe.snapshotDir, { timeoutMs: recipe.restoreTimeoutMs });
+    const fresh = () =>
+      Machine.prepareRestore(recipe.snapshotDir, {
+        timeoutMs: recipe.restoreTimeoutMs,
+        network: recipe.network,
+      });
     let machine: Machine;
     if (prepared && !prepared.machine.hasExited) {
       // a pre-started QEMU that fails to load (e.g. killed meanwhile) is replaced by a fresh restore
@@ -98,6 +104,7 @@ export class SpareRestore {
     if (this.closed || this.spare) return;
     this.spare = Machine.prepareRestore(this.recipe.snapshotDir, {
       timeoutMs: this.recipe.restoreTimeoutMs,
+      network: this.recipe.network,
     }).catch(() => undefined);
   }
 

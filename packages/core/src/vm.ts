@@ -236,7 +236,10 @@ export class Vm {
   async snapshot(destDir: string): Promise<Image> {
     const w = this.live();
     const dir = resolve(destDir);
-    const base = this.owner.image.metadata;
+    const image = this.owner.image;
+    // the derived image records the network of the image it came from (card and policy)
+    const { card, policy } = image.network;
+    const base = { ...image.metadata, network: { card, ...(policy ? { policy: { ...policy } } : {}) } };
     return SnapshotStore.writeDerived(dir, base, async (tmp) => {
       await w.machine.captureSnapshot(tmp, { resume: true });
     }).then((loaded) => Image.fromLoaded(loaded.metadata, loaded.dir));

@@ -28,6 +28,7 @@ const inputs: fc.Arbitrary<FingerprintInputs> = fc.record(
     accel: fc.constantFrom("tcg", "kvm", "hvf"),
     cpuModel: fc.constantFrom("max", "host"),
     qemuVersion: fc.constantFrom("10.0.2", "7.2.0"),
+    networkCard: fc.option(fc.boolean(), { nil: undefined }),
   },
   {
     requiredKeys: [
@@ -74,6 +75,7 @@ const mutations: Array<[string, (i: FingerprintInputs) => FingerprintInputs]> = 
   ["accel", (i) => ({ ...i, accel: i.accel === "tcg" ? "kvm" : "tcg" })],
   ["cpuModel", (i) => ({ ...i, cpuModel: `${i.cpuModel},-pmu` })],
   ["qemuVersion", (i) => ({ ...i, qemuVersion: `${i.qemuVersion}.1` })],
+  ["networkCard", (i) => ({ ...i, networkCard: i.networkCard === false })],
 ];
 
 function shuffled<T>(arr: readonly T[], seed: number): T[] {

@@ -42,6 +42,8 @@ export interface FingerprintInputs {
   cpuModel: string;
   /** QEMU version of the bake (device-state streams are only promised to load in the same version). */
   qemuVersion: string;
+  /** Whether the VMs have a network card (part of the device model). Default true. */
+  networkCard?: boolean;
 }
 
 function invalid(field: string, expected: string): SnapshotError {
@@ -94,6 +96,9 @@ export function computeFingerprint(inputs: FingerprintInputs): string {
     ])
     .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
   if (typeof inputs.listenerRequired !== "boolean") throw invalid("listenerRequired", "a boolean");
+  if (inputs.networkCard !== undefined && typeof inputs.networkCard !== "boolean") {
+    throw invalid("networkCard", "a boolean");
+  }
   const canonical = [
     "supermachine-snapshot-fingerprint",
     SNAPSHOT_FORMAT_VERSION,
@@ -111,6 +116,8 @@ export function computeFingerprint(inputs: FingerprintInputs): string {
     needString(inputs.accel, "accel"),
     needString(inputs.cpuModel, "cpuModel"),
     needString(inputs.qemuVersion, "qemuVersion"),
+    // only a VM without a network card adds this (fingerprints of existing bakes stay the same)
+    ...(inputs.networkCard === false ? ["network:none"] : []),
   ];
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }

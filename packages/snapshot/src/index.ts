@@ -17,6 +17,7 @@ export type {
   SnapshotImageConfig,
   SnapshotMetadata,
   SnapshotMetadataDraft,
+  SnapshotNetwork,
   SnapshotRootfs,
   SnapshotWorkload,
 } from "./metadata.js";

@@ -100,6 +100,18 @@ export interface SnapshotExtraFile {
   mode: number;
 }
 
+/** A snapshot's network card and the egress policy it was built with. */
+export interface SnapshotNetwork {
+  /** Whether the VMs have a network card (part of the device model; false: `network: "none"`). */
+  card: boolean;
+  /**
+   * The egress policy given at build time, as the engine's `NetworkPolicy`
+   * (`{allowInternetAccess?, allowOut?, denyOut?, dns?}`), the default of
+   * pools made from this snapshot. Absent: the engine's default.
+   */
+  policy?: Record<string, unknown>;
+}
+
 /** Size (and for small files the checksum) of one file in the snapshot directory. */
 export interface SnapshotFileRecord {
   /** Size in bytes (apparent size; the memory file is sparse). */
@@ -144,6 +156,8 @@ export interface SnapshotMetadata {
   rootfs: SnapshotRootfs;
   /** Every file of the snapshot directory except `metadata.json`, by name. */
   files: Record<string, SnapshotFileRecord>;
+  /** Network card and egress policy. Absent (older snapshots): a card, the engine's default policy. */
+  network?: SnapshotNetwork;
 }
 
 /**

@@ -23,6 +23,7 @@ function valid(): Record<string, unknown> {
     assets: { kernelHash: "k", agentHash: "a" },
     rootfs: { path: "/r/x.ext4", digest: "sha256:r", size: 10 },
     files: { "restore.snap": { size: 5, sha256: "d".repeat(64) }, "memory.bin": { size: 256 * 1024 * 1024 } },
+    network: { card: true, policy: {} },
     unknownField: true,
   };
 }
@@ -88,6 +89,9 @@ describe("parseSnapshotMetadata", () => {
     ["files.memory.bin", undefined],
     ["warmupTag", 3],
     ["parentFingerprint", "short"],
+    ["network", "none"],
+    ["network.card", "yes"],
+    ["network.policy", ["10.0.0.0/8"]],
   ];
   for (const [field, value] of cases) {
     it(`names the bad field ${field} (${JSON.stringify(value) ?? "missing"})`, () => {
@@ -102,6 +106,14 @@ describe("parseSnapshotMetadata", () => {
       expect(err.message).toContain(reported);
     });
   }
+
+  it("keeps the network card and the policy it was built with", () => {
+    const policy = { allowInternetAccess: false, allowOut: ["example.com", { to: "host", port: 5432 }] };
+    const m = parseSnapshotMetadata({ ...valid(), network: { card: true, policy } });
+    expect(m.network).toEqual({ card: true, policy });
+    expect(parseSnapshotMetadata({ ...valid(), network: { card: false } }).network).toEqual({ card: false });
+    expect("network" in parseSnapshotMetadata({ ...valid(), network: undefined })).toBe(false);
+  });
 
   it("names the bad element of an array field", () => {
     const json = valid();

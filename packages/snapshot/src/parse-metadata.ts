@@ -7,6 +7,7 @@ import {
   type SnapshotFileRecord,
   type SnapshotImageConfig,
   type SnapshotMetadata,
+  type SnapshotNetwork,
   STATE_FILE,
 } from "./metadata.js";
 import { assertSafePath } from "./paths.js";
@@ -142,6 +143,14 @@ export function metadataFormatVersion(json: unknown): unknown {
   return typeof json === "object" && json !== null ? (json as Obj).formatVersion : undefined;
 }
 
+function parseNetwork(v: unknown): SnapshotNetwork {
+  const n = obj(v, "network");
+  const card = bool(n, "card", "network.card");
+  if (n.policy === undefined) return { card };
+  // a copy of plain JSON; its rules are validated by the engine when a pool uses it
+  return { card, policy: JSON.parse(JSON.stringify(obj(n.policy, "network.policy"))) };
+}
+
 /**
  * Strictly validates parsed `metadata.json` contents and returns a clean
  * copy holding only the fields of the format (unknown fields are dropped).
@@ -230,6 +239,7 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
           ? undefined
           : str(m, "parentFingerprint", "parentFingerprint", { pattern: HEX64 }),
       warmupTag: optStr(m, "warmupTag", "warmupTag"),
+      network: m.network === undefined ? undefined : parseNetwork(m.network),
     },
   ) as SnapshotMetadata;
 }

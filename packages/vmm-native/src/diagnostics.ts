@@ -5,6 +5,7 @@ import { findTool } from "./confine/host-tools.js";
 import { resolveConfinement } from "./confine/options.js";
 import { chooseEngine } from "./engine.js";
 import { GUEST_ASSETS_FIX, resolveGuestAssets } from "./guest-assets.js";
+import { networkDiagnostic } from "./network/diagnostic.js";
 import { qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { readCapabilities } from "./qemu-capabilities.js";
@@ -240,5 +241,14 @@ export async function engineDiagnostics(): Promise<DiagnosticCheck[]> {
           fix: QEMU_FIX,
         }
       : await acceleratorCheck();
-  return [qemu, guest, accel, setprivCheck(), confinementCheck(), runDirCheck(), cgroupCheck()];
+  return [
+    qemu,
+    guest,
+    accel,
+    setprivCheck(),
+    confinementCheck(),
+    runDirCheck(),
+    cgroupCheck(),
+    networkDiagnostic(),
+  ];
 }

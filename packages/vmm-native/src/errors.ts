@@ -19,6 +19,10 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
  * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
  * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
+ * - `NETWORK_POLICY_INVALID`: a network policy (allow/deny rule, option) is malformed.
+ * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `pasta`,
+ *   `nft`, `unshare` or `nsenter` missing); the message names the fix.
+ * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -37,7 +41,10 @@ export type VmmErrorCode =
   | "ACCEL_MISMATCH"
   | "INVALID_PATH"
   | "CONFINEMENT_FAILED"
-  | "RUN_DIR_UNSAFE";
+  | "RUN_DIR_UNSAFE"
+  | "NETWORK_POLICY_INVALID"
+  | "NETWORK_UNAVAILABLE"
+  | "NETWORK_SETUP_FAILED";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

@@ -36,6 +36,24 @@ export {
 } from "./guest-assets.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
 export { engineForSnapshot, Machine, PreparedRestore } from "./machine.js";
+export type { Cidr } from "./network/addresses.js";
+export { parseCidr } from "./network/addresses.js";
+export type { NetworkNamespace } from "./network/namespace.js";
+export type { DynamicSets, ResolvedAddresses } from "./network/nft.js";
+export { DNS_FORWARD_ADDRESS, NFT_TABLE, renderRuleset } from "./network/nft.js";
+export type {
+  EgressProtocol,
+  EgressRule,
+  EgressRuleSpec,
+  NetworkPolicy,
+  NormalizedPolicy,
+  NormalizedRule,
+} from "./network/policy.js";
+export { normalizePolicy } from "./network/policy.js";
+export { isNonPublic, NON_PUBLIC_V4, NON_PUBLIC_V6 } from "./network/ranges.js";
+export type { NetworkLease } from "./network/registry.js";
+export { acquireNetwork, liveNetworkNamespaces } from "./network/registry.js";
+export { networkTools } from "./network/tools.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";
 export { buildQemuArgs, kernelCmdline, MACHINE_TYPE, optionValue, qemuRequirements } from "./qemu-args.js";
 export type { QemuBinary } from "./qemu-binary.js";

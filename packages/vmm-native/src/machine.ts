@@ -14,6 +14,8 @@ import { ConsoleSink } from "./console-tail.js";
 import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { waitForIncoming } from "./migration.js";
+import type { NetworkPolicy } from "./network/policy.js";
+import { acquireNetwork, type NetworkLease } from "./network/registry.js";
 import { buildQemuArgs, type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
@@ -44,6 +46,11 @@ export interface StartOptions {
   runDirParent?: string;
   /** How QEMU is confined (default: every layer; see the README, "Confinement"). */
   confine?: ConfineOptions | false;
+  /**
+   * Egress policy of the VM's network card (ignored when the spec has none).
+   * Default: the public internet only, DNS on. See the README, "Network".
+   */
+  network?: NetworkPolicy;
 }
 
 /** Options of {@link Machine.boot}. */
@@ -103,6 +110,8 @@ export class Machine {
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
+    /** The network namespace QEMU runs in (none without a network card). */
+    private readonly net: NetworkLease | undefined,
     private readonly launch: LaunchPlan,
   ) {
     this.spec = spec;
@@ -181,8 +190,17 @@ export class Machine {
       consolePipe: runDir.consolePipe,
       incoming,
     });
-    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch((err: unknown) => {
+    // network: QEMU runs inside the namespace of its egress policy (see network/)
+    let net: NetworkLease | undefined;
+    try {
+      net = spec.network === false ? undefined : await acquireNetwork(opts.network);
+    } catch (err) {
       runDir.remove();
+      throw err;
+    }
+    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch(async (err: unknown) => {
+      runDir.remove();
+      await net?.release();
       throw new VmmError("QEMU_START_FAILED", `cannot make the console pipe: ${(err as Error).message}`, {
         cause: err,
       });
@@ -206,10 +224,13 @@ export class Machine {
         memoryMib: spec.memoryMib,
         vcpus: spec.vcpus,
         confine: opts.confine,
+        // network: QEMU runs inside the namespace of its egress policy (see network/)
+        wrap: net ? (command, args) => net.wrap(command, args) : undefined,
       });
     } catch (err) {
       consoleSink.close();
       runDir.remove();
+      await net?.release();
       throw err;
     }
     const proc = new QemuProcess(engine.qemu.path, args, consoleSink, launch);
@@ -228,9 +249,10 @@ export class Machine {
     } catch (err) {
       await proc.kill();
       runDir.remove();
+      await net?.release();
       throw err;
     }
-    const m = new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, launch);
+    const m = new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, net, launch);
     m.confineOpts = opts.confine;
     return m;
   }
@@ -385,7 +407,13 @@ export class Machine {
     rmSync(memDest, { force: true });
     const helper = await Machine.start(
       this.spec,
-      { engine: this.engine, runDirParent: dirname(dirname(this.runDir.path)), confine: this.confineOpts },
+      {
+        engine: this.engine,
+        runDirParent: dirname(dirname(this.runDir.path)),
+        confine: this.confineOpts,
+        // the helper never runs the guest; its network card gets a namespace with no way out
+        network: { allowInternetAccess: false, dns: false },
+      },
       memDest,
       true,
       true,
@@ -427,6 +455,7 @@ export class Machine {
     this.closed = true;
     this.qmp.close();
     await this.proc.kill();
+    await this.net?.release();
     this.runDir.remove();
     if (!this.memoryShared && this.memoryFile.startsWith(this.runDir.path) && existsSync(this.memoryFile)) {
       rmSync(this.memoryFile, { force: true });
@@ -451,8 +480,9 @@ export class PreparedRestore {
   ) {}
 
   /**
-   * Loads the device state and starts the vCPUs. On timeout or failure QEMU
-   * is killed and a typed error thrown. Can be called once.
+   * Loads the device state and starts the vCPUs. On timeout (`RESTORE_TIMEOUT`)
+   * or failure (`RESTORE_FAILED`, with QEMU's exit as the cause when it died)
+   * QEMU is killed. Can be called once.
    */
   async complete(): Promise<Machine> {
     if (this.used) throw new VmmError("VM_CLOSED", "prepared restore already used");
@@ -485,7 +515,9 @@ export class PreparedRestore {
       return m;
     } catch (err) {
       await m.close();
-      if (err instanceof VmmError && (err.code === "RESTORE_TIMEOUT" || err.code === "VM_EXITED")) throw err;
+      // A state file QEMU cannot load makes it exit or report the failure, whichever comes
+      // first: both are RESTORE_FAILED (the exit, with its console tail, is the cause).
+      if (err instanceof VmmError && err.code === "RESTORE_TIMEOUT") throw err;
       throw new VmmError(
         "RESTORE_FAILED",
         `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`,
