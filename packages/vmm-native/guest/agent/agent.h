@@ -13,6 +13,7 @@
 #define DRAIN_MS 100
 #define RECONNECT_MS 10
 #define WATCH_MS 20
+#define EXEC_CGROUP_BASE "/sys/fs/cgroup/sm-exec" /* guest: parent of the per-exec cgroups */
 
 enum wtype { W_CHAN = 1, W_SIG, W_SLOT };
 enum skind { SK_EXEC = 1, SK_WFILE, SK_RFILE, SK_TCP };
@@ -55,6 +56,8 @@ struct stream {
   char *cwd;
   int chain_i;
   int child_fd[3]; /* child ends kept open while a chain may still run */
+  int cg_fd;       /* cgroup.procs of the exec's own cgroup, or -1 */
+  char *cg_path;   /* the exec's cgroup directory, or NULL */
   int end_sent[2]; /* STDOUT/STDERR END sent */
   /* files */
   int fd;
@@ -136,6 +139,21 @@ void child_reset_signals(void);
 /* Never returns: execs argv[0] (PATH lookup) or exits 127/126, writing errno
  * to status_fd when it is >= 0. */
 void child_exec_path(char **argv, char **envp, int status_fd);
+
+/* exec-cgroup.c: every exec in a cgroup of its own, killed as a whole */
+/* Uses per-exec cgroups under base (a cgroup2 directory, created if needed); -1 if unusable. */
+int exec_cgroup_init(const char *base);
+int exec_cgroup_enabled(void);
+/* Makes the exec's cgroup (s->cg_fd/cg_path stay -1/NULL without one). */
+void exec_cgroup_create(struct stream *s);
+/* In the forked child, before exec: moves the calling process into s's cgroup. */
+void exec_cgroup_join(const struct stream *s);
+/* Kills every process in s's cgroup; -1 when s has none. */
+int exec_cgroup_kill(const struct stream *s);
+/* Closes s's cgroup and removes it (later, once empty, if processes remain). */
+void exec_cgroup_release(struct stream *s);
+/* Removes the emptied cgroups of finished execs. */
+void exec_cgroup_sweep(void);
 
 /* files.c */
 void wfile_open(uint32_t id, const struct field *f);

@@ -1,4 +1,5 @@
-/* EXEC: processes in their own session, pipes or a pty, chains, timeouts. */
+/* EXEC: processes in their own session and cgroup, pipes or a pty, chains,
+ * timeouts (which kill every process the exec started). */
 #define _GNU_SOURCE
 #include "agent.h"
 #include "proto.h"
@@ -120,6 +121,7 @@ static pid_t spawn(struct stream *s, char **argv) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   child_reset_signals();
+  exec_cgroup_join(s);
   setsid();
   if (s->tty) {
     int sl = s->child_fd[0];
@@ -160,6 +162,7 @@ void exec_open(uint32_t id, const struct field *f) {
   free(ov);
   s->cwd = str_dup(&f[6]);
   s->chain = strlist_dup(&f[7]);
+  exec_cgroup_create(s);
   if (s->tty) {
     struct winsize ws = {.ws_col = (unsigned short)f[2].u, .ws_row = (unsigned short)f[3].u};
     if (!ws.ws_col && !ws.ws_row) ws.ws_col = 80, ws.ws_row = 24;
@@ -284,7 +287,10 @@ void exec_timer(struct stream *s, int64_t now) {
   }
 }
 
+/* Kills everything the exec started: its cgroup (which processes that left the
+ * session or were re-parented cannot leave), else its process group. */
 void exec_kill(struct stream *s) {
+  exec_cgroup_kill(s);
   if (s->pgid > 0) kill(-s->pgid, SIGKILL);
   if (s->pid > 0 && !s->exited) kill(s->pid, SIGKILL);
 }

@@ -155,6 +155,8 @@ int init_setup(void) {
   unlink("/dev/ptmx");
   if (symlink("pts/ptmx", "/dev/ptmx") < 0) logmsg("/dev/ptmx: %s", strerror(errno));
   try_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  /* cgroup2 at its usual place: every exec gets a cgroup under EXEC_CGROUP_BASE */
+  try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   if (symlink("/proc/self/fd", "/dev/fd") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/0", "/dev/stdin") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/1", "/dev/stdout") < 0 && errno != EEXIST) {}
