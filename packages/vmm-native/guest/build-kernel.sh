@@ -24,10 +24,14 @@ src="$work/linux-source-6.1"
   make -s tinyconfig >/dev/null
   ./scripts/kconfig/merge_config.sh -m .config "$here/kernel/supermachine.config" >/dev/null
   make -s olddefconfig >&2
-  # verify every =y option of the fragment survived (catches missing dependencies)
+  # verify every option of the fragment survived, set or unset (catches
+  # missing dependencies and options Kconfig turns back on)
   missing=0
   while IFS= read -r line; do
-    case "$line" in CONFIG_*=y) grep -qx "$line" .config || { echo "build-kernel: option not set: $line" >&2; missing=1; } ;; esac
+    case "$line" in
+      CONFIG_*=* | "# CONFIG_"*" is not set")
+        grep -qxF "$line" .config || { echo "build-kernel: option not as asked: $line" >&2; missing=1; } ;;
+    esac
   done < "$here/kernel/supermachine.config"
   [ $missing -eq 0 ] || exit 1
   make -s -j"$(nproc)" bzImage >&2
