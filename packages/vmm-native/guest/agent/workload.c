@@ -165,6 +165,8 @@ void wl_config(uint32_t id, const struct field *f) {
   W.argv = strlist_dup(&f[2]);
   W.env = strlist_dup(&f[3]);
   W.cwd = str_dup(&f[4]);
+  /* a WorkingDir the image lacks is created, as Docker does */
+  if (A.init_mode && *W.cwd && mkdir_p(W.cwd, 0755) < 0) logmsg("mkdir %s: %s", W.cwd, strerror(errno));
   send_ok(id, 0);
   if (W.hold) {
     send_event(EV_WORKLOAD_READY, 0, "");
