@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const parts = {
   engine: "packages/vmm-native/bench/engine.bench.mjs",
+  kernel: "packages/vmm-native/bench/kernel.bench.mjs",
   agent: "packages/agent-protocol/bench/agent.bench.mjs",
   oci: "packages/oci/bench/oci.bench.mjs",
   bake: "packages/core/bench/bake.bench.mjs",
