@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the test OCI image layouts into OUTDIR (idempotent; unchanged inputs are skipped):
+# Builds the test OCI image layouts into OUTDIR. Each layout is checked on its
+# own (a stamp of its inputs, every blob present) and rebuilt when stale or
+# incomplete, whatever else OUTDIR holds:
 #   busybox     Debian's busybox-static + applet symlinks, /etc/passwd (root, www), Cmd ["/bin/sh"]
 #   multilayer  whiteouts, opaque dir, hardlinks across layers, symlinks, devices, xattr, long names (gzip/zstd/plain layers)
 #   multiarch   index with linux/amd64, linux/arm64/v8, linux/arm/v7
@@ -12,6 +14,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:?usage: build.sh OUTDIR [--no-debian]}"
 mkdir -p "$out"
+# One build at a time per OUTDIR: others wait, then find the layouts current.
+exec 8>"$out/.build.lock"
+flock 8
 node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
 
 if [ "${2:-}" != "--no-debian" ]; then

@@ -5,7 +5,8 @@ import { PassThrough, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { hasherFor } from "./digest.js";
-import { DigestMismatchError, LayerInvalidError } from "./errors.js";
+import { DigestMismatchError, LayerInvalidError, LimitExceededError } from "./errors.js";
+import type { UnpackBudget } from "./limits.js";
 
 /** Compression of a layer blob, detected from its first bytes. */
 export type Compression = "gzip" | "zstd" | "none";
@@ -31,19 +32,37 @@ function hashTap(digest: string): { tap: Transform; result: () => string } {
   return { tap, result: () => (done ??= `${algo}:${h.digest("hex")}`) };
 }
 
+/** Counts bytes through against `budget`; errors the stream once the budget is exceeded. */
+function budgetTap(budget: UnpackBudget | undefined, what: string): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      try {
+        budget?.add(chunk.length, what);
+      } catch (err) {
+        cb(err as Error);
+        return;
+      }
+      cb(null, chunk);
+    },
+  });
+}
+
 type ZlibWithZstd = typeof zlib & { createZstdDecompress?: () => Transform };
 
 /**
  * Decompresses the layer blob at `blobPath` into `outPath`, checking the
  * compressed bytes against `digest` and the uncompressed tar against
  * `diffId` on the way. gzip uses zlib; zstd uses Node's zlib when it has it
- * (Node >= 22.15) and the `zstd` program otherwise.
+ * (Node >= 22.15) and the `zstd` program otherwise. The uncompressed bytes
+ * are counted against `budget` (shared by the image's layers): a layer
+ * that unpacks beyond it stops there with `OCI_LIMIT_EXCEEDED`.
  */
 export async function decompressLayer(
   blobPath: string,
   digest: string,
   diffId: string,
   outPath: string,
+  budget?: UnpackBudget,
 ): Promise<void> {
   const fh = await open(blobPath, "r");
   const head = Buffer.alloc(4);
@@ -54,6 +73,7 @@ export async function decompressLayer(
   const uncompressed = hashTap(diffId);
   const input = createReadStream(blobPath, { highWaterMark: 1024 * 1024 });
   const output = createWriteStream(outPath);
+  const counter = budgetTap(budget, `layer ${digest}`);
   const z = zlib as ZlibWithZstd;
   if (compression === "zstd" && typeof z.createZstdDecompress !== "function") {
     const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
@@ -71,9 +91,15 @@ export async function decompressLayer(
     });
     const results = await Promise.allSettled([
       pipeline(input, compressed.tap, child.stdin),
-      pipeline(child.stdout, uncompressed.tap, output),
+      pipeline(child.stdout, counter, uncompressed.tap, output).catch((err: unknown) => {
+        // Over the budget: stop zstd now rather than let it run into a closed pipe.
+        child.kill("SIGKILL");
+        throw err;
+      }),
       exited,
     ]);
+    const over = results.find((r) => r.status === "rejected" && r.reason instanceof LimitExceededError);
+    if (over) throw (over as PromiseRejectedResult).reason;
     const code = results[2].status === "fulfilled" ? results[2].value : undefined;
     if (results[2].status === "rejected") throw results[2].reason;
     checkDigests(compressed.result(), digest, null, "");
@@ -89,8 +115,9 @@ export async function decompressLayer(
         ? z.createZstdDecompress!()
         : new PassThrough();
   try {
-    await pipeline(input, compressed.tap, decoder, uncompressed.tap, output);
+    await pipeline(input, compressed.tap, decoder, counter, uncompressed.tap, output);
   } catch (err) {
+    if (err instanceof LimitExceededError) throw err;
     // A corrupt blob usually fails to decompress; report the digest if that is why.
     const full = hasherFor(digest);
     for await (const c of createReadStream(blobPath)) full.update(c as Buffer);

@@ -3,8 +3,9 @@ import type { BlobCache } from "./blob-cache.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import { detectCompression } from "./decompress.js";
 import { sha256Digest } from "./digest.js";
-import { InvalidImageError, NotFoundError } from "./errors.js";
+import { InvalidImageError, LimitExceededError, NotFoundError } from "./errors.js";
 import type { ImageSource, ResolvedManifest } from "./image-source.js";
+import { DEFAULT_LIMITS, formatBytes, type OciLimits } from "./limits.js";
 import type { Descriptor } from "./manifest.js";
 import { MediaTypes } from "./media-types.js";
 import { type DockerArchiveReference, parseRegistryReference } from "./reference.js";
@@ -26,6 +27,10 @@ export class DockerArchiveSource implements ImageSource {
   constructor(
     private readonly ref: DockerArchiveReference,
     private readonly cache: BlobCache,
+    private readonly limits: Pick<
+      OciLimits,
+      "maxManifestBytes" | "maxConfigBytes" | "maxEntries"
+    > = DEFAULT_LIMITS,
     private readonly onLayer?: (digest: string, bytes: number) => void,
   ) {}
 
@@ -40,7 +45,15 @@ export class DockerArchiveSource implements ImageSource {
     }
     const files = new Map<string, { offset: number; size: number }>();
     const links = new Map<string, string>();
+    let count = 0;
     for await (const e of readTarEntries(this.src)) {
+      if (++count > this.limits.maxEntries) {
+        throw new LimitExceededError(
+          "maxEntries",
+          this.limits.maxEntries,
+          `docker archive ${this.ref.path} has more than ${this.limits.maxEntries} entries`,
+        );
+      }
       const name = e.path.replace(/^\.\//, "");
       if (e.type === "file") files.set(name, { offset: e.dataOffset, size: e.size });
       else if (e.type === "symlink" || e.type === "link") links.set(name, e.linkname);
@@ -57,14 +70,25 @@ export class DockerArchiveSource implements ImageSource {
       if (!f) throw new InvalidImageError(`docker archive ${this.ref.path}: missing ${name}`);
       return f;
     };
-    const read = async (name: string) => {
+    const read = async (name: string, limit: "maxManifestBytes" | "maxConfigBytes") => {
       const f = lookup(name);
+      const max = this.limits[limit];
+      if (f.size > max) {
+        throw new LimitExceededError(
+          limit,
+          max,
+          `docker archive ${this.ref.path}: ${name} is larger than ${formatBytes(max)}`,
+        );
+      }
       return Buffer.from(await this.src!.read(f.offset, f.size));
     };
     let manifest: ArchiveManifestEntry[];
     try {
-      manifest = JSON.parse((await read("manifest.json")).toString("utf8")) as ArchiveManifestEntry[];
+      manifest = JSON.parse(
+        (await read("manifest.json", "maxManifestBytes")).toString("utf8"),
+      ) as ArchiveManifestEntry[];
     } catch (err) {
+      if (err instanceof LimitExceededError) throw err;
       throw new InvalidImageError(`docker archive ${this.ref.path}: unreadable manifest.json`, {
         cause: err,
       });
@@ -96,7 +120,7 @@ export class DockerArchiveSource implements ImageSource {
         `docker archive ${this.ref.path} holds ${manifest.length} images; name one: docker-archive:${this.ref.path}:name:tag`,
       );
     }
-    const configBytes = await read(entry!.Config);
+    const configBytes = await read(entry!.Config, "maxConfigBytes");
     const configDigest = sha256Digest(configBytes);
     await this.cache.putBytes(configDigest, configBytes, "config");
     const layers: Descriptor[] = [];

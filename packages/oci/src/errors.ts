@@ -18,7 +18,11 @@ export type OciErrorCode =
   | "OCI_CREDENTIAL_HELPER"
   | "OCI_INVALID_IMAGE"
   | "OCI_ROOTFS_BUILD"
-  | "OCI_ABORTED";
+  | "OCI_ABORTED"
+  | "OCI_LIMIT_EXCEEDED"
+  | "OCI_INSECURE_TOKEN_REALM"
+  | "OCI_INSECURE_REDIRECT"
+  | "OCI_INVALID_OPTIONS";
 
 /** Base class of every error thrown by `@supermachine/oci`; switch on `code`. */
 export class OciError extends SupermachineError {
@@ -144,4 +148,61 @@ export class AbortedError extends OciError {
 /** Throws {@link AbortedError} when `signal` has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError({ cause: signal.reason });
+}
+
+/**
+ * A registry response or an image is bigger than a configured limit (a
+ * body, the unpacked layers, the entry count, a path, the xattrs of one
+ * entry). `limit` names the {@link OciLimits} field; raise it through the
+ * `limits` option of `pullImage` / `buildRootfs`. Code `OCI_LIMIT_EXCEEDED`.
+ */
+export class LimitExceededError extends OciError {
+  /** The {@link OciLimits} field that was exceeded, e.g. `maxUnpackedBytes`. */
+  readonly limit: string;
+  /** The limit's value. */
+  readonly max: number;
+  constructor(
+    limit: string,
+    max: number,
+    what: string,
+    options?: SupermachineErrorOptions & { raise?: string },
+  ) {
+    const raise =
+      options?.raise ?? `raise it with { limits: { ${limit}: ... } } in the pullImage / buildRootfs options`;
+    super("OCI_LIMIT_EXCEEDED", `${what}: exceeds limits.${limit} (${max}); ${raise}`, {
+      ...options,
+      details: { limit, max, ...options?.details },
+    });
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/**
+ * A registry asked for credentials to be sent to a token realm over plain
+ * HTTP, and the registry is not listed in `insecureRegistries`. Code
+ * `OCI_INSECURE_TOKEN_REALM`.
+ */
+export class InsecureTokenRealmError extends OciError {
+  constructor(message: string, options?: SupermachineErrorOptions) {
+    super("OCI_INSECURE_TOKEN_REALM", message, options);
+  }
+}
+
+/**
+ * A registry redirected an HTTPS request to plain HTTP (or to a scheme other
+ * than http/https), and the registry is not listed in `insecureRegistries`.
+ * Code `OCI_INSECURE_REDIRECT`.
+ */
+export class InsecureRedirectError extends OciError {
+  constructor(message: string, options?: SupermachineErrorOptions) {
+    super("OCI_INSECURE_REDIRECT", message, options);
+  }
+}
+
+/** An option has a value this package cannot use. Code `OCI_INVALID_OPTIONS`. */
+export class InvalidOptionsError extends OciError {
+  constructor(message: string, options?: SupermachineErrorOptions) {
+    super("OCI_INVALID_OPTIONS", message, options);
+  }
 }

@@ -8,9 +8,13 @@ export {
   AbortedError,
   CredentialHelperError,
   DigestMismatchError,
+  InsecureRedirectError,
+  InsecureTokenRealmError,
   InvalidImageError,
+  InvalidOptionsError,
   InvalidReferenceError,
   LayerInvalidError,
+  LimitExceededError,
   NetworkError,
   NoMatchingPlatformError,
   NotFoundError,
@@ -24,8 +28,10 @@ export {
 } from "./errors.js";
 export type { ImageConfig, ParsedImageConfig } from "./image-config.js";
 export { parseImageConfig } from "./image-config.js";
-export type { MergedInode, MergedNode } from "./layer-merge.js";
+export type { MergedInode, MergedNode, MergedTreeOptions } from "./layer-merge.js";
 export { cleanPath, MergedTree } from "./layer-merge.js";
+export type { OciLimits } from "./limits.js";
+export { DEFAULT_LIMITS } from "./limits.js";
 export type { Descriptor, ImageIndex, ImageManifest } from "./manifest.js";
 export { parseManifest, selectPlatform } from "./manifest.js";
 export { MediaTypes } from "./media-types.js";
@@ -49,7 +55,7 @@ export type { BuildRootfsOptions, RootfsImage } from "./rootfs.js";
 export { buildRootfs, rootfsDigest } from "./rootfs.js";
 export type { RootfsToolStatus } from "./rootfs-tools.js";
 export { checkRootfsTools } from "./rootfs-tools.js";
-export type { TarEntry, TarEntryType } from "./tar-reader.js";
+export type { ReadTarOptions, TarEntry, TarEntryType } from "./tar-reader.js";
 export { readTarEntries } from "./tar-reader.js";
 export type { AuthChallenge } from "./www-authenticate.js";
 export { parseWwwAuthenticate } from "./www-authenticate.js";

@@ -1,4 +1,4 @@
-import { LayerInvalidError, UnsafePathError } from "./errors.js";
+import { LayerInvalidError, LimitExceededError, UnsafePathError } from "./errors.js";
 import type { TarEntry, TarEntryType } from "./tar-reader.js";
 
 /** File metadata (and where its data lives) shared by every hardlinked name. */
@@ -17,6 +17,18 @@ export interface MergedNode {
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
 const MAX_SYMLINK_HOPS = 40;
+/** Path components one lookup may step through, symlink targets included (bounds the work a hostile chain can cause). */
+const MAX_WALK_STEPS = 4096;
+
+/** Options of {@link MergedTree}. */
+export interface MergedTreeOptions {
+  /**
+   * Most parent directories the tree may create because entries imply them
+   * (they are not counted by the tar entry limit, yet each costs memory and
+   * an inode). Default 1 000 000; exceeding it is `OCI_LIMIT_EXCEEDED` (`maxEntries`).
+   */
+  maxImplicitDirs?: number;
+}
 
 function implicitDir(): MergedNode {
   return {
@@ -73,6 +85,12 @@ export function cleanPath(path: string, what = "entry"): string[] {
 export class MergedTree {
   /** The root directory. */
   readonly root: MergedNode = implicitDir();
+  private implicitDirs = 0;
+  private readonly maxImplicitDirs: number;
+
+  constructor(opts: MergedTreeOptions = {}) {
+    this.maxImplicitDirs = opts.maxImplicitDirs ?? 1_000_000;
+  }
 
   /** Walks `parts` from the root, following symlinks in every component; creates missing dirs if `create`. */
   private walk(parts: string[], create: boolean): { node: MergedNode; path: string[] } | undefined {
@@ -80,7 +98,13 @@ export class MergedTree {
     const stack: { node: MergedNode; name: string }[] = [];
     let cur = this.root;
     let hops = 0;
+    let steps = 0;
     while (queue.length) {
+      if (++steps > MAX_WALK_STEPS) {
+        throw new UnsafePathError(
+          `resolving /${parts.join("/")} takes more than ${MAX_WALK_STEPS} steps through symbolic links`,
+        );
+      }
       const name = queue.shift()!;
       if (name === "." || name === "") continue;
       if (name === "..") {
@@ -94,9 +118,14 @@ export class MergedTree {
         if (++hops > MAX_SYMLINK_HOPS) {
           throw new UnsafePathError(`too many levels of symbolic links resolving /${parts.join("/")}`);
         }
-        const target = child.inode.linkname;
-        queue.unshift(...target.split("/"));
-        if (target.startsWith("/")) {
+        const target = child.inode.linkname.split("/");
+        if (steps + queue.length + target.length > MAX_WALK_STEPS) {
+          throw new UnsafePathError(
+            `resolving /${parts.join("/")} takes more than ${MAX_WALK_STEPS} steps through symbolic links`,
+          );
+        }
+        queue.unshift(...target);
+        if (child.inode.linkname.startsWith("/")) {
           stack.length = 0;
           cur = this.root;
         }
@@ -104,6 +133,13 @@ export class MergedTree {
       }
       if (child?.inode.type !== "dir") {
         if (!create) return undefined;
+        if (++this.implicitDirs > this.maxImplicitDirs) {
+          throw new LimitExceededError(
+            "maxEntries",
+            this.maxImplicitDirs,
+            `the image implies more than ${this.maxImplicitDirs} parent directories`,
+          );
+        }
         child = implicitDir();
         cur.children!.set(name, child);
       }

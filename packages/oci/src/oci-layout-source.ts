@@ -1,18 +1,44 @@
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { readBounded } from "./bounded-read.js";
 import { parseDigest, sha256Digest, verifyBytes } from "./digest.js";
-import { InvalidImageError, NotFoundError } from "./errors.js";
+import { InvalidImageError, LimitExceededError, NotFoundError } from "./errors.js";
 import type { ImageSource, ResolvedManifest } from "./image-source.js";
+import { DEFAULT_LIMITS, formatBytes } from "./limits.js";
 import { type Descriptor, parseManifest } from "./manifest.js";
 import { MediaTypes } from "./media-types.js";
 import type { OciLayoutReference } from "./reference.js";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 
+/** Throws unless `path` is a regular file (a FIFO would block the read, a device could be endless). */
+async function assertRegularFile(path: string, what: string): Promise<void> {
+  const st = await stat(path);
+  if (!st.isFile()) throw new InvalidImageError(`${what} is not a regular file`, { details: { path } });
+}
+
+/** Reads a local regular file, at most `max` bytes. */
+async function readFileBounded(path: string, max: number, what: string): Promise<Buffer> {
+  await assertRegularFile(path, what);
+  const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  await new Promise<void>((resolve, reject) => {
+    stream.once("open", () => resolve());
+    stream.once("error", reject);
+  });
+  return readBounded(
+    stream,
+    max,
+    () => new LimitExceededError("maxManifestBytes", max, `${what} is larger than ${formatBytes(max)}`),
+  );
+}
+
 /** An {@link ImageSource} reading an OCI image layout directory. */
 export class OciLayoutSource implements ImageSource {
-  constructor(private readonly ref: OciLayoutReference) {}
+  constructor(
+    private readonly ref: OciLayoutReference,
+    private readonly maxManifestBytes: number = DEFAULT_LIMITS.maxManifestBytes,
+  ) {}
 
   private blobPath(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
@@ -23,9 +49,22 @@ export class OciLayoutSource implements ImageSource {
     let layout: { imageLayoutVersion?: string };
     let indexBytes: Buffer;
     try {
-      layout = JSON.parse(await readFile(join(this.ref.path, "oci-layout"), "utf8")) as typeof layout;
-      indexBytes = await readFile(join(this.ref.path, "index.json"));
+      layout = JSON.parse(
+        (
+          await readFileBounded(
+            join(this.ref.path, "oci-layout"),
+            this.maxManifestBytes,
+            `${this.ref.path}/oci-layout`,
+          )
+        ).toString("utf8"),
+      ) as typeof layout;
+      indexBytes = await readFileBounded(
+        join(this.ref.path, "index.json"),
+        this.maxManifestBytes,
+        `${this.ref.path}/index.json`,
+      );
     } catch (err) {
+      if (err instanceof LimitExceededError || err instanceof InvalidImageError) throw err;
       throw new NotFoundError(`${this.ref.path} is not an OCI image layout (no oci-layout / index.json)`, {
         manifest: true,
         cause: err,
@@ -75,8 +114,13 @@ export class OciLayoutSource implements ImageSource {
 
   async manifest(desc: Descriptor): Promise<Buffer> {
     try {
-      return await readFile(this.blobPath(desc.digest));
+      return await readFileBounded(
+        this.blobPath(desc.digest),
+        this.maxManifestBytes,
+        `${this.ref.path}: manifest ${desc.digest}`,
+      );
     } catch (err) {
+      if (err instanceof LimitExceededError || err instanceof InvalidImageError) throw err;
       throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, {
         manifest: true,
         cause: err,
@@ -86,6 +130,12 @@ export class OciLayoutSource implements ImageSource {
 
   async blob(desc: Descriptor): Promise<AsyncIterable<Uint8Array>> {
     const path = this.blobPath(desc.digest);
+    try {
+      await assertRegularFile(path, `${this.ref.path}: blob ${desc.digest}`);
+    } catch (err) {
+      if (err instanceof InvalidImageError) throw err;
+      throw new NotFoundError(`${this.ref.path}: blob ${desc.digest} missing`, { cause: err });
+    }
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       stream.once("open", () => resolve());

@@ -2,12 +2,14 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { BlobCache, defaultCacheDir, writeFileAtomic } from "./blob-cache.js";
+import { readBounded } from "./bounded-read.js";
 import type { RegistryAuth } from "./credentials.js";
 import { verifyBytes } from "./digest.js";
 import { DockerArchiveSource } from "./docker-archive-source.js";
 import {
   AbortedError,
   InvalidImageError,
+  LimitExceededError,
   NoMatchingPlatformError,
   OciError,
   PullPolicyError,
@@ -15,6 +17,7 @@ import {
 } from "./errors.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageSource } from "./image-source.js";
+import { formatBytes, type OciLimits, resolveLimits } from "./limits.js";
 import { type Descriptor, type ImageManifest, parseManifest, selectPlatform } from "./manifest.js";
 import { OciLayoutSource } from "./oci-layout-source.js";
 import {
@@ -39,7 +42,11 @@ export interface PullOptions {
   cacheDir?: string;
   /** Platform to select from multi-arch images (default: this host's, as linux). */
   platform?: Platform;
-  /** Registries (`host[:port]`) reachable over plain HTTP / unverified TLS. Localhost always is. */
+  /**
+   * Registries (`host[:port]`) reachable over plain HTTP / unverified TLS
+   * (localhost always is). Only a listed registry may send credentials to a
+   * plain-HTTP token realm or redirect HTTPS to HTTP.
+   */
   insecureRegistries?: string[];
   /** Credentials; otherwise `~/.docker/config.json` (auths, credHelpers, credsStore) is used. */
   auth?: RegistryAuth;
@@ -51,6 +58,12 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** Parallel layer downloads (default 3). */
   concurrency?: number;
+  /**
+   * Caps on manifest, config and token bodies, and on the compressed layer
+   * bytes the manifest may declare (`maxUnpackedBytes`); see `OciLimits`
+   * for the defaults. Exceeding one fails with `OCI_LIMIT_EXCEEDED`.
+   */
+  limits?: Partial<OciLimits>;
 }
 
 interface RefRecord {
@@ -80,6 +93,7 @@ export async function pullImage(ref: string, opts: PullOptions = {}): Promise<Pu
   if (!["always", "missing", "never"].includes(policy)) {
     throw new PullPolicyError(`pullPolicy must be always, missing or never, got ${JSON.stringify(policy)}`);
   }
+  const limits = resolveLimits(opts.limits);
   const cache = new BlobCache(opts.cacheDir ?? defaultCacheDir());
   const platform = normalizePlatform(opts.platform ?? defaultPlatform());
   throwIfAborted(opts.signal);
@@ -97,22 +111,28 @@ export async function pullImage(ref: string, opts: PullOptions = {}): Promise<Pu
       });
     }
   }
-  const source = openSource(parsed, cache, opts);
+  const source = openSource(parsed, cache, opts, limits);
   try {
-    return await pullFrom(source, parsed, cache, platform, opts);
+    return await pullFrom(source, parsed, cache, platform, opts, limits);
   } finally {
     await source.close();
   }
 }
 
-function openSource(parsed: ImageReference, cache: BlobCache, opts: PullOptions): ImageSource {
-  if (parsed.transport === "oci") return new OciLayoutSource(parsed);
-  if (parsed.transport === "docker-archive") return new DockerArchiveSource(parsed, cache);
+function openSource(
+  parsed: ImageReference,
+  cache: BlobCache,
+  opts: PullOptions,
+  limits: OciLimits,
+): ImageSource {
+  if (parsed.transport === "oci") return new OciLayoutSource(parsed, limits.maxManifestBytes);
+  if (parsed.transport === "docker-archive") return new DockerArchiveSource(parsed, cache, limits);
   return new RegistrySource(parsed, {
     insecureRegistries: opts.insecureRegistries,
     auth: opts.auth,
     dockerConfigPath: opts.dockerConfigPath,
     signal: opts.signal,
+    limits,
   });
 }
 
@@ -199,6 +219,7 @@ async function pullFrom(
   cache: BlobCache,
   platform: Platform,
   opts: PullOptions,
+  limits: OciLimits,
 ): Promise<PulledImage> {
   const top = await source.resolve();
   throwIfAborted(opts.signal);
@@ -228,12 +249,18 @@ async function pullFrom(
     }
   }
   const manifest = parsed as ImageManifest;
+  checkDeclaredSizes(ref, manifest, limits);
   let cfgBytes = await cache.readVerified(manifest.config.digest);
   if (!cfgBytes) {
-    const chunks: Buffer[] = [];
-    for await (const c of await source.blob(manifest.config)) chunks.push(Buffer.from(c));
-    cfgBytes = Buffer.concat(chunks);
-    verifyBytes(`config ${manifest.config.digest}`, cfgBytes, manifest.config.digest);
+    // Read at most the descriptor's size (+1 to notice more): an endless config body cannot fill memory.
+    const desc = manifest.config;
+    cfgBytes = await readBounded(
+      (await source.blob(desc)) as AsyncIterable<Uint8Array> & { destroy?: () => void },
+      desc.size,
+      () =>
+        new InvalidImageError(`config ${desc.digest}: more bytes than the descriptor's size ${desc.size}`),
+    );
+    verifyBytes(`config ${desc.digest}`, cfgBytes, desc.digest);
   }
   const result = assemble(ref, cache, manifest, manifestDigest, indexDigest, cfgBytes, platform);
   if (result.config.os && result.config.architecture && !platformMatches(platform, result.platform)) {
@@ -258,6 +285,27 @@ async function pullFrom(
     );
   }
   return result;
+}
+
+/** Rejects, before anything is downloaded, a config or layer set bigger than the limits allow. */
+function checkDeclaredSizes(ref: ImageReference, manifest: ImageManifest, limits: OciLimits): void {
+  const cfg = manifest.config;
+  if (cfg.size > limits.maxConfigBytes) {
+    throw new LimitExceededError(
+      "maxConfigBytes",
+      limits.maxConfigBytes,
+      `image ${ref.normalized}: config ${cfg.digest} is ${cfg.size} bytes, more than ${formatBytes(limits.maxConfigBytes)}`,
+    );
+  }
+  const unique = new Map(manifest.layers.map((l) => [l.digest, l.size]));
+  const total = [...unique.values()].reduce((a, b) => a + b, 0);
+  if (total > limits.maxUnpackedBytes) {
+    throw new LimitExceededError(
+      "maxUnpackedBytes",
+      limits.maxUnpackedBytes,
+      `image ${ref.normalized}: its layers are ${total} bytes compressed, more than ${formatBytes(limits.maxUnpackedBytes)}`,
+    );
+  }
 }
 
 async function downloadLayers(

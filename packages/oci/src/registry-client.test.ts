@@ -59,10 +59,12 @@ describe("RegistryClient", () => {
         .writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" })
         .end('{"schemaVersion":2}');
     });
+    // The realm is plain HTTP: allowed only because the registry is listed insecure.
     const client = new RegistryClient({
       registry: reg,
       repository: "a/b",
       auth: { username: "u", password: "p" },
+      insecureRegistries: [reg],
     });
     const m = await client.getManifest("latest");
     expect(m.bytes.toString()).toBe('{"schemaVersion":2}');
@@ -72,6 +74,7 @@ describe("RegistryClient", () => {
       registry: reg,
       repository: "a/b",
       auth: { username: "u", password: "nope" },
+      insecureRegistries: [reg],
     });
     await expect(bad.getManifest("latest")).rejects.toMatchObject({ code: "OCI_UNAUTHORIZED" });
     await bad.close();

@@ -1,8 +1,19 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, request } from "undici";
+import { contentLength, readBounded, readErrorText } from "./bounded-read.js";
 import { lookupDockerCredentials, type RegistryAuth, type ResolvedCredentials } from "./credentials.js";
-import { AbortedError, NetworkError, NotFoundError, RegistryError, UnauthorizedError } from "./errors.js";
+import {
+  AbortedError,
+  InsecureRedirectError,
+  InsecureTokenRealmError,
+  LimitExceededError,
+  NetworkError,
+  NotFoundError,
+  RegistryError,
+  UnauthorizedError,
+} from "./errors.js";
+import { formatBytes, type OciLimits, resolveLimits } from "./limits.js";
 import { MANIFEST_ACCEPT } from "./media-types.js";
 import { type AuthChallenge, parseWwwAuthenticate } from "./www-authenticate.js";
 
@@ -12,7 +23,11 @@ export interface RegistryClientOptions {
   registry: string;
   /** Repository path, e.g. `library/alpine`. */
   repository: string;
-  /** Hosts (`host` or `host:port`) allowed over plain HTTP / unverified TLS. Localhost always is. */
+  /**
+   * Hosts (`host` or `host:port`) allowed over plain HTTP / unverified TLS
+   * (localhost always is). Only a registry listed here may send
+   * credentials to a plain-HTTP token realm or redirect HTTPS to HTTP.
+   */
   insecureRegistries?: string[];
   /** Explicit credentials; otherwise the Docker config is consulted. */
   auth?: RegistryAuth;
@@ -24,6 +39,8 @@ export interface RegistryClientOptions {
   maxAttempts?: number;
   /** First backoff delay in ms (doubles each attempt; default 250). */
   backoffMs?: number;
+  /** Caps on response bodies (`maxManifestBytes`, `maxTokenBytes`); defaults in `DEFAULT_LIMITS`. */
+  limits?: Partial<OciLimits>;
 }
 
 /** A fetched manifest. */
@@ -36,7 +53,6 @@ export interface FetchedManifest {
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
-const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 const USER_AGENT = "supermachine-oci/0.1";
 
 function isLocalHost(registry: string): boolean {
@@ -72,14 +88,23 @@ type Response = Dispatcher.ResponseData;
  * A client for one repository of a Docker Registry HTTP API v2 / OCI
  * distribution registry: `/v2/` ping, bearer-token and basic auth from the
  * `WWW-Authenticate` challenge, Docker config credentials, plain HTTP for
- * localhost and insecure registries, manual redirects (Authorization is
- * dropped when the redirect leaves the registry's origin), and retries with
+ * localhost and insecure registries, manual redirects, and retries with
  * exponential backoff on transient failures.
+ *
+ * Credentials go only where they belong: the registry's token or Basic
+ * credentials only to the registry's origin, the user's credentials for a
+ * token only to the realm the registry's challenge names (which must be
+ * https unless the registry is listed in `insecureRegistries`). A redirect
+ * to another origin is followed without the Authorization header, and once
+ * a chain of redirects has left the origin it never gets it back. Bodies
+ * read into memory (manifests, tokens, error messages) are capped.
  */
 export class RegistryClient {
   private readonly opts: RegistryClientOptions;
   private readonly host: string;
   private readonly insecure: boolean;
+  private readonly listedInsecure: boolean;
+  private readonly limits: OciLimits;
   private base?: string;
   private dispatcher: Agent;
   private authorization?: string;
@@ -91,11 +116,12 @@ export class RegistryClient {
     this.opts = opts;
     this.host = opts.registry === "docker.io" ? "registry-1.docker.io" : opts.registry;
     const list = opts.insecureRegistries ?? [];
-    this.insecure =
-      isLocalHost(opts.registry) ||
+    this.listedInsecure =
       list.includes(opts.registry) ||
       list.includes(opts.registry.replace(/:\d+$/, "")) ||
       list.some((h) => h.replace(/^https?:\/\//, "").replace(/\/$/, "") === opts.registry);
+    this.insecure = isLocalHost(opts.registry) || this.listedInsecure;
+    this.limits = resolveLimits(opts.limits);
     this.dispatcher = new Agent({
       connect: { rejectUnauthorized: !this.insecure, timeout: 30_000 },
       headersTimeout: 60_000,
@@ -134,12 +160,16 @@ export class RegistryClient {
     });
   }
 
-  /** Sends with retries on transient errors and manual redirects. */
+  /**
+   * Sends with retries on transient errors and manual redirects.
+   * `authorization` goes only to `url`'s origin: a redirect to another
+   * origin is followed without it, and later hops never get it back.
+   */
   private async send(
     url: string,
     method: "GET" | "HEAD",
     headers: Record<string, string>,
-    withAuth: boolean,
+    authorization: string | undefined,
   ): Promise<Response> {
     const attempts = this.opts.maxAttempts ?? 5;
     const backoff = this.opts.backoffMs ?? 250;
@@ -150,14 +180,15 @@ export class RegistryClient {
       try {
         let target = url;
         const origin = new URL(url).origin;
+        let leftOrigin = false;
         for (let hop = 0; hop < 10; hop++) {
           const h = { ...headers };
-          if (withAuth && this.authorization && new URL(target).origin === origin)
-            h.authorization = this.authorization;
+          leftOrigin ||= new URL(target).origin !== origin;
+          if (authorization && !leftOrigin) h.authorization = authorization;
           const res = await this.raw(target, method, h);
           if (REDIRECT_STATUS.has(res.statusCode) && res.headers.location) {
             await res.body.dump();
-            target = new URL(String(res.headers.location), target).toString();
+            target = this.redirectTarget(target, String(res.headers.location));
             continue;
           }
           if (RETRY_STATUS.has(res.statusCode) && attempt < attempts - 1) {
@@ -171,7 +202,7 @@ export class RegistryClient {
         }
         throw new RegistryError(`${method} ${url}: too many redirects`);
       } catch (err) {
-        if (err instanceof AbortedError) throw err;
+        if (err instanceof AbortedError || err instanceof InsecureRedirectError) throw err;
         if (err instanceof RegistryError && err === lastErr) continue;
         if (retryableNetworkError(err) && attempt < attempts - 1) {
           lastErr = err;
@@ -182,6 +213,30 @@ export class RegistryClient {
       }
     }
     throw new NetworkError(`${method} ${url}: gave up after ${attempts} attempts`, { cause: lastErr });
+  }
+
+  /** Resolves a redirect's Location; refuses non-http(s) schemes and (unless listed insecure) https -> http. */
+  private redirectTarget(from: string, location: string): string {
+    let next: URL;
+    try {
+      next = new URL(location, from);
+    } catch (err) {
+      throw new RegistryError(`${from}: redirect to an invalid location ${JSON.stringify(location)}`, {
+        cause: err,
+      });
+    }
+    if (next.protocol !== "https:" && next.protocol !== "http:") {
+      throw new InsecureRedirectError(`${from}: refusing a redirect to ${next.protocol} (${next.origin})`, {
+        details: { from, to: next.toString() },
+      });
+    }
+    if (new URL(from).protocol === "https:" && next.protocol === "http:" && !this.listedInsecure) {
+      throw new InsecureRedirectError(
+        `${from}: refusing a redirect from https to plain http (${next.origin}); list ${this.opts.registry} in insecureRegistries to allow it`,
+        { details: { from, to: next.toString(), registry: this.opts.registry } },
+      );
+    }
+    return next.toString();
   }
 
   /** Pings `/v2/`, choosing the scheme (https, or http for insecure hosts) and reading the auth challenge. */
@@ -196,7 +251,7 @@ export class RegistryClient {
         res =
           scheme === "https" && this.insecure
             ? await this.raw(`${base}/v2/`, "GET", {})
-            : await this.send(`${base}/v2/`, "GET", {}, false);
+            : await this.send(`${base}/v2/`, "GET", {}, undefined);
       } catch (err) {
         if (err instanceof AbortedError) throw err;
         lastErr = err;
@@ -252,7 +307,7 @@ export class RegistryClient {
       );
     }
     const scope = `repository:${this.opts.repository}:pull`;
-    const url = new URL(challenge.params.realm);
+    const url = this.tokenRealm(challenge.params.realm);
     let res: Response;
     if (creds && "identityToken" in creds) {
       const form = new URLSearchParams({
@@ -271,11 +326,11 @@ export class RegistryClient {
     } else {
       if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
       url.searchParams.set("scope", scope);
-      const headers: Record<string, string> = {};
-      if (creds && "password" in creds) {
-        headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
-      }
-      res = await this.send(url.toString(), "GET", headers, false);
+      const basic =
+        creds && "password" in creds
+          ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`
+          : undefined;
+      res = await this.send(url.toString(), "GET", {}, basic);
     }
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
@@ -287,13 +342,68 @@ export class RegistryClient {
       );
     }
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => "");
+      const text = await readErrorText(res.body);
       throw new RegistryError(`token server ${url.origin}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
     }
-    const json = (await res.body.json()) as { token?: string; access_token?: string };
-    const token = json.token ?? json.access_token;
-    if (!token) throw new RegistryError(`token server ${url.origin} returned no token`);
+    const max = this.limits.maxTokenBytes;
+    const bytes = await readBounded(
+      res.body,
+      max,
+      () =>
+        new LimitExceededError(
+          "maxTokenBytes",
+          max,
+          `token server ${url.origin}: response larger than ${formatBytes(max)}`,
+        ),
+      contentLength(res.headers["content-length"]),
+    );
+    let json: { token?: unknown; access_token?: unknown };
+    try {
+      json = JSON.parse(bytes.toString("utf8")) as typeof json;
+    } catch (err) {
+      throw new RegistryError(`token server ${url.origin} returned invalid JSON`, { cause: err });
+    }
+    const token = json?.token ?? json?.access_token;
+    if (typeof token !== "string" || !token) {
+      throw new RegistryError(`token server ${url.origin} returned no token`);
+    }
+    if (/[\r\n\0]/.test(token))
+      throw new RegistryError(`token server ${url.origin} returned a malformed token`);
     this.authorization = `Bearer ${token}`;
+  }
+
+  /**
+   * Validates a challenge's token realm: an absolute http(s) URL, https
+   * unless the registry is listed in `insecureRegistries` (localhost is not
+   * enough: the user's credentials travel to this URL).
+   */
+  private tokenRealm(realm: string): URL {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (err) {
+      throw new RegistryError(
+        `registry ${this.opts.registry} named an invalid token realm ${JSON.stringify(realm)}`,
+        {
+          cause: err,
+          details: { registry: this.opts.registry, realm },
+        },
+      );
+    }
+    if (url.protocol === "https:") return url;
+    if (url.protocol === "http:" && this.listedInsecure) return url;
+    if (url.protocol === "http:") {
+      throw new InsecureTokenRealmError(
+        `registry ${this.opts.registry} names a plain-HTTP token realm (${url.origin}); refusing to send credentials or take a token over plain HTTP. List ${this.opts.registry} in insecureRegistries if that is intended`,
+        { details: { registry: this.opts.registry, realm } },
+      );
+    }
+    throw new RegistryError(
+      `registry ${this.opts.registry} named a token realm with scheme ${url.protocol}`,
+      {
+        details: { registry: this.opts.registry, realm },
+      },
+    );
   }
 
   /** GET/HEAD on a repository path, authenticating on 401 once; maps 401/403/404 to typed errors. */
@@ -308,7 +418,7 @@ export class RegistryClient {
       await this.authenticate(this.challenge);
     }
     const url = `${this.base}/v2/${this.opts.repository}/${path}`;
-    let res = await this.send(url, method, headers, true);
+    let res = await this.send(url, method, headers, this.authorization);
     if (res.statusCode === 401) {
       const header = res.headers["www-authenticate"];
       await res.body.dump();
@@ -322,7 +432,7 @@ export class RegistryClient {
         this.challenge = challenge;
         this.authorization = undefined;
         await this.authenticate(challenge);
-        res = await this.send(url, method, headers, true);
+        res = await this.send(url, method, headers, this.authorization);
       }
     }
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -346,7 +456,7 @@ export class RegistryClient {
       });
     }
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => "");
+      const text = await readErrorText(res.body);
       throw new RegistryError(`${method} ${url}: HTTP ${res.statusCode} ${text.slice(0, 300)}`, {
         details: { status: res.statusCode },
       });
@@ -365,21 +475,21 @@ export class RegistryClient {
         name: `manifest ${reference}`,
       },
     );
-    const len = Number(res.headers["content-length"]);
-    if (Number.isFinite(len) && len > MAX_MANIFEST_BYTES) {
-      await res.body.dump();
-      throw new RegistryError(`manifest ${reference} is too large (${len} bytes)`);
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const c of res.body) {
-      total += (c as Buffer).length;
-      if (total > MAX_MANIFEST_BYTES) throw new RegistryError(`manifest ${reference} is too large`);
-      chunks.push(c as Buffer);
-    }
+    const max = this.limits.maxManifestBytes;
+    const bytes = await readBounded(
+      res.body,
+      max,
+      () =>
+        new LimitExceededError(
+          "maxManifestBytes",
+          max,
+          `${this.opts.registry}/${this.opts.repository}: manifest ${reference} is larger than ${formatBytes(max)}`,
+        ),
+      contentLength(res.headers["content-length"]),
+    );
     const dcd = res.headers["docker-content-digest"];
     return {
-      bytes: Buffer.concat(chunks),
+      bytes,
       contentType: String(res.headers["content-type"] ?? ""),
       headerDigest: typeof dcd === "string" ? dcd : undefined,
     };

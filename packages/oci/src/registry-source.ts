@@ -2,6 +2,7 @@ import type { RegistryAuth } from "./credentials.js";
 import { sha256Digest, verifyBytes } from "./digest.js";
 import { DigestMismatchError } from "./errors.js";
 import type { ImageSource, ResolvedManifest } from "./image-source.js";
+import type { OciLimits } from "./limits.js";
 import type { Descriptor } from "./manifest.js";
 import type { RegistryReference } from "./reference.js";
 import { RegistryClient } from "./registry-client.js";
@@ -12,6 +13,7 @@ export interface RegistrySourceOptions {
   auth?: RegistryAuth;
   dockerConfigPath?: string;
   signal?: AbortSignal;
+  limits?: Partial<OciLimits>;
 }
 
 /** An {@link ImageSource} backed by a registry. */

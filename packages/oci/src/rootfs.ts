@@ -7,7 +7,9 @@ import { type ByteSource, fileSource } from "./byte-source.js";
 import { decompressLayer } from "./decompress.js";
 import { RootfsBuildError, throwIfAborted } from "./errors.js";
 import { withFileLock } from "./file-lock.js";
+import { LayerEntryLimits } from "./layer-limits.js";
 import { MergedTree } from "./layer-merge.js";
+import { type OciLimits, resolveLimits, UnpackBudget } from "./limits.js";
 import { writeMergedTar } from "./merged-tar.js";
 import type { PulledImage } from "./pulled-image.js";
 import { readTarEntries } from "./tar-reader.js";
@@ -22,6 +24,14 @@ export interface BuildRootfsOptions {
   extraBytes?: number;
   /** Aborts the build (the partial image is removed). */
   signal?: AbortSignal;
+  /**
+   * Caps on what the layers may unpack to: `maxUnpackedBytes`,
+   * `maxEntries`, `maxPathBytes`, `maxXattrBytes`, `maxXattrs` (defaults in
+   * `DEFAULT_LIMITS`). Exceeding one fails with `OCI_LIMIT_EXCEEDED`
+   * naming it, and nothing is left behind. A root fs already in the cache
+   * is reused without checking again.
+   */
+  limits?: Partial<OciLimits>;
 }
 
 /** A built root file system image. */
@@ -83,6 +93,7 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
   const cacheDir = opts.cacheDir ?? image.cacheDir ?? defaultCacheDir();
   const progress = opts.onProgress ?? (() => {});
   const extraBytes = opts.extraBytes ?? 0;
+  const limits = resolveLimits(opts.limits);
   const diffIds = image.layers.map((l) => l.diffId);
   const digest = rootfsDigest(diffIds, extraBytes);
   const hex = digest.slice("sha256:".length);
@@ -105,6 +116,7 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
       try {
         const blobs = new BlobCache(cacheDir);
         const tarPaths = image.layers.map((_, i) => join(work, `layer-${i}.tar`));
+        const budget = new UnpackBudget(limits.maxUnpackedBytes);
         let next = 0;
         const worker = async () => {
           while (next < image.layers.length) {
@@ -113,7 +125,13 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
             throwIfAborted(opts.signal);
             progress(`decompressing layer ${i + 1}/${image.layers.length} ${layer.digest}`);
             try {
-              await decompressLayer(blobs.path(layer.digest), layer.digest, layer.diffId, tarPaths[i]!);
+              await decompressLayer(
+                blobs.path(layer.digest),
+                layer.digest,
+                layer.diffId,
+                tarPaths[i]!,
+                budget,
+              );
             } catch (err) {
               // A blob that no longer matches its digest is dropped so the next pull fetches it again.
               if ((err as { code?: string }).code === "OCI_DIGEST_MISMATCH") await blobs.remove(layer.digest);
@@ -123,13 +141,23 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
         };
         await Promise.all([worker(), worker()]);
         progress("merging layers");
-        const tree = new MergedTree();
+        const tree = new MergedTree({ maxImplicitDirs: limits.maxEntries });
+        const entryLimits = new LayerEntryLimits(limits);
+        // PAX headers hold paths, link targets and xattrs: allow what the limits allow, and no more.
+        const maxExtendedHeaderBytes = Math.max(
+          1024 * 1024,
+          2 * limits.maxXattrBytes + 2 * limits.maxPathBytes + 64 * 1024,
+        );
         for (let i = 0; i < tarPaths.length; i++) {
           throwIfAborted(opts.signal);
           const src = await fileSource(tarPaths[i]!);
           sources.push(src);
+          const where = `layer ${i + 1}/${image.layers.length} ${image.layers[i]!.digest}`;
           const entries = [];
-          for await (const e of readTarEntries(src)) entries.push(e);
+          for await (const e of readTarEntries(src, { maxExtendedHeaderBytes })) {
+            entryLimits.check(e, where);
+            entries.push(e);
+          }
           tree.applyLayer(i, entries);
         }
         const merged = join(work, "merged.tar");
@@ -195,6 +223,7 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
       }
     },
     opts.signal,
+    () => progress(`waiting for another process building root file system ${digest}`),
   );
 }
 

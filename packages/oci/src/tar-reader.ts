@@ -146,14 +146,41 @@ const TYPES: Record<string, TarEntryType> = {
   D: "dir",
 };
 
+/** Options of {@link readTarEntries}. */
+export interface ReadTarOptions {
+  /**
+   * Largest extended header (PAX record set, GNU long name or link) read
+   * into memory, and largest total of the PAX global records kept. Default 1 MiB.
+   */
+  maxExtendedHeaderBytes?: number;
+}
+
+const U32 = 0xffffffff;
+
+function checkIds(e: TarEntry): void {
+  for (const key of ["uid", "gid", "devmajor", "devminor"] as const) {
+    const v = e[key];
+    if (!Number.isSafeInteger(v) || v < 0 || v > U32) {
+      throw new LayerInvalidError(`tar entry ${JSON.stringify(e.path)}: bad ${key} ${String(v)}`, {
+        details: { path: e.path, field: key },
+      });
+    }
+  }
+  if (!Number.isFinite(e.mtime)) e.mtime = 0;
+}
+
 /**
  * Iterates the entries of an uncompressed tar (ustar, PAX incl. global
  * headers and xattrs, GNU long names/links). Entry data is not read; its
- * offset is reported. Throws {@link LayerInvalidError} on corrupt input.
+ * offset is reported. Throws {@link LayerInvalidError} on corrupt input
+ * (including ids that are not 32-bit unsigned integers, and extended
+ * headers over `maxExtendedHeaderBytes`).
  */
-export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry> {
+export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+  const maxExt = opts.maxExtendedHeaderBytes ?? 1024 * 1024;
   let pos = 0;
   let global = new Map<string, Buffer>();
+  let globalBytes = 0;
   let pax: Map<string, Buffer> | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
@@ -173,10 +200,16 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
       return Buffer.from(d);
     };
     if (typeflag === "x" || typeflag === "g" || typeflag === "L" || typeflag === "K") {
-      const data = await readData(16 * 1024 * 1024);
+      const data = await readData(maxExt);
       if (typeflag === "x") pax = parsePax(data);
-      else if (typeflag === "g") global = new Map([...global, ...parsePax(data)]);
-      else if (typeflag === "L") longName = cstr(data, 0, data.length);
+      else if (typeflag === "g") {
+        global = new Map([...global, ...parsePax(data)]);
+        globalBytes = 0;
+        for (const [k, v] of global) globalBytes += k.length + v.length;
+        if (globalBytes > maxExt) {
+          throw new LayerInvalidError(`tar global extended headers larger than ${maxExt} bytes in total`);
+        }
+      } else if (typeflag === "L") longName = cstr(data, 0, data.length);
       else longLink = cstr(data, 0, data.length);
       pos = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
       continue;
@@ -205,6 +238,7 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
     };
     if (global.size) applyPax(entry, global);
     if (pax) applyPax(entry, pax);
+    checkIds(entry);
     size = entry.size;
     if (!Number.isSafeInteger(size) || size < 0) throw new LayerInvalidError(`bad size for ${entry.path}`);
     pax = undefined;

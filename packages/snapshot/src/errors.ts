@@ -17,6 +17,10 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `SNAPSHOT_LOCK_TIMEOUT`: the lock for a name was held by a live process for longer than allowed.
  * - `SNAPSHOT_ABORTED`: an operation was aborted through its `AbortSignal`.
  * - `SNAPSHOT_DEST_NOT_EMPTY`: a derived snapshot's destination exists and is not a snapshot.
+ * - `SNAPSHOT_UNSAFE_PATH`: a path in `metadata.json` (or the snapshot directory's own path) is
+ *   not absolute and normalized, holds NUL/control characters or (where it reaches QEMU) a
+ *   comma, or the root fs image lies outside the root fs stores (`details.field`,
+ *   `details.problem`).
  */
 export type SnapshotErrorCode =
   | "SNAPSHOT_NOT_FOUND"
@@ -30,7 +34,8 @@ export type SnapshotErrorCode =
   | "SNAPSHOT_NAME_INVALID"
   | "SNAPSHOT_LOCK_TIMEOUT"
   | "SNAPSHOT_ABORTED"
-  | "SNAPSHOT_DEST_NOT_EMPTY";
+  | "SNAPSHOT_DEST_NOT_EMPTY"
+  | "SNAPSHOT_UNSAFE_PATH";
 
 /** Every error thrown by `@supermachine/snapshot`; switch on {@link SnapshotError.code}. */
 export class SnapshotError extends SupermachineError {

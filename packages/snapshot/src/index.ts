@@ -29,6 +29,7 @@ export {
 } from "./metadata.js";
 export { assertSnapshotName, defaultSnapshotName, sanitizeRef } from "./names.js";
 export { parseSnapshotMetadata } from "./parse-metadata.js";
+export { defaultRootfsDir, unsafePathProblem } from "./paths.js";
 export type { PruneOptions, PruneResult } from "./prune.js";
 export type { PublishOptions, PublishResult } from "./publish.js";
 export type {

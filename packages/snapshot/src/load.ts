@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { lstat, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
 import { sha256File } from "./files.js";
@@ -10,6 +10,7 @@ import {
   STATE_FILE,
 } from "./metadata.js";
 import { metadataFormatVersion, parseSnapshotMetadata } from "./parse-metadata.js";
+import { assertSafePath, defaultRootfsDir, isInside } from "./paths.js";
 
 /** A validated snapshot on disk. */
 export interface LoadedSnapshot {
@@ -29,6 +30,13 @@ export interface LoadOptions {
   expectedAssets?: SnapshotAssets;
   /** Check the sha256 of the small files (`restore.snap`, ...). Default true; the memory file is never read. */
   verifyChecksums?: boolean;
+  /**
+   * Directories a snapshot's root fs image may live in (it must be a
+   * regular file inside one of them, symlinks resolved); anything else is
+   * `SNAPSHOT_UNSAFE_PATH`. Default: `[defaultRootfsDir()]`, where
+   * `@supermachine/oci` builds root fs images by default.
+   */
+  rootfsDirs?: string[];
 }
 
 const MIB = 1024 * 1024;
@@ -62,6 +70,8 @@ function corrupt(
 /** Resolves a snapshot directory, or a file inside one (`restore.snap`, `metadata.json`), to the directory. */
 export async function resolveSnapshotDir(pathOrFile: string): Promise<string> {
   const abs = resolve(pathOrFile);
+  // QEMU gets `<dir>/memory.bin` and `<dir>/restore.snap` inside option strings.
+  assertSafePath(abs, "snapshot path", { qemu: true, details: { field: "(directory)" } });
   const st = await statOrUndefined(abs);
   if (!st) {
     throw new SnapshotError("SNAPSHOT_NOT_FOUND", `no snapshot at ${abs}: path does not exist`, {
@@ -112,6 +122,12 @@ export async function readSnapshotMetadata(dir: string): Promise<SnapshotMetadat
         err,
       );
     }
+    if (err instanceof SnapshotError && err.code === "SNAPSHOT_UNSAFE_PATH") {
+      throw new SnapshotError("SNAPSHOT_UNSAFE_PATH", `snapshot ${dir}: ${METADATA_FILE}: ${err.message}`, {
+        cause: err,
+        details: { dir, file: METADATA_FILE, ...err.details },
+      });
+    }
     if (err instanceof SnapshotError && err.code === "SNAPSHOT_VERSION") {
       throw new SnapshotError("SNAPSHOT_VERSION", `snapshot ${dir}: ${err.message}`, {
         details: { dir, formatVersion: metadataFormatVersion(json) },
@@ -125,8 +141,8 @@ export async function readSnapshotMetadata(dir: string): Promise<SnapshotMetadat
  * Checks a snapshot's files against its metadata with `stat` only (plus
  * the checksums of small files when asked): every recorded file present
  * with its recorded size, the memory file exactly `memoryMib` MiB, the
- * guest assets the expected ones, the root fs image present and unchanged
- * in size.
+ * guest assets the expected ones, the root fs image inside `rootfsDirs` (a
+ * regular file, symlinks resolved), present and unchanged in size.
  */
 export async function validateSnapshotFiles(
   dir: string,
@@ -186,13 +202,32 @@ export async function validateSnapshotFiles(
       }
     }
   }
-  const rootfs = await statOrUndefined(metadata.rootfs.path);
+  const rootfsDirs = (options.rootfsDirs ?? [defaultRootfsDir()]).map((d) => resolve(d));
+  const rootfsPath = metadata.rootfs.path;
+  const outside = (problem: string) =>
+    new SnapshotError(
+      "SNAPSHOT_UNSAFE_PATH",
+      `snapshot ${dir} names root fs ${rootfsPath}, which ${problem} (root fs stores: ${rootfsDirs.join(", ")}); pass rootfsDirs to allow another store`,
+      { details: { dir, field: "rootfs.path", path: rootfsPath, problem, rootfsDirs } },
+    );
+  if (!rootfsDirs.some((d) => isInside(d, rootfsPath) && resolve(rootfsPath) !== d)) {
+    throw outside("is outside the root fs stores");
+  }
+  const rootfs = await statOrUndefined(rootfsPath);
   if (!rootfs) {
     throw new SnapshotError(
       "SNAPSHOT_ROOTFS_MISSING",
       `snapshot ${dir} needs root fs ${metadata.rootfs.path} (digest ${metadata.rootfs.digest}), which no longer exists`,
       { details: { dir, rootfs: metadata.rootfs.path, digest: metadata.rootfs.digest } },
     );
+  }
+  const link = await lstat(rootfsPath);
+  if (!link.isFile()) throw outside(link.isSymbolicLink() ? "is a symbolic link" : "is not a regular file");
+  // Symlinked directories on the way must not lead out of the store either.
+  const real = await realpath(rootfsPath);
+  const realDirs = await Promise.all(rootfsDirs.map((d) => realpath(d).catch(() => undefined)));
+  if (!realDirs.some((d) => d !== undefined && isInside(d, real) && real !== d)) {
+    throw outside(`resolves to ${real}, outside the root fs stores`);
   }
   if (rootfs.size !== metadata.rootfs.size) {
     throw new SnapshotError(
@@ -210,7 +245,9 @@ export async function validateSnapshotFiles(
  * path. Never reads the memory file. Throws a {@link SnapshotError}:
  * `SNAPSHOT_NOT_FOUND`, `SNAPSHOT_CORRUPT` (missing or truncated file, bad
  * metadata; `details.file`/`details.field` say which), `SNAPSHOT_VERSION`,
- * `SNAPSHOT_ASSET_MISMATCH`, `SNAPSHOT_ROOTFS_MISSING` or `SNAPSHOT_ROOTFS_CHANGED`.
+ * `SNAPSHOT_UNSAFE_PATH` (a path in the metadata, or the directory's own, is
+ * unsafe, or the root fs lies outside `rootfsDirs`), `SNAPSHOT_ASSET_MISMATCH`,
+ * `SNAPSHOT_ROOTFS_MISSING` or `SNAPSHOT_ROOTFS_CHANGED`.
  */
 export async function loadSnapshot(
   pathOrRestoreSnap: string,

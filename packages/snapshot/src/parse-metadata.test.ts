@@ -83,7 +83,7 @@ describe("parseSnapshotMetadata", () => {
     ["engine.qemuVersion", ""],
     ["engine.accel", undefined],
     ["assets.kernelHash", 5],
-    ["rootfs.path", "relative/path"],
+    ["rootfs.path", 7],
     ["rootfs.size", -1],
     ["files.memory.bin", undefined],
     ["warmupTag", 3],
@@ -116,5 +116,36 @@ describe("parseSnapshotMetadata", () => {
     const json = valid();
     (json.files as Record<string, unknown>)["../escape"] = { size: 1 };
     expect(errorOf(json).details.field).toBe("files");
+  });
+
+  it("rejects unsafe paths with SNAPSHOT_UNSAFE_PATH naming the field and the problem", () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ["rootfs.path", "relative/x.ext4", /not absolute/],
+      ["rootfs.path", "/r/../etc/x.ext4", /`\.` or `\.\.`/],
+      ["rootfs.path", "/r/./x.ext4", /`\.` or `\.\.`/],
+      ["rootfs.path", "/r//x.ext4", /not normalized/],
+      ["rootfs.path", "/r/x.ext4/", /not normalized/],
+      ["rootfs.path", "/r/x.ext4,if=none,id=evil", /comma/],
+      ["rootfs.path", "/r/x\u0000.ext4", /control character/],
+      ["rootfs.path", "/r/x\n.ext4", /control character/],
+    ];
+    for (const [field, value, problem] of cases) {
+      const err = errorOf(set(valid(), field, value));
+      expect(err.code, value).toBe("SNAPSHOT_UNSAFE_PATH");
+      expect(err.details.field).toBe(field);
+      expect(String(err.details.problem)).toMatch(problem);
+    }
+    const guest = (p: string) => {
+      const json = valid();
+      (json.extraFiles as Array<Record<string, unknown>>)[0]!.guestPath = p;
+      return json;
+    };
+    for (const p of ["relative", "/etc/../../x", "/etc/x\u0000"]) {
+      const err = errorOf(guest(p));
+      expect(err.code).toBe("SNAPSHOT_UNSAFE_PATH");
+      expect(err.details.field).toBe("extraFiles[0].guestPath");
+    }
+    // A guest path never reaches QEMU: commas are fine there.
+    expect(parseSnapshotMetadata(guest("/etc/a,b")).extraFiles[0]?.guestPath).toBe("/etc/a,b");
   });
 });

@@ -9,6 +9,7 @@ import {
   type SnapshotMetadata,
   STATE_FILE,
 } from "./metadata.js";
+import { assertSafePath } from "./paths.js";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const OCI_DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
@@ -126,6 +127,13 @@ function parseFiles(v: unknown): Record<string, SnapshotFileRecord> {
   return out;
 }
 
+/** `rootfs.path`: a safe absolute path (it is handed to QEMU as a drive file, so no commas). */
+function rootfsPath(rootfs: Obj): string {
+  const path = str(rootfs, "path", "rootfs.path", { nonEmpty: true });
+  assertSafePath(path, "metadata field `rootfs.path`", { qemu: true, details: { field: "rootfs.path" } });
+  return path;
+}
+
 /**
  * Reads the format version of parsed `metadata.json` contents without
  * validating anything else, or undefined when it has none.
@@ -138,7 +146,9 @@ export function metadataFormatVersion(json: unknown): unknown {
  * Strictly validates parsed `metadata.json` contents and returns a clean
  * copy holding only the fields of the format (unknown fields are dropped).
  *
- * Throws `SNAPSHOT_VERSION` for a `formatVersion` other than 1 and
+ * Throws `SNAPSHOT_VERSION` for a `formatVersion` other than 1,
+ * `SNAPSHOT_UNSAFE_PATH` for a path that is not absolute and normalized or
+ * holds NUL, control characters or (`rootfs.path`) commas, and
  * `SNAPSHOT_METADATA_INVALID` naming the first bad field (`details.field`).
  */
 export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
@@ -182,9 +192,9 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
       trigger: trigger as BakeTrigger,
       extraFiles: extraRaw.map((f, i) => {
         const e = obj(f, `extraFiles[${i}]`);
-        const guestPath = str(e, "guestPath", `extraFiles[${i}].guestPath`, { nonEmpty: true });
-        if (!guestPath.startsWith("/"))
-          throw bad(`extraFiles[${i}].guestPath`, "an absolute path", guestPath);
+        const field = `extraFiles[${i}].guestPath`;
+        const guestPath = str(e, "guestPath", field, { nonEmpty: true });
+        assertSafePath(guestPath, `metadata field \`${field}\``, { details: { field } });
         return {
           guestPath,
           sha256: str(e, "sha256", `extraFiles[${i}].sha256`, { pattern: HEX64 }),
@@ -208,7 +218,7 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
         agentHash: str(assets, "agentHash", "assets.agentHash", { nonEmpty: true }),
       },
       rootfs: {
-        path: str(rootfs, "path", "rootfs.path", { pattern: /^\// }),
+        path: rootfsPath(rootfs),
         digest: str(rootfs, "digest", "rootfs.digest", { nonEmpty: true }),
         size: int(rootfs, "size", "rootfs.size", 0, Number.MAX_SAFE_INTEGER),
       },

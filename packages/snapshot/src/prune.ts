@@ -11,7 +11,11 @@ export interface PruneOptions {
   keep?: number;
   /** Remove valid snapshots created before this date, or more than this many milliseconds ago. */
   olderThan?: Date | number;
-  /** Remove snapshots that fail validation (not those of another format version). Default true. */
+  /**
+   * Remove snapshots that fail validation (not those of another format
+   * version, nor those failing with `SNAPSHOT_UNSAFE_PATH`, e.g. a root fs
+   * outside this store's `rootfsDirs`). Default true.
+   */
   removeInvalid?: boolean;
   /**
    * Directory of content-addressed root fs images. Files in it that no
@@ -87,7 +91,9 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
   const entries = await store.list();
   const expired = selectExpired(entries, options);
   for (const e of entries) {
-    const invalid = !e.valid && e.error?.code !== "SNAPSHOT_VERSION" && options.removeInvalid !== false;
+    // Another format version, or a root fs outside this process's stores, may be another setup's: keep it.
+    const foreign = e.error?.code === "SNAPSHOT_VERSION" || e.error?.code === "SNAPSHOT_UNSAFE_PATH";
+    const invalid = !e.valid && !foreign && options.removeInvalid !== false;
     if (!expired.has(e.name) && !invalid) continue;
     const lock = await store.tryLock(e.name);
     if (!lock) {

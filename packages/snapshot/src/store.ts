@@ -14,6 +14,7 @@ import {
 import { acquireLock, type LockOptions, type SnapshotLock, tryAcquireLock } from "./lock.js";
 import { METADATA_FILE, type SnapshotMetadata, type SnapshotMetadataDraft } from "./metadata.js";
 import { assertSnapshotName, defaultSnapshotName } from "./names.js";
+import { assertSafePath } from "./paths.js";
 import { type PruneOptions, type PruneResult, pruneStore } from "./prune.js";
 import {
   buildAndPlace,
@@ -34,6 +35,13 @@ export interface SnapshotStoreOptions {
   dir?: string;
   /** Staleness of locks held from another host (ms), see {@link LockOptions.staleMs}. Default 120 000. */
   lockStaleMs?: number;
+  /**
+   * Directories the snapshots' root fs images may live in, used by every
+   * load, lookup, list and publish of this store unless the call passes its
+   * own (see {@link LoadOptions.rootfsDirs}). Default: the default root fs
+   * directory of `@supermachine/oci`.
+   */
+  rootfsDirs?: string[];
 }
 
 /** Identifies a snapshot in the store: an explicit name, or the default name derived from `ref` + `fingerprint`. */
@@ -77,10 +85,19 @@ export class SnapshotStore {
   /** Absolute path of the snapshots directory. */
   readonly dir: string;
   private readonly lockStaleMs: number;
+  private readonly rootfsDirs?: string[];
 
   constructor(options: SnapshotStoreOptions = {}) {
     this.dir = resolve(options.dir ?? defaultSnapshotsDir());
     this.lockStaleMs = options.lockStaleMs ?? 120_000;
+    this.rootfsDirs = options.rootfsDirs;
+  }
+
+  /** `options` with this store's `rootfsDirs` unless they name their own. */
+  private withStoreDefaults<T extends LoadOptions>(options: T): T {
+    return this.rootfsDirs && options.rootfsDirs === undefined
+      ? { ...options, rootfsDirs: this.rootfsDirs }
+      : options;
   }
 
   /** The directory name a key maps to (its `name`, else the default name), validated. */
@@ -107,7 +124,7 @@ export class SnapshotStore {
   ): Promise<(LoadedSnapshot & { name: string }) | undefined> {
     const name = this.nameFor(key);
     try {
-      const loaded = await loadSnapshot(join(this.dir, name), options);
+      const loaded = await loadSnapshot(join(this.dir, name), this.withStoreDefaults(options));
       if (loaded.metadata.fingerprint !== key.fingerprint) return undefined;
       return { ...loaded, name };
     } catch (err) {
@@ -134,6 +151,9 @@ export class SnapshotStore {
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     const name = this.nameFor(key);
+    // The build directory's files reach QEMU inside option strings.
+    assertSafePath(this.dir, "snapshots directory", { qemu: true, details: { field: "(directory)" } });
+    options = this.withStoreDefaults(options);
     await mkdir(this.dir, { recursive: true });
     const lock = await this.lock(name, {
       timeoutMs: options.lockTimeoutMs,
@@ -156,7 +176,7 @@ export class SnapshotStore {
    */
   async load(pathOrName: string, options: LoadOptions = {}): Promise<LoadedSnapshot> {
     const isName = !pathOrName.includes("/") && pathOrName !== "." && pathOrName !== "..";
-    return loadSnapshot(isName ? join(this.dir, pathOrName) : pathOrName, options);
+    return loadSnapshot(isName ? join(this.dir, pathOrName) : pathOrName, this.withStoreDefaults(options));
   }
 
   /** Loads and validates the snapshot at a directory or its `restore.snap` path. See {@link loadSnapshot}. */
@@ -200,7 +220,10 @@ export class SnapshotStore {
       const entry: SnapshotListEntry = { name, dir, valid: false, diskUsage: await diskUsage(dir) };
       try {
         entry.metadata = await readSnapshotMetadata(dir);
-        await validateSnapshotFiles(dir, entry.metadata, { verifyChecksums: false, ...options });
+        await validateSnapshotFiles(dir, entry.metadata, {
+          verifyChecksums: false,
+          ...this.withStoreDefaults(options),
+        });
         entry.valid = true;
       } catch (err) {
         if (!(err instanceof SnapshotError)) throw err;
@@ -265,7 +288,7 @@ export class SnapshotStore {
     const fingerprint = createHash("sha256")
       .update(`derived:${base.fingerprint}:${randomBytes(16).toString("hex")}`)
       .digest("hex");
-    const store = new SnapshotStore({ dir: parent });
+    const store = new SnapshotStore({ dir: parent, rootfsDirs: options.rootfsDirs });
     const result = await store.publish(
       { name, ref: base.image.ref, fingerprint },
       async (tmpDir) => {

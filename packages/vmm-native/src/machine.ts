@@ -372,8 +372,9 @@ export class PreparedRestore {
   ) {}
 
   /**
-   * Loads the device state and starts the vCPUs. On timeout or failure QEMU
-   * is killed and a typed error thrown. Can be called once.
+   * Loads the device state and starts the vCPUs. On timeout (`RESTORE_TIMEOUT`)
+   * or failure (`RESTORE_FAILED`, with QEMU's exit as the cause when it died)
+   * QEMU is killed. Can be called once.
    */
   async complete(): Promise<Machine> {
     if (this.used) throw new VmmError("VM_CLOSED", "prepared restore already used");
@@ -404,7 +405,9 @@ export class PreparedRestore {
       return m;
     } catch (err) {
       await m.close();
-      if (err instanceof VmmError && (err.code === "RESTORE_TIMEOUT" || err.code === "VM_EXITED")) throw err;
+      // A state file QEMU cannot load makes it exit or report the failure, whichever comes
+      // first: both are RESTORE_FAILED (the exit, with its console tail, is the cause).
+      if (err instanceof VmmError && err.code === "RESTORE_TIMEOUT") throw err;
       throw new VmmError(
         "RESTORE_FAILED",
         `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`,

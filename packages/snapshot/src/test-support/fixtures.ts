@@ -8,17 +8,33 @@ import type { SnapshotMetadataDraft } from "../metadata.js";
 export interface TestDirs {
   root: string;
   snapshots: string;
+  /** `<root>/cache/oci/rootfs`: the default root fs store while `$SUPERMACHINE_CACHE` is `<root>/cache`. */
   rootfs: string;
   cleanup(): Promise<void>;
 }
 
-/** Creates fresh temp directories for a test. */
+/**
+ * Creates fresh temp directories for a test and points `$SUPERMACHINE_CACHE`
+ * at `<root>/cache` (restored by `cleanup`), so the store's default root fs
+ * store is the test's `rootfs` directory (child processes inherit it).
+ */
 export async function makeTestDirs(): Promise<TestDirs> {
   const root = await mkdtemp(join(tmpdir(), "sm-snapshot-test-"));
   const snapshots = join(root, "snapshots");
-  const rootfs = join(root, "rootfs");
+  const rootfs = join(root, "cache", "oci", "rootfs");
   await mkdir(rootfs, { recursive: true });
-  return { root, snapshots, rootfs, cleanup: () => rm(root, { recursive: true, force: true }) };
+  const saved = process.env.SUPERMACHINE_CACHE;
+  process.env.SUPERMACHINE_CACHE = join(root, "cache");
+  return {
+    root,
+    snapshots,
+    rootfs,
+    cleanup: async () => {
+      if (saved === undefined) delete process.env.SUPERMACHINE_CACHE;
+      else process.env.SUPERMACHINE_CACHE = saved;
+      await rm(root, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Writes a root fs image file of `size` bytes named after `digest`, returns its path. */

@@ -159,7 +159,11 @@ test("exec runs in a cgroup of its own, removed once it ended", async () => {
     groups.push(m[2]);
   }
   ok(groups[0] !== groups[1], `two execs, two cgroups (${groups})`);
-  const r = await c.exec(id(), ["sh", "-c", `for g in ${groups.join(" ")}; do [ -e ${base}/$g ] && echo $g; done; true`]);
+  const r = await c.exec(id(), [
+    "sh",
+    "-c",
+    `for g in ${groups.join(" ")}; do [ -e ${base}/$g ] && echo $g; done; true`,
+  ]);
   eq(r.stdout.toString(), "", "cgroups of finished execs left behind");
 });
 test("exec signal", async () => {

@@ -1,0 +1,25 @@
+// vitest globalSetup of the integration project: everything the integration
+// tests need is made current before the first file runs, however the run was
+// started (npm test, npm run test:integration, npx vitest ... FILE):
+// - the packages' dist/ (child-process tests import it): turbo build, cached;
+// - every test OCI layout, each checked and rebuilt when stale or incomplete;
+// - the built-in default image the examples bake.
+// The guest kernel and agent come from `npm run setup` (build-assets.sh);
+// the engine fails with GUEST_ASSETS_MISSING, saying so, when they are absent.
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureTestImages } from "./test-images.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export default function setup(): void {
+  execFileSync("npx", ["turbo", "run", "build", "--output-logs=errors-only"], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  ensureTestImages();
+  execFileSync("bash", [join(root, "scripts", "test-images", "default-image.sh")], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
