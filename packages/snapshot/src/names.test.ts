@@ -3,7 +3,9 @@ import { defaultSnapshotName, sanitizeRef } from "./names.js";
 
 describe("sanitizeRef", () => {
   it("keeps registry references readable", () => {
-    expect(sanitizeRef("127.0.0.1:5000/library/busybox:latest")).toBe("127.0.0.1_5000_library_busybox_latest");
+    expect(sanitizeRef("127.0.0.1:5000/library/busybox:latest")).toBe(
+      "127.0.0.1_5000_library_busybox_latest",
+    );
   });
 
   it("names local sources by their last path component and tag, not their host path", () => {
