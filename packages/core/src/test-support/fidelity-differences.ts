@@ -43,7 +43,7 @@ export const EXPLAINED: ExplainedDifference[] = [
       "/dev is the guest kernel's devtmpfs: besides the standard nodes and links it holds the VM's own devices (serial console, root disk, agent port, RNG, vsock) and the ones workloads use without --device (/dev/fuse, /dev/loop-control and loop devices, /dev/net/tun, /dev/kmsg)",
     applies: (d) =>
       (d.container === undefined && VM_DEVICES.test(d.key)) ||
-      (d.key.startsWith("feature.dev_") && ok(d.vm) && (d.container ?? "").startsWith("absent:")),
+      (d.key.startsWith("feature.dev_") && usable(d.vm) && d.container === "absent:ENOENT"),
   },
   {
     id: "dev-devtmpfs",
