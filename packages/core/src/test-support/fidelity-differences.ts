@@ -125,5 +125,5 @@ export function classifyDifferences(
 
 /** True when the VM's value of a feature is at least what the container has. */
 export function featureNotWorse(container?: string, vm?: string): boolean {
-  return !usable(container) || ok(vm);
+  return !usable(container) || ok(vm) || vm === container;
 }

@@ -151,6 +151,10 @@ int init_setup(void) {
   try_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   /* cgroup2 at its usual place: every exec gets a cgroup under EXEC_CGROUP_BASE */
   try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* what udev's default rules give on a Docker host: anyone may open these
+   * (fusermount, fuse-overlayfs, slirp4netns run unprivileged) */
+  if (chmod("/dev/fuse", 0666) < 0) logmsg("/dev/fuse: %s", strerror(errno));
+  if (chmod("/dev/net/tun", 0666) < 0) logmsg("/dev/net/tun: %s", strerror(errno));
   if (symlink("/proc/self/fd", "/dev/fd") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/0", "/dev/stdin") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/1", "/dev/stdout") < 0 && errno != EEXIST) {}

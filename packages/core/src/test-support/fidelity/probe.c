@@ -388,7 +388,9 @@ static void cgroup_section(void) {
 static void sysctl(const char *name, const char *path) {
   char b[256], k[96];
   snprintf(k, sizeof k, "sysctl.%s", name);
-  if (slurp(path, b, sizeof b) < 0) return out(k, "missing");
+  long n = slurp(path, b, sizeof b);
+  if (n < 0) return out(k, "missing");
+  while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == ' ')) b[--n] = 0;
   out(k, "%s", b);
 }
 
