@@ -74,6 +74,7 @@ export type {
   TcpDataMessage,
   WindowMessage,
   WorkloadConfigMessage,
+  WorkloadLogsMessage,
   WorkloadSignalMessage,
   WorkloadStartMessage,
   WriteFileMessage,

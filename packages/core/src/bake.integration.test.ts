@@ -386,7 +386,7 @@ describe("Image.build: failures are typed and leave nothing behind", () => {
     );
     expect(snapshotDirs(snapshotsDir)).toEqual([]);
     expect(lockFiles(snapshotsDir)).toEqual([]);
-    expect(await waitFor(() => qemuPids().length === 0, 10_000)).toBe(true);
+    expect(await waitFor(() => qemuPids().length === 0, 60_000)).toBe(true);
     return err;
   }
 

@@ -64,7 +64,7 @@ describe("supermachine CLI", () => {
     expect(path.startsWith(`${snaps}/`)).toBe(true);
     const ls = cli("ls", "--snapshots-dir", snaps);
     expect(ls.code).toBe(0);
-    expect(ls.out).toMatch(/^\S*_busybox_latest-[0-9a-f]{16}\t[\d.]+ MB\toci:\S+ pre-exec\n$/);
+    expect(ls.out).toMatch(/^\S*busybox_latest-[0-9a-f]{16}\t[\d.]+ MB\toci:\S+ pre-exec\n$/);
     expect(ls.out.split("\t")[0]).toBe(path.slice(snaps.length + 1));
     const again = cli("build", ref, "--snapshots-dir", snaps);
     expect(again.code).toBe(0);

@@ -10,6 +10,10 @@ const USAGE = `usage: supermachine <command> [options]
 
   build <ref>            bake an image (or find its cached snapshot) and print its path
   run <ref> -- <argv..>  bake if needed, acquire a VM, run a command, print its output
+  run <ref> --logs [-- <argv..>]
+                         also print the workload's output (newest 64 KiB of its
+                         stdout+stderr, like docker logs): on stderr after the
+                         command, or on stdout after --wait-ms without one
   ls                     list snapshots with their size
   prune                  remove snapshots (and root fs images no snapshot uses)
   doctor [--json]        check this host (QEMU, accelerator, guest, directories) and print fixes;
@@ -20,6 +24,8 @@ options:
   --memory MIB           guest RAM (default 256)      --vcpus N     (default 1)
   --port N               guest port (default 80)      --listener    snapshot once it listens
   --name NAME            stable snapshot name         --pull always|missing|never
+  --cmd 'SHELL COMMAND'  the workload: /bin/sh -c COMMAND (replaces ENTRYPOINT+CMD)
+  --wait-ms N            run --logs without a command: let the workload run N ms (2000)
   --keep N               prune: keep the N newest     --older-than-days D
   --rootfs               prune: also delete root fs images no snapshot in THIS
                          snapshots directory uses (they are shared by all)
@@ -71,6 +77,9 @@ export async function main(argv: string[]): Promise<number> {
       keep: { type: "string" },
       "older-than-days": { type: "string" },
       rootfs: { type: "boolean" },
+      logs: { type: "boolean" },
+      cmd: { type: "string" },
+      "wait-ms": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -91,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
     guestPort: num(values.port),
     listenerRequired: values.listener,
     pullPolicy: values.pull,
+    cmd: values.cmd === undefined ? undefined : ["/bin/sh", "-c", values.cmd],
     onProgress: progressPrinter(),
   });
   switch (cmd) {
@@ -119,14 +129,28 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "run": {
-      if (!ref || command.length === 0) break;
+      if (!ref || (command.length === 0 && !values.logs)) break;
       const image = await Image.build(build(ref));
       const pool = await image.pool({ min: 1, max: 1 });
       try {
         const vm = await pool.acquire();
+        if (command.length === 0) {
+          await new Promise((r) => setTimeout(r, num(values["wait-ms"]) ?? 2000));
+          const logs = await vm.logs();
+          process.stdout.write(logs.output);
+          await vm.release();
+          return 0;
+        }
         const r = await vm.exec({ argv: command });
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
+        if (values.logs) {
+          const logs = await vm.logs();
+          process.stderr.write(
+            `--- workload logs (last ${logs.output.length} of ${logs.totalBytes} bytes) ---\n`,
+          );
+          process.stderr.write(logs.output);
+        }
         await vm.release();
         return r.exitCode < 0 ? 128 : r.exitCode;
       } finally {

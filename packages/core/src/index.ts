@@ -12,11 +12,14 @@ export type {
   ExecOutput,
   ExecWaitResult,
   ExtraFileSpec,
+  LogsOptions,
   PoolOptions,
   PoolStats,
+  ReadFileOptions,
   StagedFileMode,
   WarmupVm,
   Winsize,
+  WorkloadLogs,
 } from "./options.js";
 export { Pool } from "./pool.js";
 export { TcpForwarder } from "./tcp-forwarder.js";

@@ -35,7 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool?.shutdown();
   await fx?.close();
-  expect(await waitFor(() => qemuPids().length === 0, 10_000)).toBe(true);
+  expect(await waitFor(() => qemuPids().length === 0, 60_000)).toBe(true);
 });
 
 /** Local addresses listening on TCP `port` (IPv4 and IPv6), from /proc/net/tcp{,6}. */
@@ -151,7 +151,8 @@ describe("Vm.exec", () => {
           "echo tree-up; sleep 104; echo not-reached",
         ].join("\n"),
       ],
-      timeoutMs: 3_000,
+      // long enough for the tree to be up on a loaded machine under TCG (checked just below)
+      timeoutMs: 6_000,
     });
     expect(r.stdout.toString()).toBe("tree-up\n");
     expect(r.timedOut).toBe(true);
@@ -159,7 +160,7 @@ describe("Vm.exec", () => {
     const sleeps = async () =>
       (await sh(vm, "ps -o args")).split("\n").filter((l) => /^sleep 10[1-5]$/.test(l));
     expect(
-      await waitFor(async () => (await sleeps()).length === 0, 10_000),
+      await waitFor(async () => (await sleeps()).length === 0, 60_000),
       (await sleeps()).join(", "),
     ).toBe(true);
     // The same check sees such a process when one is alive.
@@ -167,7 +168,7 @@ describe("Vm.exec", () => {
       vm,
       "(setsid sh -c 'echo $$ > /tmp/p105.tmp; mv /tmp/p105.tmp /tmp/p105; exec sleep 105' &); while [ ! -e /tmp/p105 ]; do sleep 0.05; done",
     );
-    expect(await waitFor(async () => (await sleeps()).join() === "sleep 105", 10_000)).toBe(true);
+    expect(await waitFor(async () => (await sleeps()).join() === "sleep 105", 60_000)).toBe(true);
     await sh(vm, "kill -9 $(cat /tmp/p105)");
     const fine = await vm.exec({ argv: ["echo", "fine"], timeoutMs: 60_000 });
     expect(fine.timedOut ?? false).toBe(false);

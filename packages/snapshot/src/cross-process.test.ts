@@ -73,10 +73,10 @@ function startChild(args: Record<string, unknown>): Child {
   return { proc, stderr: () => err, result };
 }
 
-/** Polls `cond` until it holds; fails after 30 s. */
+/** Polls `cond` until it holds; fails after 15 s (under the test timeout). */
 async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
-  for (const deadline = Date.now() + 30_000; !(await cond()); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > deadline) throw new Error(`condition not met within 30 s: ${cond}`);
+  for (const deadline = Date.now() + 15_000; !(await cond()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`condition not met within 15 s: ${cond}`);
   }
 }
 
