@@ -87,6 +87,12 @@ export class NetworkNamespace {
   private refreshTimer: NodeJS.Timeout | undefined;
   private current: DynamicSets;
   private readonly fds: { net: number; mnt: number; user?: number };
+  /**
+   * The resolv.conf bound over /etc/resolv.conf inside: kept until close,
+   * because a process that bind-mounts it again (bubblewrap, confining QEMU)
+   * cannot bind a mount whose file was deleted.
+   */
+  resolvFile: { remove(): void } | undefined;
 
   private constructor(
     private readonly tools: NetworkTools,
@@ -207,13 +213,17 @@ export class NetworkNamespace {
       });
       ready = true;
     } finally {
-      resolv.remove();
-      if (!ready) holder.kill("SIGKILL");
+      if (!ready) {
+        resolv.remove();
+        holder.kill("SIGKILL");
+      }
     }
     let ns: NetworkNamespace;
     try {
       ns = new NetworkNamespace(tools, policy, holder, holder.pid!, !root, dyn);
+      ns.resolvFile = resolv;
     } catch (e) {
+      resolv.remove();
       holder.kill("SIGKILL");
       throw e;
     }
@@ -412,5 +422,6 @@ export class NetworkNamespace {
     this.holder.kill("SIGKILL");
     await Promise.all(waits);
     this.closeFds();
+    this.resolvFile?.remove();
   }
 }

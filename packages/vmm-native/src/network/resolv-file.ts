@@ -7,8 +7,8 @@ let counter = 0;
 
 /**
  * A private directory (0700, owned by this user, not a symlink) for the
- * resolv.conf files namespace holders bind. Each file lives only until its
- * holder has bound it.
+ * resolv.conf files namespace holders bind. Each file lives until its
+ * namespace closes (those of dead processes are removed by the next one).
  */
 function scratchDir(): string {
   const uid = process.getuid?.() ?? 0;
