@@ -83,6 +83,8 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       user: plan.workload.user,
       hostname: plan.hostname,
       hold: true,
+      // execs run as the image's User in its WorkingDir, as `docker exec` does
+      execAsWorkload: true,
       watchPort: plan.trigger === "listener" ? plan.guestPort : undefined,
     });
     if (plan.trigger === "pre-exec") {

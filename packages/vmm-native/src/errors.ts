@@ -17,12 +17,12 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `ACCEL_UNAVAILABLE`: the requested accelerator cannot run the guest here (the reason says why).
  * - `ACCEL_MISMATCH`: a snapshot baked under one accelerator/CPU model was asked to restore under another.
  * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
- * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
- * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
  * - `NETWORK_POLICY_INVALID`: a network policy (allow/deny rule, option) is malformed.
  * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `pasta`,
  *   `nft`, `unshare` or `nsenter` missing); the message names the fix.
  * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
+ * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
+ * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -40,11 +40,11 @@ export type VmmErrorCode =
   | "ACCEL_UNAVAILABLE"
   | "ACCEL_MISMATCH"
   | "INVALID_PATH"
-  | "CONFINEMENT_FAILED"
-  | "RUN_DIR_UNSAFE"
   | "NETWORK_POLICY_INVALID"
   | "NETWORK_UNAVAILABLE"
-  | "NETWORK_SETUP_FAILED";
+  | "NETWORK_SETUP_FAILED"
+  | "CONFINEMENT_FAILED"
+  | "RUN_DIR_UNSAFE";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

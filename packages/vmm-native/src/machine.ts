@@ -44,13 +44,13 @@ export interface StartOptions {
   engine?: Engine;
   /** Parent directory for the per-VM socket/log directory. */
   runDirParent?: string;
-  /** How QEMU is confined (default: every layer; see the README, "Confinement"). */
-  confine?: ConfineOptions | false;
   /**
    * Egress policy of the VM's network card (ignored when the spec has none).
    * Default: the public internet only, DNS on. See the README, "Network".
    */
   network?: NetworkPolicy;
+  /** How QEMU is confined (default: every layer; see the README, "Confinement"). */
+  confine?: ConfineOptions | false;
 }
 
 /** Options of {@link Machine.boot}. */
@@ -110,9 +110,9 @@ export class Machine {
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
+    private readonly launch: LaunchPlan,
     /** The network namespace QEMU runs in (none without a network card). */
     private readonly net: NetworkLease | undefined,
-    private readonly launch: LaunchPlan,
   ) {
     this.spec = spec;
     this.engine = engine;
@@ -224,14 +224,18 @@ export class Machine {
         memoryMib: spec.memoryMib,
         vcpus: spec.vcpus,
         confine: opts.confine,
-        // network: QEMU runs inside the namespace of its egress policy (see network/)
-        wrap: net ? (command, args) => net.wrap(command, args) : undefined,
       });
     } catch (err) {
       consoleSink.close();
       runDir.remove();
       await net?.release();
       throw err;
+    }
+    if (net) {
+      // the confined launch runs inside the policy's network namespace (nsenter execs it: same pid)
+      const wrapped = net.wrap(launch.command, launch.args);
+      launch.command = wrapped.command;
+      launch.args = wrapped.args;
     }
     const proc = new QemuProcess(engine.qemu.path, args, consoleSink, launch);
     let qmp: QmpClient;
@@ -252,7 +256,7 @@ export class Machine {
       await net?.release();
       throw err;
     }
-    const m = new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, net, launch);
+    const m = new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, launch, net);
     m.confineOpts = opts.confine;
     return m;
   }
@@ -407,11 +411,11 @@ export class Machine {
     rmSync(memDest, { force: true });
     const helper = await Machine.start(
       this.spec,
+      // the helper never runs the guest; its network card gets a namespace with no way out
       {
         engine: this.engine,
         runDirParent: dirname(dirname(this.runDir.path)),
         confine: this.confineOpts,
-        // the helper never runs the guest; its network card gets a namespace with no way out
         network: { allowInternetAccess: false, dns: false },
       },
       memDest,

@@ -13,8 +13,6 @@ export async function migrateTo(
   uri: string,
   ignoreShared: boolean,
   timeoutMs = 120_000,
-  /** What the stream goes to, for error messages. Default: `uri`. */
-  what = uri,
 ): Promise<void> {
   await qmp.execute("migrate-set-capabilities", {
     capabilities: [{ capability: "x-ignore-shared", state: ignoreShared }],
@@ -27,11 +25,11 @@ export async function migrateTo(
     if (info.status === "failed" || info.status === "cancelled") {
       throw new VmmError(
         "SNAPSHOT_FAILED",
-        `migration to ${what} ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
+        `migration to ${uri} ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
       );
     }
     if (Date.now() > deadline)
-      throw new VmmError("SNAPSHOT_FAILED", `migration to ${what} did not finish in ${timeoutMs} ms`);
+      throw new VmmError("SNAPSHOT_FAILED", `migration to ${uri} did not finish in ${timeoutMs} ms`);
     await sleep(delay);
   }
 }
@@ -43,7 +41,7 @@ export async function migrateToFile(
   ignoreShared: boolean,
   timeoutMs = 120_000,
 ): Promise<void> {
-  await migrateTo(qmp, `file:${path}`, ignoreShared, timeoutMs, path);
+  await migrateTo(qmp, `file:${path}`, ignoreShared, timeoutMs);
 }
 
 /** Waits until an incoming migration has loaded (the VM leaves the `inmigrate` state). */

@@ -83,7 +83,7 @@ export async function migrateToHostFile(
   try {
     const conn = firstConnection(server, timeoutMs);
     conn.catch(() => {});
-    const migrated = migrateTo(src.qmp, `unix:${src.qemuPath(path)}`, ignoreShared, timeoutMs, dest);
+    const migrated = migrateTo(src.qmp, `unix:${src.qemuPath(path)}`, ignoreShared, timeoutMs);
     const socket = await Promise.race([conn, migrated.then(() => conn)]);
     await Promise.all([migrated, pipeline(socket, createWriteStream("", { fd, autoClose: false }))]);
     fsyncSync(fd);

@@ -135,7 +135,9 @@ void exec_kill(struct stream *s);
 void exec_check_done(struct stream *s);
 void exec_timer(struct stream *s, int64_t now);
 struct stream *exec_by_pid(pid_t pid);
-char **make_env(char **overlay);
+/* PATH, HOSTNAME, HOME (home, "/root" when NULL) and, for a tty, TERM=xterm;
+ * overlaid by the workload's env, then by overlay. */
+char **make_env(char **overlay, const char *home, int tty);
 void child_reset_signals(void);
 /* Never returns: execs argv[0] (PATH lookup) or exits 127/126, writing errno
  * to status_fd when it is >= 0. */
@@ -169,6 +171,20 @@ void tcp_input_end(struct stream *s);
 void tcp_check_done(struct stream *s);
 
 /* workload.c */
+/* The image's user, resolved from the image's /etc/passwd and /etc/group. */
+struct wl_user {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64]; /* supplementary: the groups that list the user */
+  int ngroups;
+  const char *home; /* passwd home; "/" for a uid without an entry */
+  int named;        /* the image named a user (else root by default) */
+};
+/* Who execs run as: the workload's user when WORKLOAD_CONFIG asked for it
+ * (SM_WL_EXEC_AS_WORKLOAD, like `docker exec`), else NULL (the agent's root). */
+const struct wl_user *wl_exec_user(void);
+/* Where execs without a cwd start: the workload's cwd under the same flag, else "/". */
+const char *wl_exec_cwd(void);
 void wl_config(uint32_t id, const struct field *f);
 void wl_start(uint32_t id);
 void wl_signal(uint32_t id, const struct field *f);
@@ -181,6 +197,18 @@ void wl_log_readable(void);
 /* WORKLOAD_LOGS: answered like READ_FILE with the ring's newest bytes. */
 void wl_logs(uint32_t id, const struct field *f);
 void logs_pump(struct stream *s);
+
+/* guest-env.c: what a container runtime gives its processes */
+/* /etc/hosts, /etc/hostname, /etc/resolv.conf for hostname host, as Docker writes them. */
+void guest_etc_files(const char *host);
+/* Docker's per-container sysctls (ping_group_range, ip_unprivileged_port_start). */
+void guest_sysctls(void);
+/* Delegates every available cgroup v2 controller from root down to base. */
+void guest_cgroup_controllers(const char *root, const char *base);
+/* In a forked child (init mode): the rlimits a container starts with. */
+void child_limits(void);
+/* In a forked child: becomes u (NULL: stays root), owning tty_fd if >= 0; -1 on failure. */
+int child_become(const struct wl_user *u, int tty_fd);
 
 /* init.c */
 int init_setup(void);

@@ -77,6 +77,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     init_setup();
     exec_cgroup_init(EXEC_CGROUP_BASE);
+    guest_cgroup_controllers("/sys/fs/cgroup", EXEC_CGROUP_BASE);
     int fd = open_agent_port();
     if (fd < 0) {
       logmsg("FATAL: agent not started; reaping only");

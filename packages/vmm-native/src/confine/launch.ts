@@ -68,12 +68,11 @@ export interface LaunchRequest {
   vcpus: number;
   confine?: ConfineOptions | false;
   /**
-   * Wraps the whole command line, run first with the caller's privileges:
-   * it must exec `command args` in the end. The network policy uses it to
-   * start QEMU inside its network namespace (`nsenter --net=... --`).
-   * Everything after it is confined.
+   * A command run first, as the caller, that must exec the rest of the
+   * command line (e.g. `["nsenter", "--net=/run/netns/x", "--"]` to place
+   * QEMU in a network namespace). Everything after it is confined.
    */
-  wrap?: (command: string, args: string[]) => { command: string; args: string[] };
+  prefix?: string[];
 }
 
 /** Which layers a launch applies (for diagnostics and tests). */
@@ -144,21 +143,15 @@ function underDir(path: string, dir: string): string | undefined {
 
 let cgroupSeq = 0;
 
-/** `chain` (command first) through the request's wrapper, if any. */
-function wrapped(req: LaunchRequest, chain: string[]): { command: string; args: string[] } {
-  const [command, ...args] = chain;
-  return req.wrap ? req.wrap(command!, args) : { command: command!, args };
-}
-
 /** An unconfined launch: QEMU as the caller, only the parent-death signal (Linux). */
 function plainPlan(req: LaunchRequest, confinement: Confinement): LaunchPlan {
   const setpriv = process.platform === "linux" ? findTool("setpriv") : undefined;
   const qemuDir = req.files.runDir.qemuDir;
   const argv = setpriv ? ["--pdeathsig", "KILL", "--", req.qemu, ...req.args] : req.args;
-  const cmd = wrapped(req, [setpriv ?? req.qemu, ...argv]);
+  const all = [...(req.prefix ?? []), setpriv ?? req.qemu, ...argv];
   return {
-    command: cmd.command,
-    args: cmd.args,
+    command: all[0]!,
+    args: all.slice(1),
     env: { ...process.env } as Record<string, string>,
     fds: [],
     infoFd: false,
@@ -362,11 +355,11 @@ export function planQemuLaunch(req: LaunchRequest): LaunchPlan {
       f.runDir.recordCgroup(cgroup);
       chain = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', `${cgroup}/cgroup.procs`, ...chain];
     }
-    const cmd = wrapped(req, chain);
+    chain = [...(req.prefix ?? []), ...chain];
     const cgroupDir = cgroup;
     return {
-      command: cmd.command,
-      args: cmd.args,
+      command: chain[0]!,
+      args: chain.slice(1),
       env: {},
       fds,
       infoFd: true,

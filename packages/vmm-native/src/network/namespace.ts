@@ -84,10 +84,15 @@ export class NetworkNamespace {
   private pasta: ChildProcess | undefined;
   private pastaRestarts = 0;
   private closing = false;
-  private removeResolv: () => void = () => {};
   private refreshTimer: NodeJS.Timeout | undefined;
   private current: DynamicSets;
   private readonly fds: { net: number; mnt: number; user?: number };
+  /**
+   * The resolv.conf bound over /etc/resolv.conf inside: kept until close,
+   * because a process that bind-mounts it again (bubblewrap, confining QEMU)
+   * cannot bind a mount whose file was deleted.
+   */
+  resolvFile: { remove(): void } | undefined;
 
   private constructor(
     private readonly tools: NetworkTools,
@@ -216,14 +221,12 @@ export class NetworkNamespace {
     let ns: NetworkNamespace;
     try {
       ns = new NetworkNamespace(tools, policy, holder, holder.pid!, !root, dyn);
+      ns.resolvFile = resolv;
     } catch (e) {
       resolv.remove();
       holder.kill("SIGKILL");
       throw e;
     }
-    // kept while the namespace lives: a confined QEMU's sandbox binds /etc/resolv.conf again,
-    // and a bind mount of a deleted file fails
-    ns.removeResolv = resolv.remove;
     try {
       if (uplink) await ns.startPasta();
       if (names.length) ns.scheduleRefresh(resolved.ttl);
@@ -419,6 +422,6 @@ export class NetworkNamespace {
     this.holder.kill("SIGKILL");
     await Promise.all(waits);
     this.closeFds();
-    this.removeResolv();
+    this.resolvFile?.remove();
   }
 }

@@ -7,8 +7,8 @@ let counter = 0;
 
 /**
  * A private directory (0700, owned by this user, not a symlink) for the
- * resolv.conf files namespace holders bind. Each file lives as long as its
- * namespace (a confined QEMU binds it again into its own sandbox).
+ * resolv.conf files namespace holders bind. Each file lives until its
+ * namespace closes (those of dead processes are removed by the next one).
  */
 function scratchDir(): string {
   const uid = process.getuid?.() ?? 0;
@@ -40,7 +40,7 @@ export function resolvFileFor(content: string): { path: string; remove(): void }
   return { path, remove: () => rmSync(path, { force: true }) };
 }
 
-/** Removes files left by processes that died (killed before closing their namespaces). */
+/** Removes files left by processes that died between writing one and their holder binding it. */
 export function removeStaleResolvFiles(): void {
   let names: string[];
   try {
