@@ -73,12 +73,10 @@ async function firstLine(image: Image, argv: string[]): Promise<string> {
 describe("QEMU start detection (what the cache-hit checks rely on)", () => {
   it("sees a QEMU that exits at once", async () => {
     const { result, started } = await watchQemuStarts(() =>
-      Machine.boot({
-        kernel: "/nonexistent/bzImage",
-        initrd: "/nonexistent/initrd",
-        memoryMib: 64,
-        vcpus: 1,
-      }).then(
+      Machine.boot(
+        { kernel: "/nonexistent/bzImage", initrd: "/nonexistent/initrd", memoryMib: 64, vcpus: 1 },
+        { accel: "tcg" }, // no accelerator probe with a kernel that does not exist
+      ).then(
         () => "booted",
         (e: Error & { code?: string }) => e.code,
       ),
