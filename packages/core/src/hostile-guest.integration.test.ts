@@ -108,7 +108,8 @@ async function poolRecovered(): Promise<void> {
 async function freezeAgent(vm: Vm): Promise<void> {
   await sh(
     vm,
-    "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && mkdir /sys/fs/cgroup/jail",
+    // the agent mounts cgroup2 there itself (per-exec cgroups); mount it only where it does not
+    "mkdir -p /sys/fs/cgroup && { grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup; } && mkdir /sys/fs/cgroup/jail",
   );
   // the freeze happens after this exec has returned, so its reply is not lost
   const child = await vm.spawn({
