@@ -293,6 +293,8 @@ ok("workload_config_empty", {
 });
 ok("workload_start", { type: "WORKLOAD_START", stream: 11, flags: 0 });
 ok("workload_signal", { type: "WORKLOAD_SIGNAL", stream: 12, flags: 0, signum: 15 });
+ok("workload_logs", { type: "WORKLOAD_LOGS", stream: 13, flags: 0, maxBytes: 65536 });
+ok("workload_logs_all", { type: "WORKLOAD_LOGS", stream: 14, flags: 0, maxBytes: 0 });
 // Header flags: reserved bits are carried as is.
 ok("flags_reserved_bits", { type: "PING", stream: 0, flags: 0xfe, token: 7n });
 ok("flags_end_on_control", { type: "WINDOW", stream: 5, flags: 1, increment: 1 });
@@ -393,6 +395,7 @@ bad(
   "!BAD_PAYLOAD",
 );
 bad("workload_signal_empty", encodeRawFrame(0x52, 0, 1, Buffer.alloc(0)), "!BAD_PAYLOAD");
+bad("workload_logs_short", encodeRawFrame(0x53, 0, 1, Buffer.alloc(3)), "!BAD_PAYLOAD");
 
 const out = process.argv[2];
 if (!out) throw new Error("usage: gen-vectors <out>");

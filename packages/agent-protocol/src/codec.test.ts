@@ -50,6 +50,7 @@ describe("shared test vectors", () => {
       "WORKLOAD_CONFIG",
       "WORKLOAD_START",
       "WORKLOAD_SIGNAL",
+      "WORKLOAD_LOGS",
       "!BAD_FRAME",
       "!FRAME_TOO_LARGE",
       "!UNKNOWN_TYPE",

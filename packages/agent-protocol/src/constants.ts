@@ -44,6 +44,7 @@ export const MessageType = {
   WORKLOAD_CONFIG: 0x50,
   WORKLOAD_START: 0x51,
   WORKLOAD_SIGNAL: 0x52,
+  WORKLOAD_LOGS: 0x53,
 } as const;
 
 /** Name of a message type, e.g. `"EXEC"`. */
@@ -84,7 +85,7 @@ export const EventKind = {
 export type EventKindName = keyof typeof EventKind;
 
 /** `HELLO_OK.features` bits. */
-export const Feature = { PTY: 1, TCP: 2, VSOCK: 4 } as const;
+export const Feature = { PTY: 1, TCP: 2, VSOCK: 4, LOGS: 8 } as const;
 
 /** `EXEC` flags bit 0: allocate a pty. */
 export const EXEC_FLAG_TTY = 1;

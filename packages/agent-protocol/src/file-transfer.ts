@@ -9,7 +9,7 @@ import {
 } from "./errors.js";
 import { SendWindow } from "./flow-control.js";
 import { InboundReadable } from "./inbound-readable.js";
-import type { Frame } from "./messages.js";
+import type { Frame, ReadFileMessage, WorkloadLogsMessage } from "./messages.js";
 import type { StreamHandler, StreamHost } from "./stream-host.js";
 
 /** Options of `writeFile`. */
@@ -141,23 +141,30 @@ function toBytes(chunk: Uint8Array | string): Buffer {
 }
 
 /**
- * A file streamed out of the guest (READ_FILE). A Readable of its bytes;
- * `info` resolves with size and mode. Agent errors (`NOT_FOUND`, `IO`) and
- * session closure are emitted as stream errors. Destroying it early cancels
- * the transfer in the guest.
+ * A file streamed out of the guest (READ_FILE), or the workload's log tail
+ * (WORKLOAD_LOGS, answered the same way). A Readable of its bytes;
+ * `info` resolves with size and mode, `total` with the agent's final `OK`
+ * value (bytes sent for a file; bytes the workload ever wrote for logs).
+ * Agent errors (`NOT_FOUND`, `IO`) and session closure are emitted as
+ * stream errors. Destroying it early cancels the transfer in the guest.
  */
 export class FileReadStream extends InboundReadable implements StreamHandler {
   /** Stream id. */
   readonly id: number;
   /** Resolves with the file's size and mode (rejects like the stream). */
   readonly info: Promise<FileInfo>;
+  /** Resolves with the value of the agent's final `OK` (rejects like the stream). */
+  readonly total: Promise<bigint>;
   private resolveInfo!: (i: FileInfo) => void;
   private rejectInfo!: (err: unknown) => void;
+  private resolveTotal!: (v: bigint) => void;
+  private rejectTotal!: (err: unknown) => void;
   private done = false;
 
   constructor(
     private readonly host: StreamHost,
-    path: string,
+    /** A path (READ_FILE), or the opening request itself. */
+    request: string | ReadFileMessage | WorkloadLogsMessage,
   ) {
     super(host.hostWindow, (increment) => {
       if (!this.done) host.sendControl({ type: "WINDOW", stream: this.id, flags: 0, increment });
@@ -167,7 +174,12 @@ export class FileReadStream extends InboundReadable implements StreamHandler {
       this.rejectInfo = rej;
     });
     this.info.catch(swallow);
-    this.id = host.open(this, { type: "READ_FILE", path });
+    this.total = new Promise((res, rej) => {
+      this.resolveTotal = res;
+      this.rejectTotal = rej;
+    });
+    this.total.catch(swallow);
+    this.id = host.open(this, typeof request === "string" ? { type: "READ_FILE", path: request } : request);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -177,6 +189,9 @@ export class FileReadStream extends InboundReadable implements StreamHandler {
       } catch {
         // session already closed
       }
+      const why = err ?? new OperationAbortedError("read cancelled");
+      this.rejectInfo(why);
+      this.rejectTotal(why);
     }
     super._destroy(err, cb);
   }
@@ -192,12 +207,14 @@ export class FileReadStream extends InboundReadable implements StreamHandler {
         return;
       case "OK":
         this.done = true;
+        this.resolveTotal(frame.value);
         this.finish();
         return;
       case "ERROR": {
         this.done = true;
         const err = new AgentError(frame.code, frame.errno, frame.message, { details: { stream: this.id } });
         this.rejectInfo(err);
+        this.rejectTotal(err);
         this.destroy(err);
         return;
       }
@@ -211,6 +228,7 @@ export class FileReadStream extends InboundReadable implements StreamHandler {
     if (this.done) return;
     this.done = true;
     this.rejectInfo(err);
+    this.rejectTotal(err);
     this.destroy(err);
   }
 }

@@ -73,6 +73,7 @@ export type {
   TcpDataMessage,
   WindowMessage,
   WorkloadConfigMessage,
+  WorkloadLogsMessage,
   WorkloadSignalMessage,
   WorkloadStartMessage,
   WriteFileMessage,

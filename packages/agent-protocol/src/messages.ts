@@ -174,6 +174,11 @@ export interface WorkloadSignalMessage {
   type: "WORKLOAD_SIGNAL";
   signum: number;
 }
+/** `WORKLOAD_LOGS` (H→G, opens): the newest bytes of the workload's stdout+stderr; `maxBytes` 0 = all held. */
+export interface WorkloadLogsMessage {
+  type: "WORKLOAD_LOGS";
+  maxBytes: number;
+}
 
 /** Any protocol message (payload only, without header). */
 export type Message =
@@ -203,7 +208,8 @@ export type Message =
   | ErrorMessage
   | WorkloadConfigMessage
   | WorkloadStartMessage
-  | WorkloadSignalMessage;
+  | WorkloadSignalMessage
+  | WorkloadLogsMessage;
 
 /** A complete frame: a message plus its header fields. */
 export type Frame = Message & FrameHeader;
@@ -302,6 +308,7 @@ export const MESSAGE_FIELDS: Readonly<Record<MessageTypeName, readonly FieldSpec
   ],
   WORKLOAD_START: [],
   WORKLOAD_SIGNAL: [["signum", "signum", "u32"]],
+  WORKLOAD_LOGS: [["maxBytes", "max_bytes", "u32"]],
 };
 
 /** Message types that are flow-controlled data frames. */
@@ -332,6 +339,7 @@ export const HOST_TO_GUEST: ReadonlySet<MessageTypeName> = new Set([
   "WORKLOAD_CONFIG",
   "WORKLOAD_START",
   "WORKLOAD_SIGNAL",
+  "WORKLOAD_LOGS",
 ]);
 
 /** Message types the agent may send (G→H). */

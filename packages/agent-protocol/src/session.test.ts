@@ -456,6 +456,37 @@ describe("files, tcp, workload, events", () => {
     await session.close();
     expect((await iter.next()).done).toBe(true);
   });
+
+  it("workloadLogs reads the tail like a file and reports the total written", async () => {
+    const { agent, session } = await connect();
+    const logs = session.workloadLogs({ maxBytes: 10 });
+    const rq = await agent.next("WORKLOAD_LOGS");
+    expect(rq.maxBytes).toBe(10);
+    agent.send({ type: "FILE_INFO", stream: rq.stream, flags: 0, size: 10n, mode: 0 });
+    agent.send({ type: "FILE_DATA", stream: rq.stream, flags: 0, data: Buffer.from("0123") });
+    agent.send({ type: "FILE_DATA", stream: rq.stream, flags: 1, data: Buffer.from("456789") });
+    agent.send({ type: "OK", stream: rq.stream, flags: 0, value: 123456n });
+    expect(await logs).toEqual({ tail: Buffer.from("0123456789"), totalBytes: 123456 });
+
+    // a hostile agent sending more than asked for is cut off
+    const over = session.workloadLogs({ maxBytes: 4 });
+    const oq = await agent.next("WORKLOAD_LOGS");
+    agent.send({ type: "FILE_INFO", stream: oq.stream, flags: 0, size: 4n, mode: 0 });
+    agent.send({ type: "FILE_DATA", stream: oq.stream, flags: 0, data: Buffer.from("too much") });
+    await expect(over).rejects.toMatchObject({ code: "OUTPUT_LIMIT" });
+    expect((await agent.next("RESET")).stream).toBe(oq.stream);
+    await session.close();
+  });
+
+  it("workloadLogs refuses an agent that does not announce the logs feature", async () => {
+    const agent = new FakeAgent();
+    const [session] = await Promise.all([
+      AgentSession.open(agent.hostSide),
+      agent.handshake(262144, 65536, 3),
+    ]);
+    await expect(session.workloadLogs()).rejects.toMatchObject({ code: "AGENT_UNKNOWN_TYPE" });
+    await session.close();
+  });
 });
 
 describe("failure and close", () => {

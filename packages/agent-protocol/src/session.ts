@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   ErrorCode,
   type EventKindName,
+  Feature,
   FLAG_END,
   MAX_MAX_PAYLOAD,
   MessageType,
@@ -270,7 +271,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
 
   /** Streams a guest file. Rejects (stream `error`) with `AgentError` NOT_FOUND / IO. */
   createReadStream(path: string): FileReadStream {
-    return new FileReadStream(this, path);
+    return new FileReadStream(this, { type: "READ_FILE", path });
   }
 
   /** Reads a whole guest file; fails with `OutputLimitError` past `maxBytes`. */
@@ -333,6 +334,29 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
   /** Starts a held workload; resolves with its pid. */
   async startWorkload(): Promise<number> {
     return Number(await new RequestOp(this, { type: "WORKLOAD_START" }).result);
+  }
+
+  /**
+   * The workload's recent output: the newest bytes (at most `maxBytes`; 0 or
+   * unset = all the agent holds, 64 KiB in sm-init) of its stdout and stderr,
+   * interleaved as written, and `totalBytes`, everything it wrote since it
+   * started (so `totalBytes - tail.length` bytes were dropped).
+   */
+  async workloadLogs(opts: { maxBytes?: number } = {}): Promise<{ tail: Buffer; totalBytes: number }> {
+    if (!(this.agent.features & Feature.LOGS)) {
+      throw new AgentError(
+        ErrorCode.UNKNOWN_TYPE,
+        0,
+        `agent ${JSON.stringify(this.agent.agentVersion)} does not keep the workload's output (no WORKLOAD_LOGS); it predates it`,
+      );
+    }
+    const maxBytes = opts.maxBytes ?? 0;
+    if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 0xffffffff)
+      throw new RangeError("maxBytes must be an integer in [0, 2^32)");
+    const stream = new FileReadStream(this, { type: "WORKLOAD_LOGS", maxBytes });
+    // the agent is untrusted: never collect more than asked for (16 MiB when "all")
+    const tail = await collect(stream, maxBytes > 0 ? maxBytes : 16 << 20, "workload logs");
+    return { tail, totalBytes: Number(await stream.total) };
   }
 
   /** Sends `signum` to the workload's process group. */

@@ -57,8 +57,8 @@ export class FakeAgent {
     return [...this.queue];
   }
 
-  /** Answers the host's HELLO. */
-  async handshake(window = 262144, maxPayload = 65536): Promise<void> {
+  /** Answers the host's HELLO (features: pty, tcp, logs unless told). */
+  async handshake(window = 262144, maxPayload = 65536, features = 11): Promise<void> {
     const h = await this.next("HELLO");
     this.hello = h;
     this.send({
@@ -69,7 +69,7 @@ export class FakeAgent {
       maxPayload,
       initialWindow: window,
       nonce: h.nonce,
-      features: 3,
+      features,
       agentVersion: "fake",
     });
   }

@@ -1,12 +1,5 @@
 import type { PulledImage } from "@supermachine/oci";
-import {
-  type Engine,
-  fileTail,
-  type GuestAssets,
-  isVmExited,
-  Machine,
-  VmExitedError,
-} from "@supermachine/vmm-native";
+import { type Engine, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
@@ -172,10 +165,15 @@ async function waitForListener(
       const code = failureCode(tail, "BAKE_WORKLOAD_EXITED");
       const how =
         code === "BAKE_OUT_OF_MEMORY" ? `was killed for lack of memory (${plan.memoryMib} MiB)` : "exited";
+      // its own stdout/stderr (kept by the agent, not on the console) say why
+      const logs = await session
+        .workloadLogs({ maxBytes: 8192 })
+        .then((l) => l.tail.toString("utf8"))
+        .catch(() => "");
       throw new CoreError(
         code,
-        `the workload ${JSON.stringify(plan.workload.argv)} ${how} before listening on port ${plan.guestPort}\n${tail}`,
-        { details: { consoleTail: tail } },
+        `the workload ${JSON.stringify(plan.workload.argv)} ${how} before listening on port ${plan.guestPort}\n--- workload output ---\n${logs}--- console ---\n${tail}`,
+        { details: { consoleTail: tail, workloadLogs: logs } },
       );
     }
     throw new CoreError(
@@ -189,5 +187,5 @@ async function waitForListener(
 }
 
 async function consoleTail(machine: Machine): Promise<string> {
-  return fileTail(machine.consoleLog);
+  return machine.consoleTail();
 }

@@ -11,6 +11,14 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  *   `BAKE_GUEST_DIED`, `BAKE_OUT_OF_MEMORY`, `BAKE_WARMUP_FAILED`, `BAKE_FAILED`: why a bake failed
  *   (details hold the console tail).
  * - `UNSUPPORTED_OVERRIDE`: a pool override the engine cannot apply at restore.
+ * - `EXEC_OUTPUT_TOO_LARGE`: `exec` output passed `maxOutputBytes` (the process was
+ *   killed); stream it with `spawn` instead.
+ * - `FILE_TOO_LARGE`: `readFile` passed `maxBytes`; stream it with `readFileStream`.
+ * - `VM_UNRESPONSIVE`: the guest did not finish an `exec` within its `timeoutMs`
+ *   plus a grace period (its agent stopped answering); the VM was killed and
+ *   its pool replaces it. Every later call on that `Vm` throws it too.
+ * - `VM_LEASE_EXPIRED`: the pool's `maxLeaseMs` ran out; the VM was destroyed
+ *   and its pool replaces it. Every later call on that `Vm` throws it.
  */
 export type CoreErrorCode =
   | "INVALID_OPTIONS"
@@ -24,7 +32,11 @@ export type CoreErrorCode =
   | "BAKE_WARMUP_FAILED"
   | "BAKE_OUT_OF_MEMORY"
   | "BAKE_FAILED"
-  | "UNSUPPORTED_OVERRIDE";
+  | "UNSUPPORTED_OVERRIDE"
+  | "EXEC_OUTPUT_TOO_LARGE"
+  | "FILE_TOO_LARGE"
+  | "VM_UNRESPONSIVE"
+  | "VM_LEASE_EXPIRED";
 
 /** Errors raised by `@supermachine/core` itself (lower layers raise their own codes). */
 export class CoreError extends SupermachineError {

@@ -68,6 +68,11 @@ export class ExecChild {
     if (this.waited) throw new CoreError("ALREADY_WAITED", "ExecChild.wait() was already called");
     this.waited = true;
     const [r] = await Promise.all([this.handle.wait(), this.out.drain(), this.err.drain()]);
-    return { exitCode: r.exitCode, timedOut: r.timedOut, peakRssKib: r.peakRssKib ?? undefined };
+    return {
+      exitCode: r.exitCode,
+      timedOut: r.timedOut,
+      signal: r.signal ?? undefined,
+      peakRssKib: r.peakRssKib ?? undefined,
+    };
   }
 }

@@ -1,9 +1,32 @@
+import { isSupermachineError } from "@supermachine/errors";
 import { CoreError } from "./errors.js";
 import type { ExecRequest, GuestSession } from "./guest-session.js";
 import type { ExecOptions, ExecOutput } from "./options.js";
+import { intOption } from "./validate.js";
 
-/** Largest stdout or stderr `exec` collects before failing (use `spawn` to stream more). */
-export const EXEC_OUTPUT_CAP = 256 * 1024 * 1024;
+/**
+ * Default cap on each of stdout and stderr that `exec` collects (and on
+ * `readFile`): a pool of VMs returning big outputs at once must not exhaust
+ * Node's memory. Per call: `maxOutputBytes` / `maxBytes`.
+ */
+export const DEFAULT_OUTPUT_CAP = 64 * 1024 * 1024;
+
+/** Largest per-call cap accepted (a Buffer of it must stay well within Node's limits). */
+export const MAX_OUTPUT_CAP = 1024 * 1024 * 1024;
+
+/**
+ * How long past its `timeoutMs` an `exec` may take before the host gives up
+ * on the guest: the agent kills the command at `timeoutMs` and normally
+ * answers within milliseconds; no answer by then means the guest (or its
+ * agent) is stuck, and the VM is killed.
+ */
+export const HOST_TIMEOUT_GRACE_MS = 5_000;
+
+/** What `runExec` does when the guest does not answer in time. */
+export interface ExecHooks {
+  /** Called once when the host deadline passes, with the error `runExec` then throws. Kill the VM here. */
+  onUnresponsive?: (err: CoreError) => void;
+}
 
 /** Writes `stageFiles` and `stageFilesMode` into the guest before a command runs. */
 export async function stageFiles(session: GuestSession, options: ExecOptions): Promise<void> {
@@ -32,7 +55,7 @@ export function toExecRequest(options: ExecOptions, withTimeout: boolean): ExecR
     throw new CoreError("INVALID_OPTIONS", "exec needs a non-empty argv of strings");
   }
   const timeoutMs = withTimeout ? (options.timeoutMs ?? 0) : 0;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 0)
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 0xffffffff)
     throw new CoreError("INVALID_OPTIONS", "timeoutMs must be a non-negative integer");
   return {
     argv: options.argv,
@@ -46,16 +69,69 @@ export function toExecRequest(options: ExecOptions, withTimeout: boolean): ExecR
   };
 }
 
-/** Runs a command to completion and collects its output (the `exec` of `Vm` and `WarmupVm`). */
-export async function runExec(session: GuestSession, options: ExecOptions): Promise<ExecOutput> {
+/** The per-stream output cap of an exec (validated). */
+export function outputCap(options: ExecOptions): number {
+  return intOption("maxOutputBytes", options.maxOutputBytes, DEFAULT_OUTPUT_CAP, 1, MAX_OUTPUT_CAP);
+}
+
+/**
+ * Runs a command to completion and collects its output (the `exec` of `Vm`
+ * and `WarmupVm`). Output past the cap kills the command and throws
+ * `EXEC_OUTPUT_TOO_LARGE`. With a `timeoutMs`, the agent kills the command
+ * then; if the guest has not answered `HOST_TIMEOUT_GRACE_MS` later,
+ * `hooks.onUnresponsive` runs and this throws `VM_UNRESPONSIVE`.
+ */
+export async function runExec(
+  session: GuestSession,
+  options: ExecOptions,
+  hooks: ExecHooks = {},
+): Promise<ExecOutput> {
   const req = toExecRequest(options, true);
+  const cap = outputCap(options);
   await stageFiles(session, options);
-  const r = await session.run({ ...req, maxOutputBytes: EXEC_OUTPUT_CAP });
-  return {
-    stdout: r.stdout,
-    stderr: r.stderr,
-    exitCode: r.exitCode,
-    timedOut: r.timedOut,
-    peakRssKib: r.peakRssKib ?? undefined,
-  };
+  const run = session.run({ ...req, maxOutputBytes: cap });
+  const timeoutMs = req.timeoutMs ?? 0;
+  let timer: NodeJS.Timeout | undefined;
+  // (setTimeout cannot wait past 2^31-1 ms; such timeouts get no host deadline)
+  const deadline =
+    timeoutMs > 0 && timeoutMs + HOST_TIMEOUT_GRACE_MS <= 2 ** 31 - 1
+      ? new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const err = new CoreError(
+              "VM_UNRESPONSIVE",
+              `the guest did not end ${JSON.stringify(req.argv)} within its timeoutMs (${timeoutMs} ms) plus ${HOST_TIMEOUT_GRACE_MS} ms: its agent stopped answering; the VM was killed and its pool replaces it`,
+              { details: { argv: req.argv, timeoutMs, graceMs: HOST_TIMEOUT_GRACE_MS } },
+            );
+            run.catch(() => {});
+            hooks.onUnresponsive?.(err);
+            reject(err);
+          }, timeoutMs + HOST_TIMEOUT_GRACE_MS);
+        })
+      : undefined;
+  try {
+    const r = await (deadline ? Promise.race([run, deadline]) : run);
+    return {
+      stdout: r.stdout,
+      stderr: r.stderr,
+      exitCode: r.exitCode,
+      timedOut: r.timedOut,
+      peakRssKib: r.peakRssKib ?? undefined,
+    };
+  } catch (err) {
+    if (isSupermachineError(err, "OUTPUT_LIMIT")) {
+      throw new CoreError(
+        "EXEC_OUTPUT_TOO_LARGE",
+        `${JSON.stringify(req.argv)} wrote more than maxOutputBytes (${cap}) to ${outputStream(err)}; the process was killed. Stream large output with vm.spawn() and readStdout()/readStderr(), or raise maxOutputBytes`,
+        { cause: err, details: { argv: req.argv, maxOutputBytes: cap } },
+      );
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function outputStream(err: unknown): string {
+  const m = /^(stdout|stderr)/.exec((err as Error).message ?? "");
+  return m?.[1] ?? "stdout or stderr";
 }

@@ -1,4 +1,5 @@
 export { isSupermachineError, SupermachineError } from "@supermachine/errors";
+export type { BakeTrigger, SnapshotMetadata } from "@supermachine/snapshot";
 export type { DoctorCheck, DoctorOptions, DoctorReport } from "./doctor.js";
 export { doctor } from "./doctor.js";
 export type { CoreErrorCode } from "./errors.js";
@@ -15,13 +16,29 @@ export type {
   ExecOutput,
   ExecWaitResult,
   ExtraFileSpec,
+  LogsOptions,
   NetworkOptions,
   PoolOptions,
   PoolStats,
+  ReadFileOptions,
   StagedFileMode,
   WarmupVm,
   Winsize,
+  WorkloadLogs,
 } from "./options.js";
 export { Pool } from "./pool.js";
+export type { PulledLayer, PulledRootfs, PullRootfsOptions } from "./pull.js";
+export { pullRootfs } from "./pull.js";
+export type {
+  PruneSnapshotsOptions,
+  PruneSnapshotsResult,
+  SnapshotFingerprintInputs,
+  SnapshotInspection,
+  SnapshotProblem,
+  SnapshotSizes,
+  SnapshotSummary,
+  SnapshotsDirOptions,
+} from "./snapshots.js";
+export { defaultSnapshotsDir, inspectSnapshot, listSnapshots, pruneSnapshots } from "./snapshots.js";
 export { TcpForwarder } from "./tcp-forwarder.js";
 export { Vm } from "./vm.js";

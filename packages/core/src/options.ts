@@ -107,6 +107,12 @@ export interface PoolOptions {
   /** Per-VM restore timeout (ms). Default 30 000. */
   restoreTimeoutMs?: number;
   /**
+   * Longest a holder may keep a VM (ms), counted from `acquire()`. When it
+   * runs out the VM is destroyed (its pool replaces it) and every call on the
+   * `Vm`, pending or later, fails with `VM_LEASE_EXPIRED`. Default: no limit.
+   */
+  maxLeaseMs?: number;
+  /**
    * Egress policy of this pool's VMs, replacing the image's. An image baked
    * with `network: "none"` has no network card to apply it to
    * (`UNSUPPORTED_OVERRIDE`).
@@ -151,6 +157,39 @@ export interface ExecOptions {
   tty?: boolean;
   /** Initial terminal size with `tty`. */
   winsize?: Winsize;
+  /**
+   * `exec` only: most bytes collected from each of stdout and stderr. Past it
+   * the process is killed and `exec` throws `EXEC_OUTPUT_TOO_LARGE` (use
+   * `spawn` to stream more). Default 64 MiB, at most 1 GiB.
+   */
+  maxOutputBytes?: number;
+}
+
+/** Options of `Vm.readFile`. */
+export interface ReadFileOptions {
+  /**
+   * Most bytes read; a larger file throws `FILE_TOO_LARGE` before anything
+   * is transferred (use `readFileStream` to stream it). Default 64 MiB, at most 1 GiB.
+   */
+  maxBytes?: number;
+}
+
+/** Options of `Vm.logs`. */
+export interface LogsOptions {
+  /** Only the newest `maxBytes` bytes (default: all the guest keeps, 64 KiB). */
+  maxBytes?: number;
+}
+
+/** The workload's recent output, as `Vm.logs` returns it. */
+export interface WorkloadLogs {
+  /**
+   * The newest bytes the workload (the image's ENTRYPOINT/CMD and every
+   * process it started) wrote to stdout and stderr, interleaved as written.
+   * The guest keeps the last 64 KiB.
+   */
+  output: Buffer;
+  /** Bytes it wrote since it started, including those no longer kept. */
+  totalBytes: number;
 }
 
 /** Collected result of `Vm.exec`. */
@@ -169,5 +208,7 @@ export interface ExecOutput {
 export interface ExecWaitResult {
   exitCode: number;
   timedOut: boolean;
+  /** The signal that killed the process (exitCode is then -1), when one did. */
+  signal?: number;
   peakRssKib?: number;
 }

@@ -17,6 +17,7 @@ export class Pool {
     private readonly spare: SpareRestore,
     /** The image this pool restores. */
     readonly image: Image,
+    private readonly lending: { maxLeaseMs: number | undefined; restoreOnRelease: boolean },
   ) {}
 
   /** @internal Use `image.pool()`. */
@@ -30,6 +31,11 @@ export class Pool {
       options.idleTimeoutMs === undefined
         ? undefined
         : intOption("idleTimeoutMs", options.idleTimeoutMs, 0, 1, 2 ** 31 - 1);
+    const maxLeaseMs =
+      options.maxLeaseMs === undefined || options.maxLeaseMs === null
+        ? undefined
+        : intOption("maxLeaseMs", options.maxLeaseMs, 0, 1, 2 ** 31 - 1);
+    const restoreOnRelease = options.restoreOnRelease ?? true;
     for (const [name, want, baked] of [
       ["memoryMib", options.memoryMib, image.memoryMib],
       ["vcpus", options.vcpus, image.vcpus],
@@ -66,9 +72,9 @@ export class Pool {
         destroy: (w) => w.close(),
         isAlive: (w) => w.alive,
       },
-      { min, max, acquireTimeoutMs, idleTimeoutMs, restoreOnRelease: options.restoreOnRelease ?? true },
+      { min, max, acquireTimeoutMs, idleTimeoutMs, restoreOnRelease },
     );
-    const pool = new Pool(workers, spare, image);
+    const pool = new Pool(workers, spare, image, { maxLeaseMs, restoreOnRelease });
     try {
       await workers.ready();
     } catch (err) {
@@ -78,10 +84,27 @@ export class Pool {
     return pool;
   }
 
-  /** Waits for a ready VM (up to `acquireTimeoutMs`) and lends it to the caller. */
+  /**
+   * Waits for a ready VM (up to `acquireTimeoutMs`) and lends it to the
+   * caller (for at most `maxLeaseMs` when set).
+   */
   async acquire(): Promise<Vm> {
     const lease = await this.workers.acquire();
-    return new Vm(lease.worker, { image: this.image, release: () => lease.release() });
+    const worker = lease.worker;
+    const restoreOnRelease = this.lending.restoreOnRelease;
+    return new Vm(
+      worker,
+      {
+        image: this.image,
+        // handed on as is: only if the guest still answers (a hostile holder may have wedged it)
+        release: async () => {
+          if (restoreOnRelease || (await worker.responsive())) await lease.release();
+          else lease.reportDead();
+        },
+        discard: () => lease.reportDead(),
+      },
+      this.lending.maxLeaseMs,
+    );
   }
 
   /** Pool counters; cheap enough to poll. */

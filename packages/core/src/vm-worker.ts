@@ -44,6 +44,26 @@ export class VmWorker {
     }
   }
 
+  /**
+   * True if the agent answers a ping within `timeoutMs` (a guest that is
+   * wedged, e.g. its agent frozen or starved, does not).
+   */
+  async responsive(timeoutMs = 5_000): Promise<boolean> {
+    if (!this.alive) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      this.session.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
   /** True while QEMU runs and the agent session is open. */
   get alive(): boolean {
     return !this.machine.hasExited && !this.session.closed;

@@ -23,9 +23,8 @@ import {
 } from "../../../scripts/bench/guest.mjs";
 import { memoryKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
 
-const { Machine, buildQemuArgs, chooseEngine, openAgentSession, resolveGuestAssets } = await import(
-  join(repoRoot, "packages/vmm-native/dist/index.js")
-);
+const { ConsoleSink, Machine, buildQemuArgs, chooseEngine, openAgentSession, resolveGuestAssets } =
+  await import(join(repoRoot, "packages/vmm-native/dist/index.js"));
 const { AgentSession } = await import(join(repoRoot, "packages/agent-protocol/dist/index.js"));
 
 const BOOTS = Number(process.env.BENCH_ENGINE_BOOTS ?? 5);
@@ -147,9 +146,10 @@ async function plainQemuBoot(i) {
     memoryShared: true,
     qmpSocket: join(dir, "qmp.sock"),
     agentSocket: join(dir, "agent.sock"),
-    consoleLog: join(dir, "console.log"),
+    consolePipe: join(dir, "console.pipe"),
     incoming: false,
   });
+  const consoleSink = await ConsoleSink.open(join(dir, "console.pipe"));
   const q = args.indexOf("-qmp");
   args.splice(q, 2);
   const t0 = performance.now();
@@ -169,6 +169,7 @@ async function plainQemuBoot(i) {
   } finally {
     child.kill("SIGKILL");
     await exited;
+    consoleSink.close();
     plainChildren.delete(child);
     rmSync(dir, { recursive: true, force: true });
   }

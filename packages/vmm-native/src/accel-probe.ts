@@ -2,6 +2,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { AgentSession } from "@supermachine/agent-protocol";
 import type { Accelerator } from "./accelerator.js";
+import { ConsoleSink } from "./console-tail.js";
 import { buildQemuArgs } from "./qemu-args.js";
 import type { QemuBinary } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
@@ -80,11 +81,18 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
       memoryShared: true,
       qmpSocket: runDir.qmpSocket,
       agentSocket: runDir.agentSocket,
-      consoleLog: runDir.consoleLog,
+      consolePipe: runDir.consolePipe,
       incoming: false,
     },
   );
-  const proc = new QemuProcess(t.qemu.path, args, runDir.consoleLog);
+  let consoleSink: ConsoleSink;
+  try {
+    consoleSink = await ConsoleSink.open(runDir.consolePipe);
+  } catch (err) {
+    runDir.remove();
+    return { ok: false, reason: `console pipe: ${(err as Error).message}`, durationMs: Date.now() - started };
+  }
+  const proc = new QemuProcess(t.qemu.path, args, consoleSink);
   let timer: NodeJS.Timeout | undefined;
   let socket: Socket | undefined;
   try {

@@ -10,7 +10,7 @@ export {
   requestedAccelerator,
 } from "./accelerator.js";
 export { openAgentSession } from "./agent-channel.js";
-export { fileTail } from "./console-tail.js";
+export { ByteRing, CONSOLE_RING_BYTES, ConsoleSink, fileTail, textTail } from "./console-tail.js";
 export type { DiagnosticCheck } from "./diagnostics.js";
 export { engineDiagnostics } from "./diagnostics.js";
 export type { AcceleratorVerdict, Engine, EngineRequest } from "./engine.js";

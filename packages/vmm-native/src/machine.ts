@@ -7,6 +7,7 @@ import {
   cpuModelFor,
   requestedAccelerator,
 } from "./accelerator.js";
+import { ConsoleSink } from "./console-tail.js";
 import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
 import { migrateToFile, waitForIncoming } from "./migration.js";
@@ -71,7 +72,8 @@ let nextId = 1;
 
 /**
  * One QEMU microVM process and everything the host needs to drive it: QMP,
- * the agent channel (a unix socket to a virtio-serial port), the console log.
+ * the agent channel (a unix socket to a virtio-serial port), the console
+ * (a bounded ring in this process).
  *
  * Start one with {@link Machine.boot} (cold boot) or {@link Machine.restore}
  * (from a snapshot directory). If QEMU dies, {@link Machine.exited} resolves
@@ -122,9 +124,21 @@ export class Machine {
   get pid(): number {
     return this.proc.pid;
   }
-  /** Path of the guest serial console log. */
-  get consoleLog(): string {
-    return this.runDir.consoleLog;
+  /**
+   * The last lines of the guest serial console. The console is kept in a
+   * fixed-size ring in this process (`CONSOLE_RING_BYTES`), never on disk,
+   * and stays readable after QEMU has exited.
+   */
+  consoleTail(maxLines = 30): string {
+    return this.proc.consoleSink.tail(maxLines);
+  }
+  /** The guest console bytes held on the host (at most `CONSOLE_RING_BYTES`, the newest). */
+  consoleBytes(): Buffer {
+    return this.proc.consoleSink.bytes();
+  }
+  /** Console bytes the guest has written since QEMU started, including those the ring dropped. */
+  get consoleTotalBytes(): number {
+    return this.proc.consoleSink.totalBytes;
   }
   /** Path of the unix socket connected to the guest agent's virtio-serial port. */
   get agentSocketPath(): string {
@@ -160,7 +174,7 @@ export class Machine {
       memoryShared,
       qmpSocket: runDir.qmpSocket,
       agentSocket: runDir.agentSocket,
-      consoleLog: runDir.consoleLog,
+      consolePipe: runDir.consolePipe,
       incoming,
     });
     // network: QEMU runs inside the namespace of its egress policy (see network/)
@@ -171,8 +185,15 @@ export class Machine {
       runDir.remove();
       throw err;
     }
+    const consoleSink = await ConsoleSink.open(runDir.consolePipe).catch(async (err: unknown) => {
+      runDir.remove();
+      await net?.release();
+      throw new VmmError("QEMU_START_FAILED", `cannot make the console pipe: ${(err as Error).message}`, {
+        cause: err,
+      });
+    });
     const cmd = net ? net.wrap(engine.qemu.path, args) : { command: engine.qemu.path, args };
-    const proc = new QemuProcess(cmd.command, cmd.args, runDir.consoleLog);
+    const proc = new QemuProcess(cmd.command, cmd.args, consoleSink);
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([

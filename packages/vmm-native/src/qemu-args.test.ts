@@ -23,7 +23,7 @@ const proc: ProcessSpec = {
   memoryShared: false,
   qmpSocket: "/run/q.sock",
   agentSocket: "/run/a.sock",
-  consoleLog: "/run/console.log",
+  consolePipe: "/run/console.pipe",
   incoming: true,
 };
 
@@ -79,7 +79,7 @@ describe("buildQemuArgs", () => {
     const evil = "/snap/x,share=on,mem-path=/etc/shadow";
     const args = buildQemuArgs(
       { ...spec, rootfs: "/r,readonly=off" },
-      { ...proc, memoryFile: evil, consoleLog: "/run/c,append=on" },
+      { ...proc, memoryFile: evil, consolePipe: "/run/c,append=on" },
     );
     expect(after(args, "-object")).toBe(
       "memory-backend-file,id=mem,size=256M,mem-path=/snap/x,,share=on,,mem-path=/etc/shadow,share=off",

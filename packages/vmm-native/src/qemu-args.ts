@@ -35,7 +35,8 @@ export interface ProcessSpec {
   memoryShared: boolean;
   qmpSocket: string;
   agentSocket: string;
-  consoleLog: string;
+  /** Named pipe the console chardev writes to (a `ConsoleSink` reads it). */
+  consolePipe: string;
   /** Start paused in `-incoming defer`, waiting for a restore. */
   incoming: boolean;
 }
@@ -112,7 +113,7 @@ export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
     "-append",
     kernelCmdline(spec),
     "-chardev",
-    `file,id=con0,path=${optionValue(proc.consoleLog, "console log path")}`,
+    `file,id=con0,path=${optionValue(proc.consolePipe, "console pipe path")}`,
     "-serial",
     "chardev:con0",
     "-qmp",

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { fileTail } from "./console-tail.js";
+import type { ConsoleSink } from "./console-tail.js";
 import { type ExitInfo, VmExitedError } from "./errors.js";
 
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
@@ -16,12 +16,13 @@ export class QemuProcess {
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
   private stderrBuf = "";
-  private exitInfo: ExitInfo | undefined;
+  private ended = false;
 
   constructor(
     binary: string,
     args: string[],
-    readonly consoleLog: string,
+    /** Where the guest console goes; its tail goes into {@link ExitInfo}. */
+    readonly consoleSink: ConsoleSink,
   ) {
     const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", binary, ...args]] : [binary, args];
     this.child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], detached: false });
@@ -32,14 +33,15 @@ export class QemuProcess {
     });
     this.exited = new Promise((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null) => {
-        if (this.exitInfo) return;
-        this.exitInfo = {
+        if (this.ended) return;
+        this.ended = true;
+        consoleSink.close(); // reads the console's last bytes from the pipe
+        resolve({
           exitCode: code,
           signal,
-          consoleTail: fileTail(consoleLog),
+          consoleTail: consoleSink.tail(),
           stderrTail: this.stderrBuf,
-        };
-        resolve(this.exitInfo);
+        });
       };
       this.child.once("exit", done);
       this.child.once("error", (err) => {
@@ -51,7 +53,7 @@ export class QemuProcess {
 
   /** True once the process has exited. */
   get hasExited(): boolean {
-    return this.exitInfo !== undefined;
+    return this.ended;
   }
 
   /** A promise that rejects with {@link VmExitedError} when QEMU exits. Use it in races. */
@@ -63,7 +65,7 @@ export class QemuProcess {
 
   /** Sends a signal if the process is still running. */
   signal(sig: NodeJS.Signals = "SIGKILL"): void {
-    if (!this.exitInfo) this.child.kill(sig);
+    if (!this.ended) this.child.kill(sig);
   }
 
   /** Kills QEMU (SIGKILL) and waits for it to be gone. Idempotent. */

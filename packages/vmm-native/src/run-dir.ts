@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 /**
  * A private directory for one QEMU process: its QMP and agent sockets and its
- * console log. Kept short because unix socket paths are limited to 107 bytes.
+ * console pipe. Kept short because unix socket paths are limited to 107 bytes.
  */
 export class RunDir {
   readonly path: string;
@@ -18,8 +18,8 @@ export class RunDir {
   get agentSocket(): string {
     return join(this.path, "agent.sock");
   }
-  get consoleLog(): string {
-    return join(this.path, "console.log");
+  get consolePipe(): string {
+    return join(this.path, "console.pipe");
   }
   /** Removes the directory and everything in it. Idempotent. */
   remove(): void {

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define AGENT_VERSION "sm-init 0.1.0"
+#define AGENT_VERSION "sm-init 0.2.0"
 #define MY_MAX_PAYLOAD 262144u
 #define MY_WINDOW 262144u
 #define OUTQ_HIGH (1u << 20)     /* stop reading data sources above this */
@@ -13,9 +13,10 @@
 #define DRAIN_MS 100
 #define RECONNECT_MS 10
 #define WATCH_MS 20
+#define WL_LOG_BYTES (64u << 10) /* the workload's stdout+stderr kept in the guest (newest) */
 
-enum wtype { W_CHAN = 1, W_SIG, W_SLOT };
-enum skind { SK_EXEC = 1, SK_WFILE, SK_RFILE, SK_TCP };
+enum wtype { W_CHAN = 1, W_SIG, W_SLOT, W_WLOG };
+enum skind { SK_EXEC = 1, SK_WFILE, SK_RFILE, SK_TCP, SK_LOGS };
 enum chan_kind { CH_STDIO = 1, CH_DEV, CH_SOCK };
 
 struct stream;
@@ -56,7 +57,7 @@ struct stream {
   int chain_i;
   int child_fd[3]; /* child ends kept open while a chain may still run */
   int end_sent[2]; /* STDOUT/STDERR END sent */
-  /* files */
+  /* files; SK_LOGS: bytes = total the workload wrote, inq = the bytes to send */
   int fd;
   uint64_t bytes;
   /* tcp */
@@ -157,6 +158,11 @@ int wl_on_exit(pid_t pid, int status);
 char **wl_env(void);
 int64_t wl_next_deadline(void);
 void wl_timer(int64_t now);
+/* The workload's stdout/stderr pipe is readable: move it into the log ring. */
+void wl_log_readable(void);
+/* WORKLOAD_LOGS: answered like READ_FILE with the ring's newest bytes. */
+void wl_logs(uint32_t id, const struct field *f);
+void logs_pump(struct stream *s);
 
 /* init.c */
 int init_setup(void);

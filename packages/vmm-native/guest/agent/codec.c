@@ -122,6 +122,7 @@ static const struct msgdef defs[] = {
      "w:flags h:watch_port l:argv l:env s:cwd s:user s:hostname"},
     {T_WORKLOAD_START, "WORKLOAD_START", ""},
     {T_WORKLOAD_SIGNAL, "WORKLOAD_SIGNAL", "w:signum"},
+    {T_WORKLOAD_LOGS, "WORKLOAD_LOGS", "w:max_bytes"},
 };
 
 const struct msgdef *msg_def(uint8_t type) {

@@ -168,6 +168,7 @@ int agent_run(void) {
           chan_read(); /* on HUP too: read() returning 0 means gone */
         }
       } else if (*wt == W_SLOT) slot_event((struct slot *)wt, ev[i].events);
+      else if (*wt == W_WLOG) wl_log_readable();
     }
     now = now_ms();
     if (A.reconnect_at && now >= A.reconnect_at && !A.connected) chan_probe();

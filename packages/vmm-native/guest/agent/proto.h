@@ -21,6 +21,7 @@ enum sm_type {
   T_TCP_CONNECT = 0x30, T_CONNECTED = 0x31, T_TCP_DATA = 0x32,
   T_WINDOW = 0x40, T_RESET = 0x41, T_OK = 0x42, T_ERROR = 0x43,
   T_WORKLOAD_CONFIG = 0x50, T_WORKLOAD_START = 0x51, T_WORKLOAD_SIGNAL = 0x52,
+  T_WORKLOAD_LOGS = 0x53,
 };
 
 enum sm_err {
@@ -38,6 +39,7 @@ enum sm_event {
 #define SM_FEAT_PTY 1u
 #define SM_FEAT_TCP 2u
 #define SM_FEAT_VSOCK 4u
+#define SM_FEAT_LOGS 8u /* WORKLOAD_LOGS and the workload output ring */
 
 #define SM_EXEC_TTY 1u
 #define SM_WF_MKDIRS 1u

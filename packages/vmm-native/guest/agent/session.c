@@ -167,6 +167,10 @@ void stream_update(struct stream *s) {
     rfile_pump(s);
     return;
   }
+  if (s->kind == SK_LOGS) {
+    logs_pump(s);
+    return;
+  }
   for (int i = 0; i < s->nsl; i++) {
     struct slot *sl = &s->sl[i];
     if (sl->fd < 0) continue;
@@ -407,7 +411,7 @@ static void on_hello(const struct frame *fr, struct field *f) {
   buf_u32(&b, MY_MAX_PAYLOAD);
   buf_u32(&b, MY_WINDOW);
   buf_u64(&b, f[4].u);
-  buf_u32(&b, SM_FEAT_PTY | SM_FEAT_TCP);
+  buf_u32(&b, SM_FEAT_PTY | SM_FEAT_TCP | SM_FEAT_LOGS);
   buf_str(&b, AGENT_VERSION, strlen(AGENT_VERSION));
   send_buf(T_HELLO_OK, 0, fr->stream, &b);
   A.handshaken = 1;
@@ -421,7 +425,8 @@ static void on_hello(const struct frame *fr, struct field *f) {
 
 static int is_opening(uint8_t t) {
   return t == T_EXEC || t == T_WRITE_FILE || t == T_READ_FILE || t == T_TCP_CONNECT ||
-         t == T_WORKLOAD_CONFIG || t == T_WORKLOAD_START || t == T_WORKLOAD_SIGNAL;
+         t == T_WORKLOAD_CONFIG || t == T_WORKLOAD_START || t == T_WORKLOAD_SIGNAL ||
+         t == T_WORKLOAD_LOGS;
 }
 
 static void on_frame(const struct frame *fr) {
@@ -480,6 +485,7 @@ static void on_frame(const struct frame *fr) {
     case T_WORKLOAD_CONFIG: wl_config(fr->stream, f); break;
     case T_WORKLOAD_START: wl_start(fr->stream); break;
     case T_WORKLOAD_SIGNAL: wl_signal(fr->stream, f); break;
+    case T_WORKLOAD_LOGS: wl_logs(fr->stream, f); break;
     }
     return;
   }
@@ -489,8 +495,7 @@ static void on_frame(const struct frame *fr) {
   case T_WINDOW: {
     uint64_t w = (uint64_t)s->send_win + f[0].u;
     s->send_win = w > 0xffffffffu ? 0xffffffffu : (uint32_t)w;
-    if (s->kind == SK_RFILE) rfile_pump(s);
-    else stream_update(s);
+    stream_update(s);
     return;
   }
   case T_RESET:

@@ -1,4 +1,7 @@
-/* The workload: configured once, held until START, watched for a listener. */
+/* The workload: configured once, held until START, watched for a listener.
+ * Its stdout and stderr go through one pipe into a fixed-size ring here (the
+ * newest WL_LOG_BYTES), which the host reads with WORKLOAD_LOGS: a workload
+ * that floods its output costs guest CPU, never host disk or memory. */
 #define _GNU_SOURCE
 #include "agent.h"
 #include "proto.h"
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 static struct {
@@ -25,7 +29,104 @@ static struct {
   int64_t watch_next;
 } W;
 
+/* The workload's output: read end of its stdout/stderr pipe and the ring. */
+static struct {
+  int wtype; /* W_WLOG; must be first (epoll dispatch) */
+  int fd;    /* -1 when not open */
+  uint32_t ev;
+  uint8_t ring[WL_LOG_BYTES];
+  size_t start, used;
+  uint64_t total;
+} L = {.wtype = W_WLOG, .fd = -1};
+
 char **wl_env(void) { return W.env; }
+
+static void ring_put(const uint8_t *p, size_t n) {
+  L.total += n;
+  if (n >= WL_LOG_BYTES) {
+    memcpy(L.ring, p + n - WL_LOG_BYTES, WL_LOG_BYTES);
+    L.start = 0;
+    L.used = WL_LOG_BYTES;
+    return;
+  }
+  size_t end = (L.start + L.used) % WL_LOG_BYTES;
+  size_t first = n < WL_LOG_BYTES - end ? n : WL_LOG_BYTES - end;
+  memcpy(L.ring + end, p, first);
+  memcpy(L.ring, p + first, n - first);
+  if (L.used + n > WL_LOG_BYTES) {
+    L.start = (L.start + L.used + n - WL_LOG_BYTES) % WL_LOG_BYTES;
+    L.used = WL_LOG_BYTES;
+  } else {
+    L.used += n;
+  }
+}
+
+static void log_close(void) {
+  if (L.fd < 0) return;
+  ep_set(L.fd, &L, &L.ev, 0);
+  close(L.fd);
+  L.fd = -1;
+}
+
+/* Reads what the pipe holds (at most 1 MiB per call, so a flood cannot
+ * starve the loop; epoll is level-triggered and calls again). */
+void wl_log_readable(void) {
+  static uint8_t tmp[65536];
+  for (int i = 0; i < 16 && L.fd >= 0; i++) {
+    ssize_t n = read(L.fd, tmp, sizeof tmp);
+    if (n > 0) {
+      ring_put(tmp, (size_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    log_close(); /* every writer is gone */
+  }
+}
+
+/* Opens the output pipe; returns the write end for the workload, or -1. */
+static int log_pipe(void) {
+  int p[2];
+  if (L.fd >= 0 || pipe2(p, O_CLOEXEC) < 0) return -1;
+  set_nonblock(p[0]);
+  L.fd = p[0];
+  ep_set(L.fd, &L, &L.ev, EPOLLIN);
+  return p[1];
+}
+
+void wl_logs(uint32_t id, const struct field *f) {
+  if (L.fd >= 0) wl_log_readable(); /* what is already written counts */
+  size_t n = L.used;
+  if (f[0].u && f[0].u < n) n = (size_t)f[0].u;
+  struct buf b = {0};
+  buf_u64(&b, (uint64_t)n);
+  buf_u32(&b, 0);
+  send_buf(T_FILE_INFO, 0, id, &b);
+  struct stream *s = stream_new(id, SK_LOGS);
+  size_t from = (L.start + L.used - n) % WL_LOG_BYTES;
+  size_t first = n < WL_LOG_BYTES - from ? n : WL_LOG_BYTES - from;
+  buf_put(&s->inq, L.ring + from, first);
+  buf_put(&s->inq, L.ring, n - first);
+  s->bytes = L.total;
+  logs_pump(s);
+}
+
+void logs_pump(struct stream *s) {
+  while (!s->dead && A.connected && !outq_full()) {
+    size_t n = buf_avail(&s->inq);
+    if (n == 0) {
+      send_frame(T_FILE_DATA, SM_FLAG_END, s->id, NULL, 0);
+      send_ok(s->id, s->bytes);
+      stream_free(s);
+      return;
+    }
+    if (n > s->send_win) n = s->send_win;
+    if (n > A.peer_max) n = A.peer_max;
+    if (n == 0) return;
+    send_frame(T_FILE_DATA, 0, s->id, s->inq.d + s->inq.head, n);
+    s->send_win -= (uint32_t)n;
+    buf_consume(&s->inq, n);
+  }
+}
 
 static pid_t wl_spawn(char *err, size_t errlen);
 
@@ -175,6 +276,7 @@ void wl_config(uint32_t id, const struct field *f) {
 static pid_t wl_spawn(char *err, size_t errlen) {
   int sp[2];
   if (pipe2(sp, O_CLOEXEC) < 0) return snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  int out = log_pipe(); /* -1: fall back to the console */
   char **env;
   if (W.home) {
     int has_home = 0;
@@ -193,8 +295,8 @@ static pid_t wl_spawn(char *err, size_t errlen) {
     setsid();
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) dup2(nul, 0);
-    dup2(g_log_fd, 1);
-    dup2(g_log_fd, 2);
+    dup2(out >= 0 ? out : g_log_fd, 1);
+    dup2(out >= 0 ? out : g_log_fd, 2);
     const char *cwd = *W.cwd ? W.cwd : "/";
     int e = 0;
     if (chdir(cwd) < 0) e = errno;
@@ -209,6 +311,7 @@ static pid_t wl_spawn(char *err, size_t errlen) {
   }
   free(env);
   close(sp[1]);
+  if (out >= 0) close(out);
   if (pid < 0) {
     close(sp[0]);
     return snprintf(err, errlen, "fork: %s", strerror(errno)), -1;

@@ -29,6 +29,7 @@ export const T = {
   WORKLOAD_CONFIG: 0x50,
   WORKLOAD_START: 0x51,
   WORKLOAD_SIGNAL: 0x52,
+  WORKLOAD_LOGS: 0x53,
 };
 export const END = 1;
 

@@ -272,6 +272,24 @@ test("tcp connect + half close", async () => {
   eq(e[0].type, T.ERROR, "refused");
   eq(e[0].msg.errno, 111, "ECONNREFUSED");
 });
+// WORKLOAD_LOGS is answered like READ_FILE: FILE_INFO(size), FILE_DATA..END, OK(total written).
+async function workloadLogs(maxBytes) {
+  const i = id();
+  const p = c.collect(i);
+  c.send(T.WORKLOAD_LOGS, i, new W().u32(maxBytes).done());
+  const fr = await p;
+  eq(fr[0].type, T.FILE_INFO, "FILE_INFO first");
+  const data = Buffer.concat(fr.filter((f) => f.type === T.FILE_DATA).map((f) => f.payload));
+  eq(Number(fr[0].msg.size), data.length, "FILE_INFO size = bytes sent");
+  const last = fr.at(-1);
+  eq(last.type, T.OK, "OK last");
+  return { data: data.toString(), total: Number(last.msg.value) };
+}
+test("workload logs before any workload are empty", async () => {
+  const r = await workloadLogs(0);
+  eq(r.data, "", "data");
+  eq(r.total, 0, "total");
+});
 test("workload hold, start, listening, signal, exited", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const i = id();
@@ -283,7 +301,7 @@ test("workload hold, start, listening, signal, exited", async () => {
     new W()
       .u32(3)
       .u16(port)
-      .list(["busybox", "httpd", "-f", "-p", String(port), "-h", "/"])
+      .list(["sh", "-c", `echo wl-out; echo wl-err >&2; exec busybox httpd -f -p ${port} -h /`])
       .list(["WL=1"])
       .str("/")
       .str(asRoot ? "nobody" : "")
@@ -314,6 +332,10 @@ test("workload hold, start, listening, signal, exited", async () => {
     c.events.some((e) => e.kind === 3 && e.value === port),
     "LISTENING",
   );
+  const logs = await workloadLogs(0);
+  eq(logs.data, "wl-out\nwl-err\n", "workload stdout+stderr in the log ring");
+  eq(logs.total, 14, "total bytes written");
+  eq((await workloadLogs(7)).data, "wl-err\n", "max_bytes keeps the newest");
   if (asRoot) {
     const st2 = await c.exec(id(), ["sh", "-c", `grep -E '^(Uid|Gid)' /proc/${st[0].msg.value}/status`]);
     ok(

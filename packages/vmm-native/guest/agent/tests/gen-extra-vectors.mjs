@@ -139,6 +139,12 @@ add(
   frame(T.WORKLOAD_SIGNAL, 14, new W().u32(1).done()),
   "WORKLOAD_SIGNAL stream=14 flags=0 signum=1",
 );
+add(
+  "workload_logs",
+  frame(T.WORKLOAD_LOGS, 15, new W().u32(4096).done()),
+  "WORKLOAD_LOGS stream=15 flags=0 max_bytes=4096",
+);
+add("workload_logs_short", frame(T.WORKLOAD_LOGS, 15, Buffer.alloc(2)), "!BAD_PAYLOAD");
 add("reserved_flags_kept", frame(T.PING, 0, new W().u64(1).done(), 0xfe), "PING stream=0 flags=254 token=1");
 add(
   "trailing_bytes_ignored",

@@ -116,7 +116,8 @@ int main(int argc, char **argv) {
   static const uint8_t types[] = {T_HELLO, T_PING, T_EXEC, T_STDIN, T_RESIZE, T_SIGNAL,
                                   T_WRITE_FILE, T_FILE_DATA, T_READ_FILE, T_TCP_CONNECT,
                                   T_TCP_DATA, T_WINDOW, T_RESET, T_ERROR, T_WORKLOAD_CONFIG,
-                                  T_WORKLOAD_SIGNAL, T_PONG, T_EXIT, 0x00, 0x7f, 0xff};
+                                  T_WORKLOAD_SIGNAL, T_WORKLOAD_LOGS, T_PONG, T_EXIT, 0x00,
+                                  0x7f, 0xff};
   static uint8_t b[1 << 16], pay[4096];
   time_t end = time(NULL) + secs;
   uint64_t iters = 0, bytes = 0;
