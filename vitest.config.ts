@@ -18,6 +18,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["packages/*/src/**/*.integration.test.ts", "apps/*/src/**/*.integration.test.ts"],
+          // build, test images and default image first (test-support/integration-setup.ts)
+          globalSetup: ["test-support/integration-setup.ts"],
           exclude: ["**/node_modules/**", "**/dist/**"],
           testTimeout: 300_000,
           hookTimeout: 600_000,

@@ -11,6 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const parts = {
   engine: "packages/vmm-native/bench/engine.bench.mjs",
   network: "packages/vmm-native/bench/network.bench.mjs",
+  kernel: "packages/vmm-native/bench/kernel.bench.mjs",
   agent: "packages/agent-protocol/bench/agent.bench.mjs",
   oci: "packages/oci/bench/oci.bench.mjs",
   bake: "packages/core/bench/bake.bench.mjs",

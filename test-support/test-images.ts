@@ -1,35 +1,7 @@
-import { execFileSync } from "node:child_process";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-/** Where the test OCI layouts live (`$SUPERMACHINE_TEST_IMAGES` or `~/.cache/supermachine/test-images`). */
-export function testImagesDir(): string {
-  return (
-    process.env.SUPERMACHINE_TEST_IMAGES ??
-    join(process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"), "test-images")
-  );
-}
-
 /**
- * Builds (idempotently) the test layouts and returns their paths. `debian`
- * takes minutes the first time (debootstrap), then seconds.
+ * Test helper: the test OCI layouts (busybox, multilayer, multiarch, debian),
+ * every one checked and rebuilt when stale. Import from integration tests by
+ * relative path, e.g. `import { ensureTestImages } from "../../../test-support/test-images.js"`.
+ * The implementation is plain JS (test-images.mjs) so benchmarks can use it too.
  */
-export function ensureTestImages(opts: { debian?: boolean } = {}): {
-  busybox: string;
-  multilayer: string;
-  multiarch: string;
-  debian?: string;
-} {
-  const out = testImagesDir();
-  const script = join(dirname(fileURLToPath(import.meta.url)), "..", "scripts", "test-images", "build.sh");
-  execFileSync("bash", [script, out, ...(opts.debian ? [] : ["--no-debian"])], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  return {
-    busybox: join(out, "busybox"),
-    multilayer: join(out, "multilayer"),
-    multiarch: join(out, "multiarch"),
-    ...(opts.debian ? { debian: join(out, "debian") } : {}),
-  };
-}
+export { ensureTestImages, TEST_IMAGE_NAMES, testImagesDir } from "./test-images.mjs";

@@ -9,7 +9,9 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -32,14 +34,43 @@ const scriptHash = createHash("sha256")
   .update(readFileSync(join(here, "layout.mjs")))
   .digest("hex");
 
+/** True when every blob the layout's index reaches (manifests, configs, layers) is present with its size. */
+function layoutComplete(dir) {
+  const blobPath = (d) => join(dir, "blobs", "sha256", d.digest.slice("sha256:".length));
+  const present = (d) => existsSync(blobPath(d)) && statSync(blobPath(d)).size === d.size;
+  const walk = (index) =>
+    index.manifests.every((m) => {
+      if (!present(m)) return false;
+      const doc = JSON.parse(readFileSync(blobPath(m), "utf8"));
+      if (doc.manifests) return walk(doc);
+      return present(doc.config) && doc.layers.every(present);
+    });
+  try {
+    return walk(JSON.parse(readFileSync(join(dir, "index.json"), "utf8")));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds layout `name` unless its `.stamp` holds the hash of this script and
+ * `inputs` and every blob is there. Builds into a temporary directory that
+ * replaces the old layout only when complete.
+ */
 function stamped(name, inputs, build) {
   const dir = join(outDir, name);
   const key = createHash("sha256").update(scriptHash).update(JSON.stringify(inputs)).digest("hex");
   const stamp = join(dir, ".stamp");
-  if (existsSync(stamp) && readFileSync(stamp, "utf8") === key && existsSync(join(dir, "index.json")))
-    return dir;
-  build(dir);
-  writeFileSync(stamp, key);
+  if (existsSync(stamp) && readFileSync(stamp, "utf8") === key && layoutComplete(dir)) return dir;
+  const tmp = join(outDir, `.${name}.tmp.${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  build(tmp);
+  if (!layoutComplete(tmp)) throw new Error(`building ${name} left an incomplete layout`);
+  writeFileSync(join(tmp, ".stamp"), key);
+  const old = join(outDir, `.${name}.old.${process.pid}`);
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
   console.error(`[test-images] built ${name}`);
   return dir;
 }
@@ -55,6 +86,8 @@ function tarDir(dir) {
       "--format=gnu",
       "--xattrs",
       "--xattrs-include=*",
+      // with xattrs GNU tar writes PAX headers; their atime/ctime would make every build differ
+      "--pax-option=delete=atime,delete=ctime",
       "-C",
       dir,
       "-cf",

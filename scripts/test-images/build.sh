@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Builds the test OCI image layouts into OUTDIR (idempotent; unchanged inputs are skipped):
+# Builds the test OCI image layouts into OUTDIR. Each layout is checked on its
+# own (a stamp of its inputs, every blob present) and rebuilt when stale or
+# incomplete, whatever else OUTDIR holds:
 #   busybox     Debian's busybox-static + applet symlinks, /etc/passwd (root, www), Cmd ["/bin/sh"]
 #   multilayer  whiteouts, opaque dir, hardlinks across layers, symlinks, devices, xattr, long names (gzip/zstd/plain layers)
 #   multiarch   index with linux/amd64, linux/arm64/v8, linux/arm/v7
-#   debian      debootstrap --variant=minbase bookworm (the rootfs tarball is cached under
-#               ~/.cache/supermachine/test-images/, keyed by suite/variant/mirror, not by date)
+#   debian      debootstrap --variant=minbase bookworm plus the few packages the guest
+#               feature tests run (bubblewrap, inotify-tools, fuse2fs); the rootfs tarball
+#               is cached under ~/.cache/supermachine/test-images/, keyed by
+#               suite/variant/packages/mirror, not by date
 # Usage: build.sh OUTDIR [--no-debian]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:?usage: build.sh OUTDIR [--no-debian]}"
 mkdir -p "$out"
+# One build at a time per OUTDIR: others wait, then find the layouts current.
+exec 8>"$out/.build.lock"
+flock 8
 node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
 
 if [ "${2:-}" != "--no-debian" ]; then
   cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
   mkdir -p "$cache"
   suite=bookworm variant=minbase mirror="${DEBIAN_MIRROR:-$(bash "$here/../debian-mirror.sh" "$suite")}"
-  key=$(printf '%s\n' "v1" "$suite" "$variant" "$mirror" amd64 | sha256sum | cut -c1-16)
+  # programs the guest kernel-feature tests run (packages/core/src/fidelity.integration.test.ts)
+  include=bubblewrap,inotify-tools,fuse2fs
+  key=$(printf '%s\n' "v1" "$suite" "$variant" "$include" "$mirror" amd64 | sha256sum | cut -c1-16)
   tarball="$cache/debootstrap-$suite-$variant-$key.tar.gz"
   # One debootstrap at a time per cache (other runs wait, then reuse the tarball).
   exec 9>"$cache/.debootstrap.lock"
@@ -25,7 +34,7 @@ if [ "${2:-}" != "--no-debian" ]; then
     work=$(mktemp -d "$cache/debootstrap.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     echo "[test-images] debootstrap $suite ($variant) from $mirror; takes a few minutes" >&2
-    debootstrap --variant="$variant" --arch=amd64 "$suite" "$work/root" "$mirror" >"$work/log" 2>&1 || {
+    debootstrap --variant="$variant" --include="$include" --arch=amd64 "$suite" "$work/root" "$mirror" >"$work/log" 2>&1 || {
       tail -20 "$work/log" >&2
       exit 1
     }

@@ -95,6 +95,8 @@ export const WRITE_FLAG_MKDIRS = 1;
 export const WORKLOAD_FLAG_HOLD = 1;
 /** `WORKLOAD_CONFIG` flags bit 1: watch `watch_port` for a listener. */
 export const WORKLOAD_FLAG_WATCH = 2;
+/** `WORKLOAD_CONFIG` flags bit 2: execs run as the workload's user, in its cwd (like `docker exec`). */
+export const WORKLOAD_FLAG_EXEC_AS_WORKLOAD = 4;
 
 const typeNames = new Map<number, MessageTypeName>(
   Object.entries(MessageType).map(([k, v]) => [v, k as MessageTypeName]),

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { encodeFrame, encodeRawFrame } from "./encoder.js";
 import {
   AgentError,
@@ -102,12 +102,23 @@ describe("handshake", () => {
 });
 
 describe("session", () => {
-  it("pings", async () => {
+  it("pings: resolves on the PONG with its token, with the round trip in ms", async () => {
     const { agent, session } = await connect();
-    const p = session.ping();
-    const ping = await agent.next("PING");
-    agent.send({ type: "PONG", stream: 0, flags: 0, token: ping.token });
-    expect(await p).toBeGreaterThanOrEqual(0);
+    vi.useFakeTimers({ toFake: ["performance"] });
+    try {
+      const p = session.ping();
+      const q = session.ping();
+      const [ping, ping2] = [await agent.next("PING"), await agent.next("PING")];
+      expect(ping2.token).not.toBe(ping.token);
+      vi.advanceTimersByTime(25);
+      agent.send({ type: "PONG", stream: 0, flags: 0, token: ping2.token });
+      expect(await q).toBe(25);
+      vi.advanceTimersByTime(10);
+      agent.send({ type: "PONG", stream: 0, flags: 0, token: ping.token });
+      expect(await p).toBe(35);
+    } finally {
+      vi.useRealTimers();
+    }
     await session.close();
   });
 

@@ -12,6 +12,7 @@ import {
   MessageType,
   MIN_MAX_PAYLOAD,
   PROTOCOL_VERSION,
+  WORKLOAD_FLAG_EXEC_AS_WORKLOAD,
   WORKLOAD_FLAG_HOLD,
   WORKLOAD_FLAG_WATCH,
 } from "./constants.js";
@@ -88,6 +89,11 @@ export interface WorkloadConfig {
   hold?: boolean;
   /** Emit LISTENING once something listens on this TCP port. */
   watchPort?: number;
+  /**
+   * Later execs run as `user`, in `cwd` when they name none, with the user's
+   * HOME (as `docker exec` does); otherwise they run as root in `/`.
+   */
+  execAsWorkload?: boolean;
 }
 
 /** Events emitted by {@link AgentSession}. */
@@ -318,7 +324,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
 
   /** Sends WORKLOAD_CONFIG; rejects with `AgentError` STATE when already configured. */
   async configureWorkload(cfg: WorkloadConfig): Promise<void> {
-    const flags = (cfg.hold ? WORKLOAD_FLAG_HOLD : 0) | (cfg.watchPort ? WORKLOAD_FLAG_WATCH : 0);
+    const flags =
+      (cfg.hold ? WORKLOAD_FLAG_HOLD : 0) |
+      (cfg.watchPort ? WORKLOAD_FLAG_WATCH : 0) |
+      (cfg.execAsWorkload ? WORKLOAD_FLAG_EXEC_AS_WORKLOAD : 0);
     await new RequestOp(this, {
       type: "WORKLOAD_CONFIG",
       workloadFlags: flags,

@@ -1,7 +1,7 @@
 // Shared pieces of the core benchmarks: test image layouts, a local registry,
 // the plain-QEMU cold-boot baseline, and QEMU process listing.
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -11,21 +11,19 @@ import { promisify } from "node:util";
 export { descendantsOf, r1, sleep } from "../../../scripts/bench/guest.mjs";
 
 import { qemuDescendants } from "../../../scripts/bench/guest.mjs";
+import { ensureTestImages } from "../../../test-support/test-images.mjs";
 
 const run = promisify(execFile);
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const core = await import(join(repoRoot, "packages/core/dist/index.js"));
 
-/** The test layouts (busybox, debian, ...) of scripts/test-images/build.sh, built on first use. */
+/**
+ * The test layouts (busybox, debian, ...) of scripts/test-images/build.sh, the
+ * same ones the integration tests use: every layout is made current (checked
+ * on its own, rebuilt when stale), never only the ones a benchmark needs.
+ */
 export function layouts() {
-  const dir = process.env.SUPERMACHINE_TEST_IMAGES ?? join(tmpdir(), "supermachine-core-test-images");
-  if (!existsSync(join(dir, "busybox", "index.json"))) {
-    execFileSync("bash", [join(repoRoot, "scripts/test-images/build.sh"), dir, "--no-debian"], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-  }
-  const path = (name) => (existsSync(join(dir, name, "index.json")) ? join(dir, name) : undefined);
-  return { busybox: path("busybox"), debian: path("debian") };
+  return ensureTestImages();
 }
 
 async function freePort() {

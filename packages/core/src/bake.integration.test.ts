@@ -1,8 +1,9 @@
 // Image.build against a real registry on 127.0.0.1 and real QEMU guests:
 // cold bake and cache hit, the bake triggers (pre-exec, listener, warmup),
-// extraFiles, concurrent bakes from two processes, corrupted snapshots, and
-// the typed failures (which must leave no snapshot dir and no QEMU behind).
-import { spawn } from "node:child_process";
+// guestPort, extraFiles, concurrent bakes from two processes, corrupted
+// snapshots, and the typed failures (which must leave no snapshot dir and no
+// QEMU behind).
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import {
   chmodSync,
@@ -15,11 +16,13 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { Machine } from "@supermachine/vmm-native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BuildOptions, type BuildProgress, Image, type WarmupVm } from "./index.js";
 import { type CoreFixture, coreFixture, lockFiles, rejection, snapshotDirs } from "./test-support/fixture.js";
+import { httpOverUnix } from "./test-support/guest-io.js";
 import { layoutPath } from "./test-support/images.js";
-import { qemuPids, waitFor, watchQemuStarts } from "./test-support/procs.js";
+import { qemuPids, waitFor, watchQemuStarts, withDeadline } from "./test-support/procs.js";
 import { startRegistry } from "./test-support/registry.js";
 
 let fx: CoreFixture;
@@ -53,7 +56,7 @@ async function build(options: BuildOptions) {
  * A cache hit: no root fs, boot or snapshot phase and no QEMU started. (The
  * "pull" phase may appear: it reports layers found in the local blob cache.)
  */
-function expectHit(r: { phases: string[]; started: number[] }): void {
+function expectHit(r: { phases: string[]; started: string[] }): void {
   expect(r.phases.filter((p) => p !== "pull")).toEqual(["cached"]);
   expect(r.started).toEqual([]);
 }
@@ -66,6 +69,25 @@ async function firstLine(image: Image, argv: string[]): Promise<string> {
   expect(r.exitCode).toBe(0);
   return r.stdout.toString().trim();
 }
+
+describe("QEMU start detection (what the cache-hit checks rely on)", () => {
+  it("sees a QEMU that exits at once", async () => {
+    const { result, started } = await watchQemuStarts(() =>
+      Machine.boot({
+        kernel: "/nonexistent/bzImage",
+        initrd: "/nonexistent/initrd",
+        memoryMib: 64,
+        vcpus: 1,
+      }).then(
+        () => "booted",
+        (e: Error & { code?: string }) => e.code,
+      ),
+    );
+    expect(result).not.toBe("booted"); // QEMU cannot load that kernel and exits at once
+    expect(started).toHaveLength(1);
+    expect(qemuPids()).toEqual([]);
+  });
+});
 
 describe("Image.build: cold bake and cache hit", () => {
   it("bakes busybox once, then hits the cache without pulling or booting", async () => {
@@ -94,12 +116,8 @@ describe("Image.build: cold bake and cache hit", () => {
     expect(await firstLine(fromFile, ["sh", "-c", "echo $((6*7))"])).toBe("42");
   });
 
-  it("bakes the Debian image once, then hits the cache", async (ctx) => {
+  it("bakes the Debian image once, then hits the cache", async () => {
     const debian = layoutPath("debian");
-    if (!debian) {
-      ctx.skip("the debian test layout was not built (scripts/test-images/build.sh)");
-      return;
-    }
     const ref = `oci:${debian}:bookworm`;
     const cold = await build({ ref });
     expect(cold.phases).toContain("boot");
@@ -178,6 +196,29 @@ describe("Image.build: bake triggers", () => {
     expect(retagged.image.snapshotPath).not.toBe(first.image.snapshotPath);
   });
 
+  it("guestPort: the listener trigger and vsockPath use the port given, not 80", async () => {
+    // The workload listens on 8080 only: a bake watching port 80 would time out.
+    const { image, phases } = await build({
+      ref: fx.busyboxRef,
+      cmd: ["sh", "-c", "mkdir -p /w && echo port-8080 > /w/index.html && exec httpd -f -p 8080 -h /w"],
+      guestPort: 8080,
+      listenerRequired: true,
+      listenerTimeoutMs: 60_000,
+    });
+    expect(phases).toContain("boot");
+    expect(image.metadata.guestPort).toBe(8080);
+    await using pool = await image.pool({ min: 1, max: 1 });
+    await using vm = await pool.acquire();
+    // No retry: the listener was up when the snapshot was taken.
+    const res = await httpOverUnix(vm.vsockPath, "/index.html");
+    expect(res).toMatch(/^HTTP\/1\.[01] 200/);
+    expect(res).toContain("port-8080");
+    // Nothing listens on 80 in this guest, so vsockPath reaching 80 could not have answered.
+    expect(
+      (await vm.exec({ argv: ["sh", "-c", "netstat -ltn | grep -c ':80 ' || true"] })).stdout.toString(),
+    ).toBe("0\n");
+  });
+
   it("extraFiles: baked with content and mode; changing the host file re-bakes", async () => {
     const host = join(fx.scratch("extra"), "hello.sh");
     writeFileSync(host, "#!/bin/sh\necho extra-v1\n");
@@ -206,42 +247,106 @@ describe("Image.build: bake triggers", () => {
 });
 
 describe("Image.build: two processes, one bake", () => {
-  it("two Node processes building the same ref into the same dir bake it once", async () => {
+  /** A Node process running `Image.build` from dist/, reporting JSON lines; see `script`. */
+  interface Builder {
+    proc: ChildProcess;
+    events: Array<{ event: string; phase?: string; path?: string }>;
+    stderr: () => string;
+    done: Promise<{ path: string }>;
+  }
+
+  function startBuilder(script: string): Builder {
+    const proc = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const events: Builder["events"] = [];
+    let out = "";
+    let err = "";
+    proc.stdout?.on("data", (d) => {
+      out += d;
+      for (let nl = out.indexOf("\n"); nl >= 0; nl = out.indexOf("\n")) {
+        events.push(JSON.parse(out.slice(0, nl)));
+        out = out.slice(nl + 1);
+      }
+    });
+    proc.stderr?.on("data", (d) => {
+      err += d;
+    });
+    const done = new Promise<{ path: string }>((resolve, reject) =>
+      proc.once("exit", (code) => {
+        const last = events.at(-1);
+        if (code === 0 && last?.event === "done") resolve({ path: last.path as string });
+        else reject(new Error(`builder exited ${code}: ${err}`));
+      }),
+    );
+    done.catch(() => {});
+    return { proc, events, stderr: () => err, done };
+  }
+
+  it("two Node processes building the same ref into the same dir bake it once, the second waiting", async () => {
     const dist = new URL("../dist/index.js", import.meta.url).pathname;
     const token = randomUUID();
+    const release = join(fx.scratch("two-procs"), "release");
+    // The bake holds its lock through the warmup callback, which waits for the
+    // test's go: the test only gives it once it has seen the other process
+    // waiting on that lock. Run one after the other (or without the lock) and
+    // nobody ever waits, so the test fails at the barrier.
     const script = `
+      import { existsSync, writeSync } from "node:fs";
       import { Image } from ${JSON.stringify(dist)};
-      const phases = [];
+      const say = (o) => writeSync(1, JSON.stringify(o) + "\\n");
       const image = await Image.build({
         ref: ${JSON.stringify(fx.busyboxRef)},
         insecureRegistries: ${JSON.stringify(fx.insecureRegistries)},
         snapshotsDir: ${JSON.stringify(fx.snapshotsDir)},
         env: { TOKEN: ${JSON.stringify(token)} },
-        onProgress: (p) => { if (phases.at(-1) !== p.phase) phases.push(p.phase); },
+        onProgress: (p) => say({ event: "phase", phase: p.phase }),
+        warmup: async (vm) => {
+          say({ event: "baking" });
+          for (const deadline = Date.now() + 300_000; !existsSync(${JSON.stringify(release)}); ) {
+            if (Date.now() > deadline) throw new Error("no release from the test");
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          const r = await vm.exec({ argv: ["sh", "-c", "echo one-bake > /baked-by"] });
+          if (r.exitCode !== 0) throw new Error("warmup exec failed");
+        },
       });
-      console.log(JSON.stringify({ path: image.snapshotPath, phases }));
+      say({ event: "done", path: image.snapshotPath });
     `;
-    const runOne = () =>
-      new Promise<{ path: string; phases: string[] }>((resolve, reject) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d) => (out += d));
-        child.stderr.on("data", (d) => (err += d));
-        child.once("exit", (code) =>
-          code === 0
-            ? resolve(JSON.parse(out.trim().split("\n").at(-1) as string))
-            : reject(new Error(`exit ${code}: ${err}`)),
-        );
-      });
-    const [a, b] = await Promise.all([runOne(), runOne()]);
-    expect(a.path).toBe(b.path);
-    const booted = [a, b].filter((r) => r.phases.includes("boot"));
-    expect(booted).toHaveLength(1);
-    expect(snapshotDirs(fx.snapshotsDir).filter((n) => n.startsWith("."))).toEqual([]);
-    expect(await firstLine(await Image.fromSnapshot(a.path), ["echo", "one-bake"])).toBe("one-bake");
+    const builders = [startBuilder(script), startBuilder(script)];
+    try {
+      const has = (b: Builder, event: string, phase?: string) =>
+        b.events.some((e) => e.event === event && (phase === undefined || e.phase === phase));
+      const overlap = () =>
+        (has(builders[0]!, "baking") && has(builders[1]!, "phase", "waiting")) ||
+        (has(builders[1]!, "baking") && has(builders[0]!, "phase", "waiting"));
+      const exitedEarly = Promise.race(builders.map((b) => b.done)).then(
+        () => "a builder finished before the barrier",
+        (e: Error) => e.message,
+      );
+      const barrier = await Promise.race([
+        waitFor(overlap, 280_000).then((ok) => (ok ? "ok" : "no overlap")),
+        exitedEarly,
+      ]);
+      expect(barrier, JSON.stringify(builders.map((b) => b.events))).toBe("ok");
+      writeFileSync(release, "go");
+      const [a, b] = (await withDeadline(Promise.all(builders.map((x) => x.done)), 120_000, "builders")) as [
+        { path: string },
+        { path: string },
+      ];
+      expect(a.path).toBe(b.path);
+      const bakers = builders.filter((x) => has(x, "baking"));
+      expect(bakers).toHaveLength(1);
+      expect(builders.filter((x) => has(x, "phase", "boot"))).toHaveLength(1);
+      const waiter = builders.find((x) => !has(x, "baking")) as Builder;
+      expect(has(waiter, "phase", "waiting")).toBe(true);
+      expect(has(waiter, "phase", "boot")).toBe(false);
+      expect(snapshotDirs(fx.snapshotsDir).filter((n) => n.startsWith("."))).toEqual([]);
+      expect(await firstLine(await Image.fromSnapshot(a.path), ["cat", "/baked-by"])).toBe("one-bake");
+    } finally {
+      for (const b of builders)
+        if (b.proc.exitCode === null && b.proc.signalCode === null) b.proc.kill("SIGKILL");
+    }
   });
 });
 
@@ -252,7 +357,7 @@ describe("Image.build: corrupted snapshots", () => {
     const mem = join(first.image.snapshotPath, "memory.bin");
     truncateSync(mem, Math.floor(statSync(mem).size / 2));
     const err = await rejection(() => Image.fromSnapshot(first.image.snapshotPath));
-    expect(err.code).toMatch(/^SNAPSHOT_(CORRUPT|INVALID)$/);
+    expect(err.code).toBe("SNAPSHOT_CORRUPT");
     const again = await build(opts);
     expect(again.phases).toContain("boot");
     expect((await Image.fromSnapshot(again.image.snapshotPath)).snapshotPath).toBe(again.image.snapshotPath);
@@ -266,7 +371,7 @@ describe("Image.build: corrupted snapshots", () => {
     writeSync(fd, Buffer.alloc(64, 0x5a), 0, 64, 16);
     closeSync(fd);
     const err = await rejection(() => Image.fromSnapshot(first.image.snapshotPath));
-    expect(err.code).toMatch(/^SNAPSHOT_(CORRUPT|INVALID)$/);
+    expect(err.code).toBe("SNAPSHOT_CORRUPT");
     const again = await build(opts);
     expect(again.phases).toContain("boot");
     expect(await firstLine(again.image, ["echo", "rebaked"])).toBe("rebaked");
@@ -281,15 +386,15 @@ describe("Image.build: failures are typed and leave nothing behind", () => {
     );
     expect(snapshotDirs(snapshotsDir)).toEqual([]);
     expect(lockFiles(snapshotsDir)).toEqual([]);
-    expect(await waitFor(() => qemuPids().length === 0, 10_000)).toBe(true);
+    expect(await waitFor(() => qemuPids().length === 0, 60_000)).toBe(true);
     return err;
   }
 
-  it("an unknown image", async () => {
+  it("an unknown image or tag", async () => {
     const err = await failing("unknown", { ref: `${fx.registry.host}/no-such-image:1` });
-    expect(["BAKE_IMAGE_NOT_FOUND", "OCI_NOT_FOUND", "OCI_MANIFEST_UNKNOWN"]).toContain(err.code);
+    expect(err.code).toBe("BAKE_IMAGE_NOT_FOUND");
     const tag = await failing("unknown-tag", { ref: `${fx.registry.host}/busybox:no-such-tag` });
-    expect(["BAKE_IMAGE_NOT_FOUND", "OCI_NOT_FOUND", "OCI_MANIFEST_UNKNOWN"]).toContain(tag.code);
+    expect(tag.code).toBe("BAKE_IMAGE_NOT_FOUND");
   });
 
   it("listenerRequired with a workload that exits", async () => {
@@ -299,7 +404,7 @@ describe("Image.build: failures are typed and leave nothing behind", () => {
       listenerRequired: true,
     });
     expect(err.code).toBe("BAKE_WORKLOAD_EXITED");
-    expect(typeof err.details?.consoleTail).toBe("string");
+    expect(String(err.details?.consoleTail)).toContain("about-to-exit");
   });
 
   it("listenerRequired with a workload that never listens", async () => {
@@ -310,7 +415,42 @@ describe("Image.build: failures are typed and leave nothing behind", () => {
       listenerTimeoutMs: 3_000,
     });
     expect(err.code).toBe("BAKE_LISTENER_TIMEOUT");
-    expect(typeof err.details?.consoleTail).toBe("string");
+    expect(String(err.details?.consoleTail)).toContain("sm-init: ready");
+  });
+
+  it("the guest dies (reboot) while the bake waits for the listener", async () => {
+    const err = await failing("guest-died-listener", {
+      ref: fx.busyboxRef,
+      cmd: ["sh", "-c", "echo rebooting-now; reboot -f"],
+      listenerRequired: true,
+    });
+    expect(err.code, err.message).toBe("BAKE_GUEST_DIED");
+    expect(String(err.details?.consoleTail)).toContain("rebooting-now");
+  });
+
+  it("the guest dies (reboot) under the warmup callback", async () => {
+    const err = await failing("guest-died-warmup", {
+      ref: fx.busyboxRef,
+      warmup: async (vm) => {
+        await vm.exec({ argv: ["reboot", "-f"] });
+      },
+    });
+    expect(err.code, err.message).toBe("BAKE_GUEST_DIED");
+    expect(String(err.details?.consoleTail)).toContain("sm-init: ready");
+  });
+
+  it("a warmup callback that throws", async () => {
+    const err = await failing("warmup-throws", {
+      ref: fx.busyboxRef,
+      warmup: async (vm) => {
+        const r = await vm.exec({ argv: ["sh", "-c", "echo not-ready; exit 4"] });
+        if (r.exitCode !== 0) throw new Error(`warmup step exited ${r.exitCode}: ${r.stdout}`);
+      },
+    });
+    expect(err.code).toBe("BAKE_WARMUP_FAILED");
+    expect(err.message).toContain("warmup step exited 4: not-ready");
+    expect((err.cause as Error).message).toBe("warmup step exited 4: not-ready\n");
+    expect(String(err.details?.consoleTail)).toContain("sm-init: ready");
   });
 
   it("a workload that runs the guest out of memory", async () => {

@@ -1,5 +1,6 @@
 import type { PulledImage } from "@supermachine/oci";
 import { type Engine, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
+import type { BakeTrigger } from "./bake-plan.js";
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 import type { BuildProgress, ExtraFileSpec, WarmupVm } from "./options.js";
@@ -7,8 +8,7 @@ import type { NetworkChoice } from "./validate.js";
 import { createWarmupVm } from "./warmup-vm.js";
 import type { WorkloadSpec } from "./workload.js";
 
-/** How the bake decides when to take the snapshot. */
-export type BakeTrigger = "pre-exec" | "listener" | "warmup";
+export type { BakeTrigger } from "./bake-plan.js";
 
 /** Everything one bake needs, already resolved. */
 export interface BakePlan {
@@ -83,6 +83,8 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       user: plan.workload.user,
       hostname: plan.hostname,
       hold: true,
+      // execs run as the image's User in its WorkingDir, as `docker exec` does
+      execAsWorkload: true,
       watchPort: plan.trigger === "listener" ? plan.guestPort : undefined,
     });
     if (plan.trigger === "pre-exec") {
@@ -97,6 +99,8 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
         try {
           await plan.warmup(vm);
         } catch (err) {
+          // the guest dying under the callback is BAKE_GUEST_DIED (the outer catch), not the callback's fault
+          if (await guestGone(machine, err)) throw err;
           throw new CoreError("BAKE_WARMUP_FAILED", `warmup callback failed: ${(err as Error).message}`, {
             cause: err,
             details: { consoleTail: await consoleTail(machine) },
@@ -118,7 +122,7 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
     };
   } catch (err) {
     if (err instanceof CoreError) throw err;
-    if (isVmExited(err) || machine.hasExited) {
+    if (isVmExited(err) || (await guestGone(machine, err))) {
       const info = await machine.exited;
       const code = failureCode(info.consoleTail, "BAKE_GUEST_DIED");
       const what =
@@ -154,14 +158,21 @@ async function waitForListener(
     const what = await Promise.race([
       session.waitForEvent("LISTENING").then(
         () => "listening" as const,
-        () => "exited" as const,
+        () => "closed" as const,
       ),
-      exited.then(() => "exited" as const),
+      exited.then(
+        () => "exited" as const,
+        () => "closed" as const,
+      ),
       timeout,
     ]);
     if (what === "listening") return;
+    // the session closed: the guest died (QEMU exited), which the caller reports as BAKE_GUEST_DIED
+    if (what === "closed" && (await guestGone(machine, undefined))) {
+      throw machine.exitError(await machine.exited, "the guest died while the workload started");
+    }
     const tail = await consoleTail(machine);
-    if (what === "exited") {
+    if (what === "exited" || what === "closed") {
       const code = failureCode(tail, "BAKE_WORKLOAD_EXITED");
       const how =
         code === "BAKE_OUT_OF_MEMORY" ? `was killed for lack of memory (${plan.memoryMib} MiB)` : "exited";
@@ -184,6 +195,26 @@ async function waitForListener(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * True when the guest is gone: QEMU has exited, or it exits within a second
+ * of a failure that says the session or VM ended (`err` SESSION_CLOSED or
+ * VM_EXITED, or `err` undefined: the session closed).
+ */
+async function guestGone(machine: Machine, err: unknown): Promise<boolean> {
+  if (machine.hasExited) return true;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (err !== undefined && code !== "SESSION_CLOSED" && code !== "VM_EXITED") return false;
+  let timer: NodeJS.Timeout | undefined;
+  const exited = await Promise.race([
+    machine.exited.then(() => true),
+    new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), 1000);
+    }),
+  ]);
+  clearTimeout(timer);
+  return exited;
 }
 
 async function consoleTail(machine: Machine): Promise<string> {

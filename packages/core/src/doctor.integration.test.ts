@@ -20,6 +20,7 @@ describe("doctor", () => {
       "e2fsprogs",
       "accelerator",
       "setpriv",
+      "confinement",
       "run-dir",
       "cgroup",
       "network",

@@ -61,10 +61,14 @@ function machineOf(vm: Vm): Machine {
   return m;
 }
 
-/** Bytes of regular files under `dir` (sockets and FIFOs weigh nothing). */
+/**
+ * Bytes of regular files under `dir` (sockets and FIFOs weigh nothing), not
+ * counting each run directory's `owner.json` (a fixed-size record of its owner).
+ */
 function regularFileBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.name === "owner.json") continue;
     try {
       const st = lstatSync(join(e.parentPath, e.name));
       if (st.isFile()) total += st.size;

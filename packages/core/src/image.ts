@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { buildRootfs, pullImage } from "@supermachine/oci";
 import {
@@ -8,11 +7,12 @@ import {
   SnapshotStore,
 } from "@supermachine/snapshot";
 import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
-import { type BakeTrigger, bakeSnapshot } from "./bake.js";
+import { bakeSnapshot } from "./bake.js";
+import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
 import type { BuildOptions, NetworkOptions, PoolOptions } from "./options.js";
 import { Pool } from "./pool.js";
-import { enumOption, intOption, type NetworkChoice, networkOption } from "./validate.js";
+import { type NetworkChoice, networkOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
 
 /**
@@ -35,34 +35,21 @@ export class Image {
    * boot). Two processes building the same image at once bake it once.
    */
   static async build(options: BuildOptions): Promise<Image> {
-    if (!options || typeof options.ref !== "string" || !options.ref) {
-      throw new CoreError("INVALID_OPTIONS", "Image.build needs a non-empty `ref`");
-    }
-    const memoryMib = intOption("memoryMib", options.memoryMib, 256, 64, 65536);
-    const vcpus = intOption("vcpus", options.vcpus, 1, 1, 8);
-    const guestPort = intOption("guestPort", options.guestPort, 80, 1, 65535);
-    const pullPolicy = enumOption("pullPolicy", options.pullPolicy, "missing", [
-      "always",
-      "missing",
-      "never",
-    ] as const);
-    const listenerRequired = options.listenerRequired === true;
-    const warmupTag = options.warmupTag ?? "default";
+    const plan = resolveBuildOptions(options);
     const progress = options.onProgress ?? (() => {});
-    const accel = enumOption("accel", options.accel, "auto", ["auto", "kvm", "hvf", "tcg"] as const);
     const network = networkOption(options.network, true);
     const assets = resolveGuestAssets();
     // chosen (and a hardware accelerator proven, once per host) before the
     // fingerprint: a bake under TCG and one under KVM are different snapshots
     const engine = await chooseEngine({
-      accel,
+      accel: plan.accel,
       kernel: assets.kernel,
       initrd: assets.initrd,
       network: network.card,
     });
 
     const image = await pullImage(options.ref, {
-      pullPolicy,
+      pullPolicy: plan.pullPolicy,
       insecureRegistries: options.insecureRegistries,
       onProgress: (e) =>
         progress({ phase: "pull", layer: e.digest, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }),
@@ -78,39 +65,18 @@ export class Image {
       throw err;
     });
 
-    const extraFiles = await Promise.all(
+    const extraFiles: ExtraFile[] = await Promise.all(
       (options.extraFiles ?? []).map(async (f) => {
-        if (!f.guestPath?.startsWith("/")) {
-          throw new CoreError(
-            "INVALID_OPTIONS",
-            `extraFiles guestPath must be absolute, got ${JSON.stringify(f.guestPath)}`,
-          );
-        }
         const [bytes, st] = await Promise.all([readFile(f.hostPath), stat(f.hostPath)]);
         return { ...f, bytes, mode: st.mode & 0o7777 };
       }),
     );
-    const fingerprintFiles = extraFiles.map((f) => ({
-      guestPath: f.guestPath,
-      sha256: createHash("sha256").update(f.bytes).digest("hex"),
-      mode: f.mode,
-    }));
-    const trigger: BakeTrigger = options.warmup ? "warmup" : listenerRequired ? "listener" : "pre-exec";
     const fingerprint = computeFingerprint({
-      manifestDigest: image.manifestDigest,
-      cmd: options.cmd,
-      env: options.env,
-      memoryMib,
-      vcpus,
-      guestPort,
-      listenerRequired,
-      extraFiles: fingerprintFiles,
-      warmupTag: options.warmup ? warmupTag : undefined,
-      kernelHash: assets.kernelHash,
-      agentHash: assets.agentHash,
-      accel: engine.accel,
-      cpuModel: engine.cpuModel,
-      qemuVersion: engine.qemu.version,
+      ...fingerprintInputs(plan, options, image.manifestDigest, extraFiles, assets, {
+        accel: engine.accel,
+        cpuModel: engine.cpuModel,
+        qemuVersion: engine.qemu.version,
+      }),
       networkCard: network.card,
     });
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
@@ -135,27 +101,27 @@ export class Image {
           rootfsPath: rootfs.path,
           assets,
           engine,
-          memoryMib,
-          vcpus,
-          guestPort,
+          memoryMib: plan.memoryMib,
+          vcpus: plan.vcpus,
+          guestPort: plan.guestPort,
           workload,
-          trigger,
+          trigger: plan.trigger,
           extraFiles,
           warmup: options.warmup,
-          listenerTimeoutMs: options.listenerTimeoutMs ?? 60_000,
+          listenerTimeoutMs: plan.listenerTimeoutMs,
           hostname: "supermachine",
           onProgress: progress,
           network,
         });
         return {
           image: { ref: image.reference, manifestDigest: image.manifestDigest, config: image.config },
-          memoryMib,
-          vcpus,
-          guestPort,
-          listenerRequired,
-          trigger,
-          warmupTag: options.warmup ? warmupTag : undefined,
-          extraFiles: fingerprintFiles,
+          memoryMib: plan.memoryMib,
+          vcpus: plan.vcpus,
+          guestPort: plan.guestPort,
+          listenerRequired: plan.listenerRequired,
+          trigger: plan.trigger,
+          warmupTag: plan.warmupTag,
+          extraFiles: extraFiles.map(fingerprintFile),
           workload,
           assets: expectedAssets,
           rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
@@ -163,7 +129,12 @@ export class Image {
           network: { card: network.card, ...(network.policy ? { policy: { ...network.policy } } : {}) },
         };
       },
-      { expectedAssets },
+      {
+        expectedAssets,
+        // another process is baking this image: say so, then use its snapshot
+        onWait: () =>
+          progress({ phase: "waiting", message: "waiting for another process baking this image" }),
+      },
     );
     return new Image(published.metadata, published.dir, network);
   }

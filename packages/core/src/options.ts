@@ -35,6 +35,8 @@ export type BuildProgress =
   | { phase: "rootfs"; message: string }
   | { phase: "boot"; message: string }
   | { phase: "snapshot"; message: string }
+  /** Another process holds this bake's lock: the build waits, then uses that process's snapshot. */
+  | { phase: "waiting"; message: string }
   | { phase: "cached"; snapshotPath: string };
 
 /** Options of `Image.build`. Only `ref` is required. */

@@ -16,12 +16,14 @@ function alive(pid: number): boolean {
 /**
  * Runs `fn` holding an inter-process lock (a directory created with
  * `mkdir`, which is atomic). A lock left by a dead process on this host, or
- * an ownerless one older than 30 s, is taken over.
+ * an ownerless one older than 30 s, is taken over. `onWait` is called once
+ * when another live holder makes this call wait.
  */
 export async function withFileLock<T>(
   lockDir: string,
   fn: () => Promise<T>,
   signal?: AbortSignal,
+  onWait?: () => void,
 ): Promise<T> {
   await mkdir(join(lockDir, ".."), { recursive: true });
   const me = `${hostname()} ${process.pid}`;
@@ -43,7 +45,11 @@ export async function withFileLock<T>(
       stale = st !== undefined && Date.now() - st.mtimeMs > 30_000;
     }
     if (stale) await rm(lockDir, { recursive: true, force: true });
-    else await sleep(200);
+    else {
+      onWait?.();
+      onWait = undefined;
+      await sleep(200);
+    }
   }
   try {
     return await fn();

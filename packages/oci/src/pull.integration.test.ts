@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -11,7 +11,6 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
 import { ensureTestImages } from "../../../test-support/test-images.js";
@@ -20,7 +19,6 @@ import { catFile, listDir, statPath } from "./ext4-reader.test-util.js";
 import { buildRootfs, pullImage } from "./index.js";
 import type { PullProgress } from "./pulled-image.js";
 
-const execFileP = promisify(execFile);
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const work = mkdtempSync(join(tmpdir(), "oci-it-"));
 let n = 0;
@@ -35,7 +33,7 @@ function layoutLayerDigests(layout: string): string[] {
 }
 
 beforeAll(() => {
-  images = ensureTestImages({ debian: true });
+  images = ensureTestImages();
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -180,21 +178,80 @@ describe("registry without auth", () => {
     expect(fsck).toMatch(/files/);
   });
 
-  it("two processes pulling and building the same image at once both succeed with one result", async () => {
-    await execFileP("npx", ["tsup", "--silent"], { cwd: pkgDir });
+  it("two processes pulling and building the same image at once: one builds, the other waits, one result", async () => {
+    // dist/ is built by the integration project's setup (test-support/integration-setup.ts)
     const cacheDir = freshCache();
+    const release = join(work, `release-${n}`);
     const script = join(work, "pull-child.mjs");
+    // Each child reports progress as JSON lines; the one building holds the root fs
+    // (and its lock) at its first step until the test releases it, which the test
+    // only does once the other is seen waiting for that lock. Sequential runs, or
+    // a missing lock, never meet that barrier.
     writeFileSync(
       script,
-      `import { pullImage, buildRootfs } from ${JSON.stringify(join(pkgDir, "dist", "index.js"))};
+      `import { existsSync, writeSync } from "node:fs";
+import { pullImage, buildRootfs } from ${JSON.stringify(join(pkgDir, "dist", "index.js"))};
+const say = (o) => writeSync(1, JSON.stringify(o) + "\\n");
 const img = await pullImage(process.argv[2], { cacheDir: process.argv[3] });
-const fs = await buildRootfs(img);
-console.log(JSON.stringify({ manifest: img.manifestDigest, path: fs.path, digest: fs.digest, reused: fs.reused }));`,
+let held = false;
+const fs = await buildRootfs(img, {
+  onProgress: (m) => {
+    say({ progress: m });
+    if (held || !m.startsWith("decompressing")) return;
+    held = true;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    for (const deadline = Date.now() + 240_000; !existsSync(process.argv[4]); Atomics.wait(nap, 0, 0, 20))
+      if (Date.now() > deadline) throw new Error("no release");
+  },
+});
+say({ done: { manifest: img.manifestDigest, path: fs.path, digest: fs.digest, reused: fs.reused } });`,
     );
     const ref = `${reg.host}/test/debian:bookworm`;
-    const [a, b] = await Promise.all([1, 2].map(() => execFileP(process.execPath, [script, ref, cacheDir])));
-    const ra = JSON.parse(a!.stdout);
-    const rb = JSON.parse(b!.stdout);
+    const kids = [1, 2].map(() => {
+      const proc = spawn(process.execPath, [script, ref, cacheDir, release], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const lines: Array<{ progress?: string; done?: Record<string, unknown> }> = [];
+      let buf = "";
+      let err = "";
+      proc.stdout.on("data", (d) => {
+        buf += d;
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          lines.push(JSON.parse(buf.slice(0, nl)));
+          buf = buf.slice(nl + 1);
+        }
+      });
+      proc.stderr.on("data", (d) => {
+        err += d;
+      });
+      const exited = new Promise<number | null>((r) => proc.once("exit", r));
+      return { proc, lines, err: () => err, exited };
+    });
+    const saw = (k: (typeof kids)[number], prefix: string) =>
+      k.lines.some((l) => l.progress?.startsWith(prefix));
+    try {
+      const [k0, k1] = kids as [(typeof kids)[0], (typeof kids)[0]];
+      const deadline = Date.now() + 240_000;
+      while (
+        !(saw(k0, "decompressing") && saw(k1, "waiting for another process")) &&
+        !(saw(k1, "decompressing") && saw(k0, "waiting for another process"))
+      ) {
+        if (Date.now() > deadline || kids.some((k) => k.proc.exitCode !== null))
+          throw new Error(`no overlap: ${JSON.stringify(kids.map((k) => [k.lines, k.err()]))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      writeFileSync(release, "");
+      expect(await Promise.all(kids.map((k) => k.exited))).toEqual([0, 0]);
+    } finally {
+      for (const k of kids) if (k.proc.exitCode === null) k.proc.kill("SIGKILL");
+    }
+    type Done = { manifest: string; path: string; digest: string; reused: boolean };
+    const [ra, rb] = kids.map((k) => k.lines.at(-1)?.done) as [Done, Done];
+    // the waiter found the builder's image: built once
+    expect([
+      saw(kids[0]!, "waiting for another process"),
+      saw(kids[1]!, "waiting for another process"),
+    ]).toEqual([ra.reused, rb.reused]);
     expect(ra.manifest).toBe(rb.manifest);
     expect(ra.path).toBe(rb.path);
     expect([ra.reused, rb.reused].sort()).toEqual([false, true]);

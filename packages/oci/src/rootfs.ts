@@ -223,6 +223,7 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
       }
     },
     opts.signal,
+    () => progress(`waiting for another process building root file system ${digest}`),
   );
 }
 

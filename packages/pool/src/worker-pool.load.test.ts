@@ -17,40 +17,45 @@ async function load(ff: FakeFactory, factoryOpts: { recycle?: boolean }, restore
     restoreOnRelease,
     onEvent: (e) => events.push(e),
   });
-  await pool.ready();
-  const holding = new Set<FakeWorker>();
-  let peak = 0;
-  let cycles = 0;
-  let overlaps = 0;
-  let dirtyHandouts = 0;
-  const caller = async (n: number) => {
-    for (let i = 0; i < 200 / 16 + 1 && cycles < 200; i++) {
-      cycles++;
-      const lease = await pool.acquire();
-      const w = lease.worker;
-      if (holding.has(w)) overlaps++;
-      if (restoreOnRelease && w.dirty !== 0) dirtyHandouts++;
-      holding.add(w);
-      peak = Math.max(peak, holding.size);
-      const s = pool.stats();
-      expect(s.alive).toBeLessThanOrEqual(4);
-      expect(s.inUse + s.idle).toBeLessThanOrEqual(s.alive);
-      w.dirty = n + 1;
-      for (let k = 0; k < 1 + ((n + i) % 3); k++) await tick();
-      holding.delete(w);
-      await lease.release();
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, (_, n) => caller(n)));
-  expect(cycles).toBe(200);
-  expect(overlaps).toBe(0);
-  expect(dirtyHandouts).toBe(0);
-  expect(peak).toBe(4);
-  const s = pool.stats();
-  expect(s).toMatchObject({ inUse: 0, waiting: 0 });
-  expect(s.alive).toBeLessThanOrEqual(4);
-  expect(events.filter((e) => e.type !== "worker-dropped")).toEqual([]);
-  await pool.shutdown();
+  try {
+    await pool.ready();
+    const holding = new Set<FakeWorker>();
+    let peak = 0;
+    let started = 0;
+    let completed = 0;
+    let overlaps = 0;
+    let dirtyHandouts = 0;
+    const caller = async (n: number) => {
+      for (let i = 0; i < 200 / 16 + 1 && started < 200; i++) {
+        started++;
+        const lease = await pool.acquire();
+        const w = lease.worker;
+        if (holding.has(w)) overlaps++;
+        if (restoreOnRelease && w.dirty !== 0) dirtyHandouts++;
+        holding.add(w);
+        peak = Math.max(peak, holding.size);
+        const s = pool.stats();
+        expect(s.alive).toBeLessThanOrEqual(4);
+        expect(s.inUse + s.idle).toBeLessThanOrEqual(s.alive);
+        w.dirty = n + 1;
+        for (let k = 0; k < 1 + ((n + i) % 3); k++) await tick();
+        holding.delete(w);
+        await lease.release();
+        completed++;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, (_, n) => caller(n)));
+    expect(completed).toBe(200);
+    expect(overlaps).toBe(0);
+    expect(dirtyHandouts).toBe(0);
+    expect(peak).toBe(4);
+    const s = pool.stats();
+    expect(s).toMatchObject({ inUse: 0, waiting: 0 });
+    expect(s.alive).toBeLessThanOrEqual(4);
+    expect(events.filter((e) => e.type !== "worker-dropped")).toEqual([]);
+  } finally {
+    await pool.shutdown();
+  }
   expect(ff.created.every((w) => w.destroyed === 1)).toBe(true);
   expect(pool.counters()).toMatchObject({ alive: 0, creating: 0, recycling: 0, destroying: 0 });
   return ff;

@@ -36,12 +36,6 @@ describe("startup", () => {
     expect(ff.createCalls).toBe(1);
     expect(lease.worker.id).toBe(1);
   });
-
-  it("uses the fake clock for performance.now", () => {
-    const t0 = performance.now();
-    vi.advanceTimersByTime(1000);
-    expect(performance.now() - t0).toBe(1000);
-  });
 });
 
 describe("acquire", () => {

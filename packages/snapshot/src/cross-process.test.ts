@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -73,8 +73,11 @@ function startChild(args: Record<string, unknown>): Child {
   return { proc, stderr: () => err, result };
 }
 
+/** Polls `cond` until it holds; fails after 15 s (under the test timeout). */
 async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await cond())) await new Promise((r) => setTimeout(r, 20));
+  for (const deadline = Date.now() + 15_000; !(await cond()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`condition not met within 15 s: ${cond}`);
+  }
 }
 
 async function counted(file: string): Promise<string[]> {
@@ -85,10 +88,27 @@ async function counted(file: string): Promise<string[]> {
 const REF = "127.0.0.1:5000/library/busybox:latest";
 
 describe("cross-process publish", () => {
-  it("three processes publishing the same snapshot at once build it once", async () => {
+  it("three processes publishing the same snapshot at once build it once, the others waiting", async () => {
     const counterFile = join(t.root, "builds.txt");
-    const args = { dir: t.snapshots, ref: REF, fingerprint: fp("3c"), rootfsPath, counterFile };
+    const startedFile = join(t.root, "started.txt");
+    const release = join(t.root, "release");
+    const args = {
+      dir: t.snapshots,
+      ref: REF,
+      fingerprint: fp("3c"),
+      rootfsPath,
+      counterFile,
+      startedFile,
+      holdUntil: release,
+    };
     const kids = [startChild(args), startChild(args), startChild(args)];
+    // Barrier: one builds (and holds the lock) while the two others are seen waiting on it.
+    // Processes run one after another, or without the lock, never get here.
+    await until(
+      () => existsSync(startedFile) && kids.filter((k) => k.stderr().includes("waiting")).length === 2,
+    );
+    expect(await counted(counterFile)).toHaveLength(1);
+    writeFileSync(release, "");
     const results = await Promise.all(kids.map((k) => k.result));
     expect(await counted(counterFile)).toHaveLength(1);
     expect(results.filter((r) => r.built)).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
 import { describeFiles } from "./files.js";
@@ -116,7 +116,7 @@ export async function finalizeMetadata(
 /** Writes `metadata.json` durably (temp file, fsync, rename) into `dir`. */
 export async function writeMetadata(dir: string, metadata: SnapshotMetadata): Promise<void> {
   const tmp = join(dir, `.${METADATA_FILE}.tmp`);
-  const fh = await open(tmp, "w", 0o644);
+  const fh = await open(tmp, "w", 0o600);
   try {
     await fh.writeFile(`${JSON.stringify(metadata, null, 2)}\n`);
     await fh.sync();
@@ -124,6 +124,21 @@ export async function writeMetadata(dir: string, metadata: SnapshotMetadata): Pr
     await fh.close();
   }
   await rename(tmp, join(dir, METADATA_FILE));
+}
+
+/**
+ * Makes a built snapshot private: the directory 0700, every file 0600. The
+ * memory file keeps group read if the engine granted it (0640): a confined
+ * QEMU, running under its own uid, reads it through that group.
+ */
+export async function restrictModes(buildDir: string): Promise<void> {
+  await chmod(buildDir, 0o700);
+  for (const name of await readdir(buildDir)) {
+    const p = join(buildDir, name);
+    const st = await lstat(p);
+    if (st.isFile()) await chmod(p, 0o600 | (name === MEMORY_FILE ? st.mode & 0o040 : 0));
+    else if (st.isDirectory()) await chmod(p, 0o700);
+  }
 }
 
 /**
@@ -183,12 +198,13 @@ export async function buildAndPlace(
   build: (buildDir: string) => Promise<SnapshotMetadataDraft>,
   options: LoadOptions,
 ): Promise<LoadedSnapshot> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   await removeScratch(dir, name);
   const buildDir = join(dir, scratchName(TEMP_PREFIX, name));
-  await mkdir(buildDir);
+  await mkdir(buildDir, { mode: 0o700 });
   try {
     const draft = await build(buildDir);
+    await restrictModes(buildDir);
     const metadata = await finalizeMetadata(buildDir, draft, fingerprint);
     await validateSnapshotFiles(buildDir, metadata, { ...options, verifyChecksums: false });
     await writeMetadata(buildDir, metadata);

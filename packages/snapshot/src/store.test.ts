@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { appendFile, chmod, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SnapshotError } from "./errors.js";
@@ -72,6 +72,23 @@ describe("SnapshotStore publish / lookup / load", () => {
       expect(l.memoryFile).toBe(join(published.dir, "memory.bin"));
       expect(l.metadata).toEqual(meta);
     }
+  });
+
+  it("publishes private snapshots: directory 0700, files 0600, memory.bin keeps only group read", async () => {
+    const key = { ref: REF, fingerprint: fp("1e") };
+    const published = await store.publish(key, async (tmpDir) => {
+      const d = await fakeBuild(rootfsPath)(tmpDir);
+      await chmod(join(tmpDir, "memory.bin"), 0o666); // as if the engine had granted its QEMU group read
+      await chmod(join(tmpDir, "restore.snap"), 0o644);
+      return d;
+    });
+    const mode = async (p: string) => (await stat(p)).mode & 0o7777;
+    expect(await mode(t.snapshots)).toBe(0o700);
+    expect(await mode(published.dir)).toBe(0o700);
+    for (const f of ["restore.snap", "machine.json", "metadata.json"]) {
+      expect(await mode(join(published.dir, f))).toBe(0o600);
+    }
+    expect(await mode(join(published.dir, "memory.bin"))).toBe(0o640);
   });
 
   it("does not rebuild when a valid snapshot with the fingerprint exists", async () => {

@@ -154,7 +154,7 @@ export class SnapshotStore {
     // The build directory's files reach QEMU inside option strings.
     assertSafePath(this.dir, "snapshots directory", { qemu: true, details: { field: "(directory)" } });
     options = this.withStoreDefaults(options);
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const lock = await this.lock(name, {
       timeoutMs: options.lockTimeoutMs,
       signal: options.signal,
@@ -187,14 +187,14 @@ export class SnapshotStore {
   /** Takes this store's cross-process lock for `name` (see {@link acquireLock}). */
   async lock(name: string, options: LockOptions = {}): Promise<SnapshotLock> {
     assertSnapshotName(name);
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     return acquireLock(this.dir, name, { staleMs: this.lockStaleMs, ...options });
   }
 
   /** Takes the lock for `name` if no live process holds it, else returns undefined. */
   async tryLock(name: string): Promise<SnapshotLock | undefined> {
     assertSnapshotName(name);
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     return tryAcquireLock(this.dir, name, { staleMs: this.lockStaleMs });
   }
 

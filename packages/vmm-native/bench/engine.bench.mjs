@@ -186,11 +186,11 @@ async function plainQemuBoot(i) {
 }
 
 /** Machine.restore + openAgentSession + run(["true"]) with a fresh QEMU process. */
-async function freshRestore(snap) {
+async function freshRestore(snap, opts = {}) {
   let m;
   try {
     const r = await timeToFirstExec(async () => {
-      m = track(await Machine.restore(snap));
+      m = track(await Machine.restore(snap, opts));
       return m;
     });
     return { total: r.total, tRestore: r.tStart, tSession: r.tSession };
@@ -200,9 +200,9 @@ async function freshRestore(snap) {
 }
 
 /** prepareRestore off the clock; then complete() + openAgentSession + run(["true"]). */
-async function preparedRestore(snap) {
+async function preparedRestore(snap, opts = {}) {
   const tp = performance.now();
-  const prepared = track(await Machine.prepareRestore(snap));
+  const prepared = track(await Machine.prepareRestore(snap, opts));
   const prepareMs = since(tp);
   await sleep(300); // the waiting QEMU settles, as in a pool that starts it ahead
   try {
@@ -235,6 +235,24 @@ async function idleMemory(snap, n) {
 }
 
 const p50 = (xs) => r1(summarize(xs).p50);
+
+/** Runs `a` then `b` on even `i`, `b` then `a` on odd; resolves with [a's result, b's result]. */
+async function inOrder(i, a, b) {
+  if (i % 2 === 0) {
+    const x = await a();
+    return [x, await b()];
+  }
+  const y = await b();
+  return [await a(), y];
+}
+
+/** Confined vs unconfined runs taken in alternation: the ratio of p50s and the p50 of the pairwise differences (robust to load drift). */
+function confinementCost(confined, unconfined) {
+  const on = confined.map((r) => r.total);
+  const off = unconfined.map((r) => r.total);
+  const pct = r1((summarize(on).p50 / summarize(off).p50 - 1) * 100);
+  return `${pct}% at p50, paired difference p50 ${p50(on.map((x, i) => x - off[i]))} ms`;
+}
 const mib = (kib) => kib / 1024;
 
 try {
@@ -285,9 +303,19 @@ try {
     `allocated blocks of a sparse ${MEMORY_MIB} MiB file`,
   );
 
-  // 2. restores
+  // 2. restores (confined, as always; interleaved with unconfined ones to measure confinement's cost)
   const fresh = [];
-  for (let i = 0; i < RESTORES; i++) fresh.push(await freshRestore(snap));
+  const freshPlain = [];
+  for (let i = 0; i < RESTORES; i++) {
+    // alternate which goes first, so that neither always runs on a warmer cache
+    const [a, b] = await inOrder(
+      i,
+      () => freshRestore(snap),
+      () => freshRestore(snap, { confine: false }),
+    );
+    fresh.push(a);
+    freshPlain.push(b);
+  }
   addSamples(
     "restoreFreshToFirstExec",
     "restore to first exec, fresh QEMU",
@@ -295,14 +323,44 @@ try {
     "ms",
     `Machine.restore + session + run(true); restore() returns at p50 ${p50(fresh.map((r) => r.tRestore))}, session at ${p50(fresh.map((r) => r.tSession))}`,
   );
+  addSamples(
+    "restoreFreshToFirstExecUnconfined",
+    "restore to first exec, fresh QEMU, unconfined",
+    freshPlain.map((r) => r.total),
+    "ms",
+    `confine: false (no bwrap/prlimit/setpriv/seccomp); confinement costs ${confinementCost(fresh, freshPlain)}`,
+  );
   const prepared = [];
-  for (let i = 0; i < RESTORES; i++) prepared.push(await preparedRestore(snap));
+  const preparedPlain = [];
+  for (let i = 0; i < RESTORES; i++) {
+    const [a, b] = await inOrder(
+      i,
+      () => preparedRestore(snap),
+      () => preparedRestore(snap, { confine: false }),
+    );
+    prepared.push(a);
+    preparedPlain.push(b);
+  }
   addSamples(
     "restorePreparedToFirstExec",
     "restore to first exec, QEMU started ahead",
     prepared.map((r) => r.total),
     "ms",
     `complete() + session + run(true); complete() returns at p50 ${p50(prepared.map((r) => r.tRestore))}, session at ${p50(prepared.map((r) => r.tSession))}`,
+  );
+  addSamples(
+    "restorePreparedToFirstExecUnconfined",
+    "restore to first exec, QEMU started ahead, unconfined",
+    preparedPlain.map((r) => r.total),
+    "ms",
+    `confine: false; confinement costs ${confinementCost(prepared, preparedPlain)}`,
+  );
+  addSamples(
+    "prepareRestoreUnconfined",
+    "prepareRestore, unconfined (off the clock)",
+    preparedPlain.map((r) => r.prepareMs),
+    "ms",
+    "",
   );
   addSamples(
     "prepareRestore",

@@ -1,13 +1,15 @@
-import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { hardwareAccelerator, kvmAccessProblem } from "./accelerator.js";
+import { detectCgroupSupport } from "./confine/cgroup.js";
+import { findTool } from "./confine/host-tools.js";
+import { resolveConfinement } from "./confine/options.js";
 import { chooseEngine } from "./engine.js";
 import { GUEST_ASSETS_FIX, resolveGuestAssets } from "./guest-assets.js";
 import { networkDiagnostic } from "./network/diagnostic.js";
 import { qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { readCapabilities } from "./qemu-capabilities.js";
+import { runRoot } from "./run-dir.js";
 
 /** One finding of a health check: what was checked, how it went, and the fix when it did not. */
 export interface DiagnosticCheck {
@@ -136,85 +138,95 @@ function setprivCheck(): DiagnosticCheck {
       };
 }
 
-function runDirCheck(): DiagnosticCheck {
-  const dir = process.env.SUPERMACHINE_RUN_DIR ?? join(tmpdir(), "supermachine");
-  const title = "run directory";
-  const parent = existsSync(dir) ? dir : tmpdir();
+function confinementCheck(): DiagnosticCheck {
+  const id = "confinement";
+  const title = "QEMU confinement";
+  let c: ReturnType<typeof resolveConfinement>;
   try {
-    accessSync(parent, constants.W_OK | constants.X_OK);
-  } catch {
+    c = resolveConfinement(undefined);
+  } catch (err) {
+    return {
+      id,
+      title,
+      status: "fail",
+      summary: (err as Error).message,
+      fix: "set SUPERMACHINE_QEMU_UID/GID",
+    };
+  }
+  if (!c.enabled) {
+    return {
+      id,
+      title,
+      status: "warn",
+      summary:
+        process.platform === "linux"
+          ? "off (SUPERMACHINE_CONFINE=off): QEMU runs as this user with its environment and sees the whole host"
+          : `not available on ${process.platform}: QEMU runs unconfined`,
+      fix: process.platform === "linux" ? "unset SUPERMACHINE_CONFINE" : undefined,
+    };
+  }
+  const missing = [
+    ["bwrap", "bubblewrap"],
+    ["prlimit", "util-linux"],
+    ["setpriv", "util-linux"],
+  ].filter(([tool]) => !findTool(tool as string));
+  if (missing.length) {
+    return {
+      id,
+      title,
+      status: "fail",
+      summary: `${missing.map(([t]) => t).join(", ")} not installed: QEMU cannot be confined`,
+      fix: `apt-get install ${[...new Set(missing.map(([, p]) => p))].join(" ")}`,
+    };
+  }
+  const who = c.identity
+    ? `as uid ${c.identity.uid}/gid ${c.identity.gid}, no groups`
+    : "as this user, in a user namespace";
+  return {
+    id,
+    title,
+    status: "ok",
+    summary: `seccomp, ${who}, no_new_privs, empty environment, own mount/pid namespaces, rlimits`,
+  };
+}
+
+function runDirCheck(): DiagnosticCheck {
+  const title = "run directory";
+  try {
+    return { id: "run-dir", title, status: "ok", summary: `${runRoot()} (private, reaped)` };
+  } catch (err) {
     return {
       id: "run-dir",
       title,
       status: "fail",
-      summary: `${parent} is not writable`,
-      fix: `make ${parent} writable, or set SUPERMACHINE_RUN_DIR`,
+      summary: (err as Error).message,
+      fix: "set SUPERMACHINE_RUN_DIR to a directory of your own",
     };
   }
-  if (existsSync(dir)) {
-    const st = statSync(dir);
-    if (typeof process.getuid === "function" && st.uid !== process.getuid()) {
-      return {
-        id: "run-dir",
-        title,
-        status: "fail",
-        summary: `${dir} belongs to uid ${st.uid}, not to this user`,
-        fix: `remove ${dir}, or set SUPERMACHINE_RUN_DIR to a directory of your own`,
-      };
-    }
-    if ((st.mode & 0o077) !== 0) {
-      return {
-        id: "run-dir",
-        title,
-        status: "warn",
-        summary: `${dir} is mode ${(st.mode & 0o777).toString(8)}: other users can see VM sockets and logs`,
-        fix: `chmod 700 ${dir}`,
-      };
-    }
-  }
-  return { id: "run-dir", title, status: "ok", summary: `${dir} (private)` };
 }
 
 function cgroupCheck(): DiagnosticCheck {
   const title = "cgroup delegation";
-  try {
-    const mounts = readFileSync("/proc/self/mounts", "utf8");
-    const v2 = /^\S+ \/sys\/fs\/cgroup cgroup2 /m.test(mounts);
-    if (!v2) {
-      return {
-        id: "cgroup",
-        title,
-        status: "warn",
-        summary:
-          "cgroup v2 is not mounted at /sys/fs/cgroup (v1 hierarchies): per-VM limits fall back to rlimits",
-        fix: "boot the host with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1) and delegate a subtree to this user",
-      };
-    }
-    const own = readFileSync("/proc/self/cgroup", "utf8").match(/^0::(.*)$/m)?.[1] ?? "/";
-    const ctl = join("/sys/fs/cgroup", own, "cgroup.subtree_control");
-    accessSync(ctl, constants.W_OK);
-    return {
-      id: "cgroup",
-      title,
-      status: "ok",
-      summary: `cgroup v2, ${join("/sys/fs/cgroup", own)} is delegated`,
-    };
-  } catch {
-    return {
-      id: "cgroup",
-      title,
-      status: "warn",
-      summary: "this process's cgroup v2 subtree is not delegated: per-VM limits fall back to rlimits",
-      fix: "run under a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes ...`)",
-    };
+  const cg = detectCgroupSupport(process.env.SUPERMACHINE_CGROUP_PARENT || undefined);
+  if (cg.usable) {
+    return { id: "cgroup", title, status: "ok", summary: `cgroup v2, per-VM cgroups under ${cg.parent}` };
   }
+  return {
+    id: "cgroup",
+    title,
+    status: "warn",
+    summary: `${cg.reason}: per-VM limits are rlimits only`,
+    fix:
+      "boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1) and run under a delegated " +
+      "subtree (e.g. `systemd-run --scope -p Delegate=yes ...`), or set SUPERMACHINE_CGROUP_PARENT",
+  };
 }
 
 /**
  * The engine's health checks: QEMU (path, version, backends), the guest
  * assets, the accelerator verdict and why (this may boot the guest once to
- * probe KVM/HVF, then the verdict is cached), orphan protection, the run
- * directory and cgroup delegation. Never throws.
+ * probe KVM/HVF, then the verdict is cached), orphan protection, QEMU's
+ * confinement, the run directory and cgroup delegation. Never throws.
  */
 export async function engineDiagnostics(): Promise<DiagnosticCheck[]> {
   const qemu = qemuCheck();
@@ -229,5 +241,14 @@ export async function engineDiagnostics(): Promise<DiagnosticCheck[]> {
           fix: QEMU_FIX,
         }
       : await acceleratorCheck();
-  return [qemu, guest, accel, setprivCheck(), runDirCheck(), cgroupCheck(), networkDiagnostic()];
+  return [
+    qemu,
+    guest,
+    accel,
+    setprivCheck(),
+    confinementCheck(),
+    runDirCheck(),
+    cgroupCheck(),
+    networkDiagnostic(),
+  ];
 }

@@ -57,6 +57,7 @@ beforeAll(() => {
 beforeEach(() => {
   process.env.SUPERMACHINE_CACHE = mkdtempSync(join(work, "cache-"));
   process.env.SUPERMACHINE_KVM_DEVICE = "/dev/null"; // exists and opens read-write: only a boot can tell
+  process.env.SUPERMACHINE_CONFINE = "off"; // the QEMU wrapper scripts below cannot run inside QEMU's sandbox
   delete process.env.SUPERMACHINE_ACCEL;
   rmSync(log, { force: true });
   resetEngineMemo();

@@ -21,6 +21,8 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `pasta`,
  *   `nft`, `unshare` or `nsenter` missing); the message names the fix.
  * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
+ * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
+ * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -40,7 +42,9 @@ export type VmmErrorCode =
   | "INVALID_PATH"
   | "NETWORK_POLICY_INVALID"
   | "NETWORK_UNAVAILABLE"
-  | "NETWORK_SETUP_FAILED";
+  | "NETWORK_SETUP_FAILED"
+  | "CONFINEMENT_FAILED"
+  | "RUN_DIR_UNSAFE";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,8 +39,17 @@ describe("guest agent in a VM", () => {
       out += d;
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    const summary = out.trim().split("\n").pop() ?? "";
-    expect(summary, out).toMatch(/^\d+ passed, 0 failed$/);
+    // Every check the suite has ran and passed: its list, its "ok" lines and its summary agree.
+    const names = execFileSync(process.execPath, [e2e, "--list"], { encoding: "utf8" }).trim().split("\n");
+    expect(names.length).toBeGreaterThan(20);
+    const lines = out.trim().split("\n");
+    const passed = lines.filter((l) => l.startsWith("ok   ")).map((l) => l.slice(5).split(" — ")[0]);
+    expect(passed, out).toEqual(names);
+    expect(
+      lines.filter((l) => l.startsWith("FAIL")),
+      out,
+    ).toEqual([]);
+    expect(lines.at(-1), out).toBe(`${names.length} passed, 0 failed`);
     expect(code, out).toBe(0);
   });
 });

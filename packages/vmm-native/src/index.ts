@@ -10,6 +10,14 @@ export {
   requestedAccelerator,
 } from "./accelerator.js";
 export { openAgentSession } from "./agent-channel.js";
+export type { CgroupSupport } from "./confine/cgroup.js";
+export { detectCgroupSupport } from "./confine/cgroup.js";
+export type { ExtraBind, LaunchLayers, LaunchPlan, LaunchRequest, VmFiles } from "./confine/launch.js";
+export { planQemuLaunch, SANDBOX_PATHS, SECCOMP_OPTION } from "./confine/launch.js";
+export type { Confinement, ConfineOptions, QemuIdentity } from "./confine/options.js";
+export { DEFAULT_QEMU_ID, resolveConfinement } from "./confine/options.js";
+export type { QemuRlimits } from "./confine/rlimits.js";
+export { qemuRlimits } from "./confine/rlimits.js";
 export { ByteRing, CONSOLE_RING_BYTES, ConsoleSink, fileTail, textTail } from "./console-tail.js";
 export type { DiagnosticCheck } from "./diagnostics.js";
 export { engineDiagnostics } from "./diagnostics.js";
@@ -55,5 +63,7 @@ export { missingCapabilities, readCapabilities } from "./qemu-capabilities.js";
 export type { QmpConnectOptions } from "./qmp/qmp-client.js";
 export { QmpClient } from "./qmp/qmp-client.js";
 export type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp/qmp-types.js";
+export type { RunDirOwner } from "./run-dir.js";
+export { RunDir, reapRunDirs, runRoot } from "./run-dir.js";
 export type { MachineRecord, SnapshotFiles } from "./snapshot-files.js";
 export { MACHINE_FILE, MEMORY_FILE, openSnapshotFiles, STATE_FILE } from "./snapshot-files.js";

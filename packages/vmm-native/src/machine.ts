@@ -7,10 +7,13 @@ import {
   cpuModelFor,
   requestedAccelerator,
 } from "./accelerator.js";
+import { sealMemoryFile } from "./confine/file-access.js";
+import { type LaunchPlan, planQemuLaunch } from "./confine/launch.js";
+import type { ConfineOptions } from "./confine/options.js";
 import { ConsoleSink } from "./console-tail.js";
 import { acceleratorVerdict, chooseEngine, type Engine } from "./engine.js";
 import { type ExitInfo, VmExitedError, VmmError } from "./errors.js";
-import { migrateToFile, waitForIncoming } from "./migration.js";
+import { waitForIncoming } from "./migration.js";
 import type { NetworkPolicy } from "./network/policy.js";
 import { acquireNetwork, type NetworkLease } from "./network/registry.js";
 import { buildQemuArgs, type MachineSpec, qemuRequirements } from "./qemu-args.js";
@@ -26,6 +29,7 @@ import {
   STATE_FILE,
   writeMachineRecord,
 } from "./snapshot-files.js";
+import { type MigrationEnd, migrateBetween, migrateToHostFile } from "./state-stream.js";
 
 /** Options shared by every way of starting a {@link Machine}. */
 export interface StartOptions {
@@ -45,6 +49,8 @@ export interface StartOptions {
    * Default: the public internet only, DNS on. See the README, "Network".
    */
   network?: NetworkPolicy;
+  /** How QEMU is confined (default: every layer; see the README, "Confinement"). */
+  confine?: ConfineOptions | false;
 }
 
 /** Options of {@link Machine.boot}. */
@@ -92,6 +98,7 @@ export class Machine {
   /** Resolves when QEMU exits (never rejects). */
   readonly exited: Promise<ExitInfo>;
   private closed = false;
+  private confineOpts: ConfineOptions | false | undefined;
 
   private constructor(
     private readonly proc: QemuProcess,
@@ -103,6 +110,7 @@ export class Machine {
     readonly memoryFile: string,
     /** Whether guest RAM is mapped shared (bake) or private copy-on-write (restored). */
     readonly memoryShared: boolean,
+    private readonly launch: LaunchPlan,
     /** The network namespace QEMU runs in (none without a network card). */
     private readonly net: NetworkLease | undefined,
   ) {
@@ -144,6 +152,10 @@ export class Machine {
   get agentSocketPath(): string {
     return this.runDir.agentSocket;
   }
+  /** The `migrate-incoming` URI of the device state this machine was started to load, if any. */
+  get incomingUri(): string | undefined {
+    return this.launch.incomingUri;
+  }
   /** True once QEMU has exited. */
   get hasExited(): boolean {
     return this.proc.hasExited;
@@ -155,6 +167,7 @@ export class Machine {
     memoryFile: string | undefined,
     memoryShared: boolean,
     incoming: boolean,
+    incomingState?: string,
   ): Promise<Machine> {
     const engine =
       opts.engine ??
@@ -166,7 +179,7 @@ export class Machine {
       }));
     const runDir = new RunDir(opts.runDirParent);
     const memPath = memoryFile ?? join(runDir.path, "memory.bin");
-    mkdirSync(dirname(memPath), { recursive: true });
+    mkdirSync(dirname(memPath), { recursive: true, mode: 0o700 });
     const args = buildQemuArgs(spec, {
       accel: engine.accel,
       cpuModel: engine.cpuModel,
@@ -192,10 +205,42 @@ export class Machine {
         cause: err,
       });
     });
-    const cmd = net ? net.wrap(engine.qemu.path, args) : { command: engine.qemu.path, args };
-    const proc = new QemuProcess(cmd.command, cmd.args, consoleSink);
+    let launch: LaunchPlan;
+    try {
+      launch = planQemuLaunch({
+        qemu: engine.qemu.path,
+        args,
+        files: {
+          kernel: spec.kernel,
+          initrd: spec.initrd,
+          rootfs: spec.rootfs,
+          memoryFile: memPath,
+          memoryWritable: memoryShared,
+          runDir,
+          consolePipe: runDir.consolePipe,
+          incomingState,
+        },
+        accel: engine.accel,
+        memoryMib: spec.memoryMib,
+        vcpus: spec.vcpus,
+        confine: opts.confine,
+      });
+    } catch (err) {
+      consoleSink.close();
+      runDir.remove();
+      await net?.release();
+      throw err;
+    }
+    if (net) {
+      // the confined launch runs inside the policy's network namespace (nsenter execs it: same pid)
+      const wrapped = net.wrap(launch.command, launch.args);
+      launch.command = wrapped.command;
+      launch.args = wrapped.args;
+    }
+    const proc = new QemuProcess(engine.qemu.path, args, consoleSink, launch);
     let qmp: QmpClient;
     try {
+      await proc.started;
       qmp = await Promise.race([
         QmpClient.connect(runDir.qmpSocket, {
           abort: proc.exited,
@@ -204,13 +249,16 @@ export class Machine {
         }),
         proc.exitedAsError("QEMU exited during start"),
       ]);
+      launch.afterStart();
     } catch (err) {
       await proc.kill();
       runDir.remove();
       await net?.release();
       throw err;
     }
-    return new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, net);
+    const m = new Machine(proc, qmp, runDir, spec, engine, memPath, memoryShared, launch, net);
+    m.confineOpts = opts.confine;
+    return m;
   }
 
   /**
@@ -229,7 +277,14 @@ export class Machine {
   static async prepareRestore(snapshotDir: string, opts: RestoreOptions = {}): Promise<PreparedRestore> {
     const files = openSnapshotFiles(snapshotDir);
     const engine = opts.engine ?? (await engineForSnapshot(files.record, opts.accel));
-    const m = await Machine.start(files.record.spec, { ...opts, engine }, files.memoryFile, false, true);
+    const m = await Machine.start(
+      files.record.spec,
+      { ...opts, engine },
+      files.memoryFile,
+      false,
+      true,
+      files.stateFile,
+    );
     try {
       await m.qmp.execute("migrate-set-capabilities", {
         capabilities: [{ capability: "x-ignore-shared", state: true }],
@@ -302,7 +357,7 @@ export class Machine {
    *   writes the small device-state file; the VM can be resumed.
    */
   async captureSnapshot(destDir: string, opts: CaptureOptions = {}): Promise<SnapshotFiles> {
-    mkdirSync(destDir, { recursive: true });
+    mkdirSync(destDir, { recursive: true, mode: 0o700 });
     const memDest = join(destDir, MEMORY_FILE);
     const stateDest = join(destDir, STATE_FILE);
     if (this.memoryShared && this.memoryFile !== memDest) {
@@ -317,7 +372,8 @@ export class Machine {
     try {
       await this.pause();
       if (this.memoryShared) {
-        await migrateToFile(this.qmp, stateDest, true);
+        await migrateToHostFile(this.migrationEnd(), stateDest, true);
+        sealMemoryFile(memDest, this.launch.confinement.identity);
       } else {
         await this.captureViaReplay(destDir);
       }
@@ -340,24 +396,38 @@ export class Machine {
     }
   }
 
+  /** This VM as a migration endpoint (streams pass through the engine, see `state-stream`). */
+  private migrationEnd(): MigrationEnd {
+    return {
+      qmp: this.qmp,
+      qemuDir: this.runDir.qemuDir,
+      qemuPath: (p) => this.launch.qemuPath(p),
+      identity: this.launch.confinement.identity,
+    };
+  }
+
   private async captureViaReplay(destDir: string): Promise<void> {
-    const full = join(destDir, "full-state.tmp");
-    await migrateToFile(this.qmp, full, false);
+    const memDest = join(destDir, MEMORY_FILE);
+    rmSync(memDest, { force: true });
     const helper = await Machine.start(
       this.spec,
       // the helper never runs the guest; its network card gets a namespace with no way out
-      { engine: this.engine, network: { allowInternetAccess: false, dns: false } },
-      join(destDir, MEMORY_FILE),
+      {
+        engine: this.engine,
+        runDirParent: dirname(dirname(this.runDir.path)),
+        confine: this.confineOpts,
+        network: { allowInternetAccess: false, dns: false },
+      },
+      memDest,
       true,
       true,
     );
     try {
-      await helper.qmp.execute("migrate-incoming", { uri: `file:${full}` });
-      await waitForIncoming(helper.qmp, 120_000);
-      await migrateToFile(helper.qmp, join(destDir, STATE_FILE), true);
+      await migrateBetween(this.migrationEnd(), helper.migrationEnd());
+      await migrateToHostFile(helper.migrationEnd(), join(destDir, STATE_FILE), true);
+      sealMemoryFile(memDest, helper.launch.confinement.identity);
     } finally {
       await helper.close();
-      rmSync(full, { force: true });
     }
   }
 
@@ -414,8 +484,9 @@ export class PreparedRestore {
   ) {}
 
   /**
-   * Loads the device state and starts the vCPUs. On timeout or failure QEMU
-   * is killed and a typed error thrown. Can be called once.
+   * Loads the device state and starts the vCPUs. On timeout (`RESTORE_TIMEOUT`)
+   * or failure (`RESTORE_FAILED`, with QEMU's exit as the cause when it died)
+   * QEMU is killed. Can be called once.
    */
   async complete(): Promise<Machine> {
     if (this.used) throw new VmmError("VM_CLOSED", "prepared restore already used");
@@ -437,7 +508,9 @@ export class PreparedRestore {
     try {
       await Promise.race([
         (async () => {
-          await m.qmp.execute("migrate-incoming", { uri: `file:${this.snapshot.stateFile}` });
+          await m.qmp.execute("migrate-incoming", {
+            uri: m.incomingUri ?? `file:${this.snapshot.stateFile}`,
+          });
           await waitForIncoming(m.qmp, this.timeoutMs);
           await m.resume();
         })(),
@@ -446,7 +519,9 @@ export class PreparedRestore {
       return m;
     } catch (err) {
       await m.close();
-      if (err instanceof VmmError && (err.code === "RESTORE_TIMEOUT" || err.code === "VM_EXITED")) throw err;
+      // A state file QEMU cannot load makes it exit or report the failure, whichever comes
+      // first: both are RESTORE_FAILED (the exit, with its console tail, is the cause).
+      if (err instanceof VmmError && err.code === "RESTORE_TIMEOUT") throw err;
       throw new VmmError(
         "RESTORE_FAILED",
         `restore from ${this.snapshot.dir} failed: ${(err as Error).message}`,

@@ -4,20 +4,20 @@ import type { QmpClient } from "./qmp/qmp-client.js";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Writes the paused VM's state to `path` through QEMU's `file:` migration.
- * With `ignoreShared`, RAM blocks mapped shared from a file are skipped, so
- * the stream holds device state only.
+ * Migrates the paused VM's state to `uri` (e.g. `file:/x`, `unix:/x`) and
+ * waits for QEMU to report it completed. With `ignoreShared`, RAM blocks
+ * mapped shared from a file are skipped, so the stream holds device state only.
  */
-export async function migrateToFile(
+export async function migrateTo(
   qmp: QmpClient,
-  path: string,
+  uri: string,
   ignoreShared: boolean,
   timeoutMs = 120_000,
 ): Promise<void> {
   await qmp.execute("migrate-set-capabilities", {
     capabilities: [{ capability: "x-ignore-shared", state: ignoreShared }],
   });
-  await qmp.execute("migrate", { uri: `file:${path}` });
+  await qmp.execute("migrate", { uri });
   const deadline = Date.now() + timeoutMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
     const info = await qmp.execute("query-migrate", {});
@@ -25,13 +25,23 @@ export async function migrateToFile(
     if (info.status === "failed" || info.status === "cancelled") {
       throw new VmmError(
         "SNAPSHOT_FAILED",
-        `migration to ${path} ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
+        `migration to ${uri} ${info.status}: ${info["error-desc"] ?? "no reason given"}`,
       );
     }
     if (Date.now() > deadline)
-      throw new VmmError("SNAPSHOT_FAILED", `migration to ${path} did not finish in ${timeoutMs} ms`);
+      throw new VmmError("SNAPSHOT_FAILED", `migration to ${uri} did not finish in ${timeoutMs} ms`);
     await sleep(delay);
   }
+}
+
+/** {@link migrateTo} a file QEMU opens itself (`file:` URI). */
+export async function migrateToFile(
+  qmp: QmpClient,
+  path: string,
+  ignoreShared: boolean,
+  timeoutMs = 120_000,
+): Promise<void> {
+  await migrateTo(qmp, `file:${path}`, ignoreShared, timeoutMs);
 }
 
 /** Waits until an incoming migration has loaded (the VM leaves the `inmigrate` state). */

@@ -43,7 +43,7 @@ describe("buildQemuArgs", () => {
     expect(after(args, "-smp")).toBe("2");
     expect(after(args, "-m")).toBe("256M");
     expect(after(args, "-object")).toBe(
-      "memory-backend-file,id=mem,size=256M,mem-path=/snap/memory.bin,share=off",
+      "memory-backend-file,id=mem,size=256M,mem-path=/snap/memory.bin,share=off,readonly=on,rom=off",
     );
     expect(after(args, "-kernel")).toBe("/k/bzImage");
     expect(after(args, "-initrd")).toBe("/k/initrd.cpio");
@@ -62,9 +62,9 @@ describe("buildQemuArgs", () => {
     expect(args).not.toContain("-incoming");
   });
 
-  it("maps guest RAM shared for a bake and private for a restore", () => {
+  it("maps guest RAM shared for a bake, and private from a file opened read-only for a restore", () => {
     expect(after(buildQemuArgs(spec, { ...proc, memoryShared: true }), "-object")).toMatch(/,share=on$/);
-    expect(after(buildQemuArgs(spec, proc), "-object")).toMatch(/,share=off$/);
+    expect(after(buildQemuArgs(spec, proc), "-object")).toMatch(/,share=off,readonly=on,rom=off$/);
   });
 
   it("attaches a network card only when the spec has one", () => {
@@ -82,7 +82,7 @@ describe("buildQemuArgs", () => {
       { ...proc, memoryFile: evil, consolePipe: "/run/c,append=on" },
     );
     expect(after(args, "-object")).toBe(
-      "memory-backend-file,id=mem,size=256M,mem-path=/snap/x,,share=on,,mem-path=/etc/shadow,share=off",
+      "memory-backend-file,id=mem,size=256M,mem-path=/snap/x,,share=on,,mem-path=/etc/shadow,share=off,readonly=on,rom=off",
     );
     expect(after(args, "-drive")).toMatch(/^file=\/r,,readonly=off,if=none,/);
     expect(after(args, "-chardev")).toBe("file,id=con0,path=/run/c,,append=on");

@@ -101,7 +101,8 @@ export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
     "-m",
     `${spec.memoryMib}M`,
     "-object",
-    `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${memPath},share=${proc.memoryShared ? "on" : "off"}`,
+    // restored: the file is opened read-only and mapped private and writable, so a write can never reach it
+    `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${memPath},${proc.memoryShared ? "share=on" : "share=off,readonly=on,rom=off"}`,
     "-nodefaults",
     "-no-user-config",
     "-nographic",

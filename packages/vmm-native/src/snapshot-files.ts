@@ -35,7 +35,7 @@ const QEMU_VM_MAGIC = 0x5145564d; // "QEVM"
 
 /** Writes `machine.json` into a snapshot directory. */
 export function writeMachineRecord(dir: string, record: MachineRecord): void {
-  writeFileSync(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
+  writeFileSync(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
 }
 
 function invalid(dir: string, what: string): VmmError {

@@ -19,7 +19,7 @@ interface LayerState {
   logged?: boolean;
 }
 
-type PhaseName = "rootfs" | "boot" | "snapshot" | "cached";
+type PhaseName = "rootfs" | "boot" | "snapshot" | "cached" | "waiting";
 
 interface PhaseState {
   name: PhaseName;
@@ -34,6 +34,7 @@ const PHASE_LABEL: Record<PhaseName, string> = {
   boot: "boot",
   snapshot: "snapshot",
   cached: "snapshot",
+  waiting: "waiting",
 };
 
 /** The state shared by the renderers: layers in first-seen order, then phases. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { layoutPath } from "./images.js";
@@ -21,11 +21,13 @@ export interface CoreFixture {
 /** Starts a registry, pushes busybox and makes a private snapshots dir. */
 export async function coreFixture(name: string): Promise<CoreFixture> {
   const busybox = layoutPath("busybox");
-  if (!busybox) throw new Error("the busybox test layout was not built");
   const registry = await startRegistry();
   const busyboxRef = await registry.push(busybox, "busybox", "1");
   const root = mkdtempSync(join(tmpdir(), `sm-core-${name}-`));
   const snapshotsDir = join(root, "snapshots");
+  // QEMU run directories of this file's VMs (and its child processes'): watchQemuStarts watches them
+  process.env.SUPERMACHINE_RUN_DIR = join(root, "run");
+  mkdirSync(process.env.SUPERMACHINE_RUN_DIR);
   let n = 0;
   return {
     registry,

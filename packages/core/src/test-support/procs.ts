@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, watch, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 /** `pid`, `ppid`, `comm` and state of one process, read from `/proc/PID/stat`. */
 export interface ProcInfo {
@@ -107,22 +108,50 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 20_000,
 }
 
 /**
- * Samples the QEMU processes under this process every few ms while `fn`
- * runs; returns `fn`'s result and every QEMU pid seen meanwhile that was not
- * there before.
+ * Runs `fn` and returns its result with the QEMU processes started meanwhile,
+ * as the names of their run directories. Every QEMU the engine starts gets a
+ * fresh `vm-*` directory under `$SUPERMACHINE_RUN_DIR` (which `coreFixture`
+ * makes private to the test file), and inotify reports each creation however
+ * short-lived the QEMU was, so no start can slip between two samples.
  */
-export async function watchQemuStarts<T>(fn: () => Promise<T>): Promise<{ result: T; started: number[] }> {
-  const before = new Set(qemuPids());
-  const seen = new Set<number>();
-  const sample = () => {
-    for (const p of qemuPids()) if (!before.has(p)) seen.add(p);
-  };
-  const timer = setInterval(sample, 2);
+export async function watchQemuStarts<T>(fn: () => Promise<T>): Promise<{ result: T; started: string[] }> {
+  const dir = process.env.SUPERMACHINE_RUN_DIR;
+  if (!dir) throw new Error("watchQemuStarts needs SUPERMACHINE_RUN_DIR (coreFixture sets it)");
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  const started = new Set<string>();
+  const marker = `.flush-${process.pid}-${Date.now()}`;
+  let flushed: (() => void) | undefined;
+  const watcher = watch(dir, (_event, name) => {
+    if (name === marker) flushed?.();
+    else if (name?.startsWith("vm-") && !before.has(name)) started.add(name);
+  });
   try {
     const result = await fn();
-    sample();
-    return { result, started: [...seen] };
+    // inotify keeps order: once our own marker's event arrives, every earlier one has
+    const seen = new Promise<void>((r) => {
+      flushed = r;
+    });
+    writeFileSync(join(dir, marker), "");
+    await withDeadline(seen, 10_000, "the run directory's inotify events");
+    rmSync(join(dir, marker), { force: true });
+    return { result, started: [...started] };
   } finally {
-    clearInterval(timer);
+    watcher.close();
+  }
+}
+
+/** Resolves like `p`, or rejects once `ms` passed, naming `what` it waited for. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,6 +1,6 @@
 // Entry point of the child processes of the cross-process tests (bundled
 // with esbuild by the test). Publishes one snapshot and prints the result.
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { SnapshotStore } from "../store.js";
 import { fakeBuild } from "./fixtures.js";
 
@@ -16,6 +16,8 @@ interface ChildArgs {
   startedFile?: string;
   /** Never finish the build (the test SIGKILLs the process). */
   hang?: boolean;
+  /** Hold the build (and the lock) until this file exists. */
+  holdUntil?: string;
 }
 
 const args = JSON.parse(process.argv[2] ?? "{}") as ChildArgs;
@@ -29,8 +31,10 @@ const result = await store.publish(
       setInterval(() => {}, 1000);
       await new Promise(() => {});
     }
-    // Give a concurrent publisher time to arrive while the lock is held.
-    await new Promise((r) => setTimeout(r, 300));
+    for (const deadline = Date.now() + 60_000; args.holdUntil && !existsSync(args.holdUntil); ) {
+      if (Date.now() > deadline) throw new Error(`${args.holdUntil} did not appear`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     return fakeBuild(args.rootfsPath)(tmp);
   },
   { onWait: () => process.stderr.write("waiting\n") },

@@ -13,6 +13,7 @@
 #define DRAIN_MS 100
 #define RECONNECT_MS 10
 #define WATCH_MS 20
+#define EXEC_CGROUP_BASE "/sys/fs/cgroup/sm-exec" /* guest: parent of the per-exec cgroups */
 #define WL_LOG_BYTES (64u << 10) /* the workload's stdout+stderr kept in the guest (newest) */
 
 enum wtype { W_CHAN = 1, W_SIG, W_SLOT, W_WLOG };
@@ -56,6 +57,8 @@ struct stream {
   char *cwd;
   int chain_i;
   int child_fd[3]; /* child ends kept open while a chain may still run */
+  int cg_fd;       /* cgroup.procs of the exec's own cgroup, or -1 */
+  char *cg_path;   /* the exec's cgroup directory, or NULL */
   int end_sent[2]; /* STDOUT/STDERR END sent */
   /* files; SK_LOGS: bytes = total the workload wrote, inq = the bytes to send */
   int fd;
@@ -132,11 +135,28 @@ void exec_kill(struct stream *s);
 void exec_check_done(struct stream *s);
 void exec_timer(struct stream *s, int64_t now);
 struct stream *exec_by_pid(pid_t pid);
-char **make_env(char **overlay);
+/* PATH, HOSTNAME, HOME (home, "/root" when NULL) and, for a tty, TERM=xterm;
+ * overlaid by the workload's env, then by overlay. */
+char **make_env(char **overlay, const char *home, int tty);
 void child_reset_signals(void);
 /* Never returns: execs argv[0] (PATH lookup) or exits 127/126, writing errno
  * to status_fd when it is >= 0. */
 void child_exec_path(char **argv, char **envp, int status_fd);
+
+/* exec-cgroup.c: every exec in a cgroup of its own, killed as a whole */
+/* Uses per-exec cgroups under base (a cgroup2 directory, created if needed); -1 if unusable. */
+int exec_cgroup_init(const char *base);
+int exec_cgroup_enabled(void);
+/* Makes the exec's cgroup (s->cg_fd/cg_path stay -1/NULL without one). */
+void exec_cgroup_create(struct stream *s);
+/* In the forked child, before exec: moves the calling process into s's cgroup. */
+void exec_cgroup_join(const struct stream *s);
+/* Kills every process in s's cgroup; -1 when s has none. */
+int exec_cgroup_kill(const struct stream *s);
+/* Closes s's cgroup and removes it (later, once empty, if processes remain). */
+void exec_cgroup_release(struct stream *s);
+/* Removes the emptied cgroups of finished execs. */
+void exec_cgroup_sweep(void);
 
 /* files.c */
 void wfile_open(uint32_t id, const struct field *f);
@@ -151,6 +171,20 @@ void tcp_input_end(struct stream *s);
 void tcp_check_done(struct stream *s);
 
 /* workload.c */
+/* The image's user, resolved from the image's /etc/passwd and /etc/group. */
+struct wl_user {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64]; /* supplementary: the groups that list the user */
+  int ngroups;
+  const char *home; /* passwd home; "/" for a uid without an entry */
+  int named;        /* the image named a user (else root by default) */
+};
+/* Who execs run as: the workload's user when WORKLOAD_CONFIG asked for it
+ * (SM_WL_EXEC_AS_WORKLOAD, like `docker exec`), else NULL (the agent's root). */
+const struct wl_user *wl_exec_user(void);
+/* Where execs without a cwd start: the workload's cwd under the same flag, else "/". */
+const char *wl_exec_cwd(void);
 void wl_config(uint32_t id, const struct field *f);
 void wl_start(uint32_t id);
 void wl_signal(uint32_t id, const struct field *f);
@@ -163,6 +197,18 @@ void wl_log_readable(void);
 /* WORKLOAD_LOGS: answered like READ_FILE with the ring's newest bytes. */
 void wl_logs(uint32_t id, const struct field *f);
 void logs_pump(struct stream *s);
+
+/* guest-env.c: what a container runtime gives its processes */
+/* /etc/hosts, /etc/hostname, /etc/resolv.conf for hostname host, as Docker writes them. */
+void guest_etc_files(const char *host);
+/* Docker's per-container sysctls (ping_group_range, ip_unprivileged_port_start). */
+void guest_sysctls(void);
+/* Delegates every available cgroup v2 controller from root down to base. */
+void guest_cgroup_controllers(const char *root, const char *base);
+/* In a forked child (init mode): the rlimits a container starts with. */
+void child_limits(void);
+/* In a forked child: becomes u (NULL: stays root), owning tty_fd if >= 0; -1 on failure. */
+int child_become(const struct wl_user *u, int tty_fd);
 
 /* init.c */
 int init_setup(void);

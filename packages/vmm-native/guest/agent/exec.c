@@ -1,4 +1,5 @@
-/* EXEC: processes in their own session, pipes or a pty, chains, timeouts. */
+/* EXEC: processes in their own session and cgroup, pipes or a pty, chains,
+ * timeouts (which kill every process the exec started). */
 #define _GNU_SOURCE
 #include "agent.h"
 #include "proto.h"
@@ -22,14 +23,17 @@ static size_t key_len(const char *kv) {
   return e ? (size_t)(e - kv) : strlen(kv);
 }
 
-/* Base environment overlaid by the workload's env, then by overlay. */
-char **make_env(char **overlay) {
-  char host[80] = "", hb[96];
+/* Base environment (what a container runtime adds) overlaid by the workload's
+ * env, then by overlay. */
+char **make_env(char **overlay, const char *home, int tty) {
+  char host[80] = "", hb[96], hm[300];
   gethostname(host, sizeof host - 1);
   snprintf(hb, sizeof hb, "HOSTNAME=%s", host);
-  const char *base[] = {"PATH=" DEFAULT_PATH, "HOME=/root", hb};
+  snprintf(hm, sizeof hm, "HOME=%s", home ? home : "/root");
+  const char *base[] = {"PATH=" DEFAULT_PATH, hb, hm, tty ? "TERM=xterm" : NULL};
+  size_t nbase = tty ? 4 : 3;
   char **wl = wl_env();
-  size_t n = 3;
+  size_t n = nbase;
   for (char **p = wl; p && *p; p++) n++;
   for (char **p = overlay; p && *p; p++) n++;
   const char **v = xcalloc(n + 1, sizeof *v);
@@ -37,7 +41,7 @@ char **make_env(char **overlay) {
   for (int pass = 0; pass < 3; pass++) {
     const char *const *src = pass == 0 ? base : pass == 1 ? (const char *const *)wl
                                                          : (const char *const *)overlay;
-    size_t cnt = pass == 0 ? 3 : (size_t)-1;
+    size_t cnt = pass == 0 ? nbase : (size_t)-1;
     for (size_t i = 0; src && i < cnt && src[i]; i++) {
       const char *kv = src[i];
       if (!strchr(kv, '=')) continue;
@@ -120,6 +124,7 @@ static pid_t spawn(struct stream *s, char **argv) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   child_reset_signals();
+  exec_cgroup_join(s);
   setsid();
   if (s->tty) {
     int sl = s->child_fd[0];
@@ -132,7 +137,12 @@ static pid_t spawn(struct stream *s, char **argv) {
     dup2(s->child_fd[1], 1);
     dup2(s->child_fd[2], 2);
   }
-  const char *cwd = s->cwd && *s->cwd ? s->cwd : "/";
+  if (A.init_mode) child_limits();
+  if (child_become(wl_exec_user(), s->tty ? 0 : -1) < 0) {
+    child_msg("sm-init: switching to the image user", strerror(errno));
+    _exit(126);
+  }
+  const char *cwd = s->cwd && *s->cwd ? s->cwd : wl_exec_cwd();
   if (chdir(cwd) < 0) {
     child_msg(cwd, strerror(errno));
     _exit(127);
@@ -156,10 +166,12 @@ void exec_open(uint32_t id, const struct field *f) {
   s->tty = (f[0].u & SM_EXEC_TTY) != 0;
   s->argv = strlist_dup(&f[4]);
   char **ov = strlist_dup(&f[5]);
-  s->env = make_env(ov);
+  const struct wl_user *u = wl_exec_user();
+  s->env = make_env(ov, u ? u->home : NULL, s->tty);
   free(ov);
   s->cwd = str_dup(&f[6]);
   s->chain = strlist_dup(&f[7]);
+  exec_cgroup_create(s);
   if (s->tty) {
     struct winsize ws = {.ws_col = (unsigned short)f[2].u, .ws_row = (unsigned short)f[3].u};
     if (!ws.ws_col && !ws.ws_row) ws.ws_col = 80, ws.ws_row = 24;
@@ -284,7 +296,10 @@ void exec_timer(struct stream *s, int64_t now) {
   }
 }
 
+/* Kills everything the exec started: its cgroup (which processes that left the
+ * session or were re-parented cannot leave), else its process group. */
 void exec_kill(struct stream *s) {
+  exec_cgroup_kill(s);
   if (s->pgid > 0) kill(-s->pgid, SIGKILL);
   if (s->pid > 0 && !s->exited) kill(s->pid, SIGKILL);
 }

@@ -97,9 +97,16 @@ static int switch_to_overlay(const char *dev, const char *fstype) {
     return logmsg("FATAL: mount tmpfs on /rw: %s", strerror(errno)), -1;
   mkdir("/rw/upper", 0755);
   mkdir("/rw/work", 0755);
-  if (mount("overlay", "/newroot", "overlay", 0,
-            "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work") < 0)
-    return logmsg("FATAL: mount overlay on /newroot: %s", strerror(errno)), -1;
+  /* xino=on: the lower fs and the tmpfs upper share one inode space, so
+   * readdir's d_ino equals stat's st_ino and every file has the overlay's
+   * st_dev, as on a container's root where all layers are on one fs. */
+  static const char opts[] = "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work";
+  if (mount("overlay", "/newroot", "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,"
+                                                 "workdir=/rw/work,xino=on") < 0) {
+    logmsg("overlay xino=on: %s; mounting without it", strerror(errno));
+    if (mount("overlay", "/newroot", "overlay", 0, opts) < 0)
+      return logmsg("FATAL: mount overlay on /newroot: %s", strerror(errno)), -1;
+  }
   const char *mv[] = {"/dev", "/proc", "/sys"};
   for (int i = 0; i < 3; i++) {
     char d[32];
@@ -111,21 +118,6 @@ static int switch_to_overlay(const char *dev, const char *fstype) {
       chdir("/") < 0)
     return logmsg("FATAL: switch root: %s", strerror(errno)), -1;
   return 0;
-}
-
-static void etc_files(const char *host) {
-  char b[512];
-  mkdir("/etc", 0755);
-  snprintf(b, sizeof b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                        "127.0.1.1\t%s\n", host);
-  unlink("/etc/hosts");
-  if (write_file("/etc/hosts", b, 0644) < 0) logmsg("/etc/hosts: %s", strerror(errno));
-  unlink("/etc/resolv.conf");
-  if (write_file("/etc/resolv.conf", "nameserver 10.0.2.3\n", 0644) < 0)
-    logmsg("/etc/resolv.conf: %s", strerror(errno));
-  snprintf(b, sizeof b, "%s\n", host);
-  unlink("/etc/hostname");
-  if (write_file("/etc/hostname", b, 0644) < 0) logmsg("/etc/hostname: %s", strerror(errno));
 }
 
 int init_setup(void) {
@@ -154,14 +146,23 @@ int init_setup(void) {
     logmsg("mount devpts: %s", strerror(errno));
   unlink("/dev/ptmx");
   if (symlink("pts/ptmx", "/dev/ptmx") < 0) logmsg("/dev/ptmx: %s", strerror(errno));
-  try_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  /* the mounts a container runtime makes under /dev, with its flags */
+  try_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
+  try_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* cgroup2 at its usual place: every exec gets a cgroup under EXEC_CGROUP_BASE */
+  try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* what udev's default rules give on a Docker host: anyone may open these
+   * (fusermount, fuse-overlayfs, slirp4netns run unprivileged) */
+  if (chmod("/dev/fuse", 0666) < 0) logmsg("/dev/fuse: %s", strerror(errno));
+  if (chmod("/dev/net/tun", 0666) < 0) logmsg("/dev/net/tun: %s", strerror(errno));
   if (symlink("/proc/self/fd", "/dev/fd") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/0", "/dev/stdin") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/1", "/dev/stdout") < 0 && errno != EEXIST) {}
   if (symlink("/proc/self/fd/2", "/dev/stderr") < 0 && errno != EEXIST) {}
   if (sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
-  etc_files(host);
   network_setup();
+  guest_etc_files(host); /* after the network: /etc/hosts names eth0's address */
+  guest_sysctls();
   return 0;
 }
 

@@ -120,6 +120,7 @@ static void on_sigchld(void) {
     if (s) exec_on_exit(s, status, (uint64_t)ru.ru_maxrss);
     else wl_on_exit(pid, status);
   }
+  exec_cgroup_sweep();
 }
 
 int agent_run(void) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -75,6 +76,8 @@ int main(int argc, char **argv) {
     A.init_mode = 1;
     signal(SIGPIPE, SIG_IGN);
     init_setup();
+    exec_cgroup_init(EXEC_CGROUP_BASE);
+    guest_cgroup_controllers("/sys/fs/cgroup", EXEC_CGROUP_BASE);
     int fd = open_agent_port();
     if (fd < 0) {
       logmsg("FATAL: agent not started; reaping only");
@@ -102,6 +105,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* Host tests: a cgroup2 directory for per-exec cgroups (see test-agent.sh). */
+  const char *cg = getenv("SM_EXEC_CGROUP");
+  if (cg && *cg && exec_cgroup_init(cg) < 0) {
+    logmsg("SM_EXEC_CGROUP=%s is not a usable cgroup2 directory", cg);
+    return 1;
+  }
   int r = agent_run();
   finish();
   return r < 0 ? 1 : 0;

@@ -45,5 +45,6 @@ enum sm_event {
 #define SM_WF_MKDIRS 1u
 #define SM_WL_HOLD 1u
 #define SM_WL_WATCH 2u
+#define SM_WL_EXEC_AS_WORKLOAD 4u /* execs run as the workload user, in its cwd */
 
 #endif

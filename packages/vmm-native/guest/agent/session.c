@@ -96,6 +96,7 @@ struct stream *stream_new(uint32_t id, int kind) {
     s->sl[i].fd = -1;
     s->child_fd[i] = -1;
   }
+  s->cg_fd = -1;
   s->hnext = A.hash[id & 2047];
   A.hash[id & 2047] = s;
   s->next = A.all;
@@ -136,6 +137,7 @@ void stream_free(struct stream *s) {
   for (int i = 0; i < 3; i++)
     if (s->child_fd[i] >= 0) close(s->child_fd[i]), s->child_fd[i] = -1;
   if (s->fd >= 0) close(s->fd), s->fd = -1;
+  if (s->kind == SK_EXEC) exec_cgroup_release(s);
   struct stream **pp = &A.hash[s->id & 2047];
   while (*pp && *pp != s) pp = &(*pp)->hnext;
   if (*pp) *pp = s->hnext;

@@ -17,14 +17,12 @@
 #include <unistd.h>
 
 static struct {
-  int configured, started, hold, watch, listening_sent;
+  int configured, started, hold, watch, listening_sent, exec_as;
   uint16_t port;
   char **argv, **env;
-  char *cwd, *home;
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[64];
-  int ngroups;
+  char *cwd;
+  struct wl_user u;
+  char *home;
   pid_t pid;
   int64_t watch_next;
 } W;
@@ -40,6 +38,10 @@ static struct {
 } L = {.wtype = W_WLOG, .fd = -1};
 
 char **wl_env(void) { return W.env; }
+
+const struct wl_user *wl_exec_user(void) { return W.configured && W.exec_as ? &W.u : NULL; }
+
+const char *wl_exec_cwd(void) { return W.configured && W.exec_as && *W.cwd ? W.cwd : "/"; }
 
 static void ring_put(const uint8_t *p, size_t n) {
   L.total += n;
@@ -157,10 +159,12 @@ static char *slurp(const char *path) {
 
 /* Resolves name, uid, name:group or uid:gid against /etc/passwd and /etc/group. */
 static int resolve_user(const char *spec, char *err, size_t errlen) {
-  W.uid = 0, W.gid = 0, W.ngroups = 0;
+  W.u.uid = 0, W.u.gid = 0, W.u.ngroups = 0;
   free(W.home);
   W.home = NULL;
-  if (!*spec) return 0;
+  W.u.home = NULL;
+  W.u.named = *spec != 0;
+  if (!*spec) spec = "0"; /* root, with root's passwd home and groups */
   char u[256], *g = NULL;
   snprintf(u, sizeof u, "%s", spec);
   char *c = strchr(u, ':');
@@ -173,29 +177,32 @@ static int resolve_user(const char *spec, char *err, size_t errlen) {
     char *nl = strchr(line, '\n');
     if (nl) *nl = 0;
     char *f[7];
-    if (split(line, f, 7) >= 4) {
+    int k = split(line, f, 7);
+    if (k >= 4) {
       unsigned long fu;
       if ((unum && parse_num(f[2], &fu) && fu == num) || (!unum && !strcmp(f[0], u))) {
         unsigned long fg;
-        W.uid = (uid_t)strtoul(f[2], NULL, 10);
-        W.gid = parse_num(f[3], &fg) ? (gid_t)fg : 0;
+        W.u.uid = (uid_t)strtoul(f[2], NULL, 10);
+        W.u.gid = parse_num(f[3], &fg) ? (gid_t)fg : 0;
         snprintf(uname, sizeof uname, "%s", f[0]);
-        if (f[5] && *f[5]) W.home = xstrdup(f[5]);
+        W.home = xstrdup(k >= 6 && *f[5] ? f[5] : "/");
         found = 1;
         break;
       }
     }
     line = nl ? nl + 1 : NULL;
   }
-  if (!found) {
+  if (!found) { /* a uid without a passwd entry: gid 0, HOME=/ (as runc does) */
     if (!unum) return snprintf(err, errlen, "user %s not found in /etc/passwd", u), -1;
-    W.uid = (uid_t)num;
-    W.gid = 0;
+    W.u.uid = (uid_t)num;
+    W.u.gid = 0;
+    W.home = xstrdup("/");
   }
+  W.u.home = W.home;
   char *gr = slurp("/etc/group");
   if (g && *g) {
     unsigned long gn;
-    if (parse_num(g, &gn)) W.gid = (gid_t)gn;
+    if (parse_num(g, &gn)) W.u.gid = (gid_t)gn;
     else {
       int gf = 0;
       for (char *line = gr; line && *line;) {
@@ -203,7 +210,7 @@ static int resolve_user(const char *spec, char *err, size_t errlen) {
         if (nl) *nl = 0;
         char *f[4];
         if (split(line, f, 4) >= 3 && !strcmp(f[0], g)) {
-          W.gid = (gid_t)strtoul(f[2], NULL, 10);
+          W.u.gid = (gid_t)strtoul(f[2], NULL, 10);
           gf = 1;
           break;
         }
@@ -213,16 +220,17 @@ static int resolve_user(const char *spec, char *err, size_t errlen) {
       gr = slurp("/etc/group");
     }
   }
-  W.groups[W.ngroups++] = W.gid;
-  if (*uname && gr) { /* supplementary groups listing the user */
-    for (char *line = gr; line && *line && W.ngroups < 64;) {
+  /* Supplementary groups: those that list the user by name, as Docker
+   * computes them (the primary group is not added). */
+  if (*uname && gr) {
+    for (char *line = gr; line && *line && W.u.ngroups < 64;) {
       char *nl = strchr(line, '\n');
       if (nl) *nl = 0;
       char *f[4];
       if (split(line, f, 4) == 4) {
         for (char *m = strtok(f[3], ","); m; m = strtok(NULL, ","))
           if (!strcmp(m, uname)) {
-            W.groups[W.ngroups++] = (gid_t)strtoul(f[2], NULL, 10);
+            W.u.groups[W.u.ngroups++] = (gid_t)strtoul(f[2], NULL, 10);
             break;
           }
       }
@@ -247,20 +255,19 @@ void wl_config(uint32_t id, const struct field *f) {
   free(user);
   if (*host) {
     if (sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
-    if (A.init_mode) {
-      char b[300];
-      snprintf(b, sizeof b, "%s\n", host);
-      write_file("/etc/hostname", b, 0644);
-    }
+    if (A.init_mode) guest_etc_files(host);
   }
   free(host);
   W.configured = 1;
   W.hold = (f[0].u & SM_WL_HOLD) != 0;
   W.watch = (f[0].u & SM_WL_WATCH) != 0 && f[1].u != 0;
+  W.exec_as = (f[0].u & SM_WL_EXEC_AS_WORKLOAD) != 0;
   W.port = (uint16_t)f[1].u;
   W.argv = strlist_dup(&f[2]);
   W.env = strlist_dup(&f[3]);
   W.cwd = str_dup(&f[4]);
+  /* a WorkingDir the image lacks is created, as Docker does */
+  if (A.init_mode && *W.cwd && mkdir_p(W.cwd, 0755) < 0) logmsg("mkdir %s: %s", W.cwd, strerror(errno));
   send_ok(id, 0);
   if (W.hold) {
     send_event(EV_WORKLOAD_READY, 0, "");
@@ -277,18 +284,7 @@ static pid_t wl_spawn(char *err, size_t errlen) {
   int sp[2];
   if (pipe2(sp, O_CLOEXEC) < 0) return snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
   int out = log_pipe(); /* -1: fall back to the console */
-  char **env;
-  if (W.home) {
-    int has_home = 0;
-    for (char **p = W.env; *p; p++)
-      if (!strncmp(*p, "HOME=", 5)) has_home = 1;
-    char hb[300];
-    snprintf(hb, sizeof hb, "HOME=%s", W.home);
-    char *ov[] = {hb, NULL};
-    env = make_env(has_home ? NULL : ov);
-  } else {
-    env = make_env(NULL);
-  }
+  char **env = make_env(NULL, W.home, 0);
   pid_t pid = fork();
   if (pid == 0) {
     child_reset_signals();
@@ -299,9 +295,9 @@ static pid_t wl_spawn(char *err, size_t errlen) {
     dup2(out >= 0 ? out : g_log_fd, 2);
     const char *cwd = *W.cwd ? W.cwd : "/";
     int e = 0;
-    if (chdir(cwd) < 0) e = errno;
-    else if (setgroups((size_t)W.ngroups, W.groups) < 0 && W.uid != 0) e = errno;
-    else if (setgid(W.gid) < 0 || setuid(W.uid) < 0) e = errno;
+    if (A.init_mode) child_limits();
+    /* the working directory is entered as the user, as runc and crun do */
+    if (child_become(&W.u, -1) < 0 || chdir(cwd) < 0) e = errno;
     if (e) {
       if (write(sp[1], &e, sizeof e) < 0) {}
       _exit(127);

@@ -21,6 +21,7 @@ export interface StatusInfo {
 export interface QmpCommandMap {
   qmp_capabilities: { args: Record<string, never>; result: Record<string, never> };
   "query-status": { args: Record<string, never>; result: StatusInfo };
+  "query-kvm": { args: Record<string, never>; result: { enabled: boolean; present: boolean } };
   "query-migrate": { args: Record<string, never>; result: MigrationInfo };
   "migrate-set-capabilities": {
     args: { capabilities: Array<{ capability: string; state: boolean }> };

@@ -1,6 +1,7 @@
 // End-to-end checks of sm-init over the agent protocol.
 //   node e2e.mjs --stdio /path/to/sm-init     (host build, agent only)
 //   node e2e.mjs --socket /tmp/agent.sock     (QEMU virtio-serial chardev)
+//   node e2e.mjs --list                       (the check names, one a line)
 // Prints one line per check and "N passed, N failed" last; exits 1 on failure.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -12,16 +13,18 @@ const only = rest.length ? new Set(rest) : null;
 const inVm = mode === "--socket";
 const asRoot = inVm || process.getuid?.() === 0;
 let c, child;
-if (mode === "--stdio") {
-  child = spawn(target, ["--stdio"], { stdio: ["pipe", "pipe", "inherit"] });
-  c = new Client(child.stdout, child.stdin);
-} else {
-  const sock = net.connect(target);
-  await new Promise((res, rej) => {
-    sock.once("connect", res);
-    sock.once("error", rej);
-  });
-  c = new Client(sock, sock);
+async function connect() {
+  if (mode === "--stdio") {
+    child = spawn(target, ["--stdio"], { stdio: ["pipe", "pipe", "inherit"] });
+    c = new Client(child.stdout, child.stdin);
+  } else {
+    const sock = net.connect(target);
+    await new Promise((res, rej) => {
+      sock.once("connect", res);
+      sock.once("error", rej);
+    });
+    c = new Client(sock, sock);
+  }
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const js = (v) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : x));
@@ -33,7 +36,7 @@ const ok = (v, what) => {
 };
 let nextId = 100;
 const id = () => nextId++;
-const tmp = inVm ? "/tmp" : (await import("node:fs")).mkdtempSync("/tmp/sm-e2e-");
+const tmp = inVm || mode === "--list" ? "/tmp" : (await import("node:fs")).mkdtempSync("/tmp/sm-e2e-");
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
@@ -102,6 +105,70 @@ test("exec timeout kills group", async () => {
   eq(r.exit.timedOut, 1, "timed_out");
   eq(r.exit.signal, 9, "signal");
   eq(r.exit.code, -1, "code");
+});
+/** The pids (of `sleep 100N` processes) listed in dir's files that are still alive, as "file:pid". */
+async function aliveSleeps(dir, files) {
+  const script = `for f in ${files.join(" ")}; do p=$(cat ${dir}/$f) || continue
+    [ -r /proc/$p/stat ] || continue
+    grep -q '^[0-9]* (.*) Z' /proc/$p/stat && continue
+    tr '\\0' ' ' </proc/$p/cmdline | grep -q '^sleep 100' && echo "$f:$p"
+  done; true`;
+  const r = await c.exec(id(), ["sh", "-c", script]);
+  eq(r.exit.code, 0, `check exit (${r.stderr})`);
+  return r.stdout.toString().trim().split("\n").filter(Boolean);
+}
+test("exec timeout kills every process it started, in any session", async () => {
+  // a: a background child (same process group); b: a child in a session of
+  // its own (setsid); c: a double fork into a new session (re-parented).
+  const dir = `${tmp}/tree-${id()}`;
+  const files = ["a", "b", "c"];
+  const script = `mkdir -p ${dir}; sleep 1001 & echo $! > ${dir}/a
+    setsid sh -c 'echo $$ > ${dir}/b.tmp; mv ${dir}/b.tmp ${dir}/b; exec sleep 1002' &
+    (setsid sh -c 'echo $$ > ${dir}/c.tmp; mv ${dir}/c.tmp ${dir}/c; exec sleep 1003' &)
+    while [ ! -f ${dir}/b ] || [ ! -f ${dir}/c ]; do sleep 0.02; done; echo ready; exec sleep 1004`;
+  const r = await c.exec(id(), ["sh", "-c", script], { timeoutMs: inVm ? 6000 : 3000 });
+  eq(r.stdout.toString(), "ready\n", "the tree was up before the timeout");
+  eq(r.exit.timedOut, 1, "timed_out");
+  eq(r.exit.signal, 9, "signal");
+  // the kill is sent before EXIT, but dying takes a moment: poll, with a deadline
+  let alive = [];
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(50)) {
+    alive = await aliveSleeps(dir, files);
+    if (alive.length === 0) break;
+  }
+  eq(alive.join(" "), "", "processes left alive after the timeout");
+  // and the check itself can see such processes: one started now, outside any timeout
+  const probe = await c.exec(id(), [
+    "sh",
+    "-c",
+    `(setsid sh -c 'echo $$ > ${dir}/d.tmp; mv ${dir}/d.tmp ${dir}/d; exec sleep 1005' &); while [ ! -f ${dir}/d ]; do sleep 0.02; done`,
+  ]);
+  eq(probe.exit.code, 0, "probe exit");
+  // it is seen once it has exec'd sleep (poll: the pid file is written just before)
+  let seen = [];
+  for (const deadline = Date.now() + 10_000; seen.length === 0 && Date.now() < deadline; await sleep(50))
+    seen = await aliveSleeps(dir, ["d"]);
+  eq(seen.length, 1, "a live probe process is seen");
+  const kill = await c.exec(id(), ["sh", "-c", `kill -9 $(cat ${dir}/d)`]);
+  eq(kill.exit.code, 0, "probe killed");
+});
+test("exec runs in a cgroup of its own, removed once it ended", async () => {
+  const base = inVm ? "/sys/fs/cgroup/sm-exec" : process.env.SM_EXEC_CGROUP;
+  ok(base, "SM_EXEC_CGROUP is set (test-agent.sh runs this suite through with-cgroup2.sh)");
+  const groups = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await c.exec(id(), ["cat", "/proc/self/cgroup"]);
+    const m = /^0::(\/.*\/(e\d+))$/m.exec(r.stdout.toString());
+    ok(m, `a per-exec cgroup in ${JSON.stringify(r.stdout.toString())}`);
+    groups.push(m[2]);
+  }
+  ok(groups[0] !== groups[1], `two execs, two cgroups (${groups})`);
+  const r = await c.exec(id(), [
+    "sh",
+    "-c",
+    `for g in ${groups.join(" ")}; do [ -e ${base}/$g ] && echo $g; done; true`,
+  ]);
+  eq(r.stdout.toString(), "", "cgroups of finished execs left behind");
 });
 test("exec signal", async () => {
   const i = id();
@@ -433,6 +500,11 @@ test("stream limit + HELLO reset", async () => {
   return n ? `${n} streams open, LIMIT on the next` : "reset only";
 });
 
+if (mode === "--list") {
+  for (const t of tests) console.log(t.name);
+  process.exit(0);
+}
+await connect();
 let passed = 0,
   failed = 0;
 for (const t of tests) {

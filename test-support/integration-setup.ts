@@ -1,0 +1,28 @@
+// vitest globalSetup of the integration project: everything the integration
+// tests need is made current before the first file runs, however the run was
+// started (npm test, npm run test:integration, npx vitest ... FILE):
+// - the packages' dist/ (child-process tests import it): turbo build, cached;
+// - the guest kernel and agent of this checkout (build-assets.sh: both cached
+//   by the hash of their sources, so a changed agent is rebuilt, never tested stale);
+// - every test OCI layout, each checked and rebuilt when stale or incomplete;
+// - the built-in default image the examples bake.
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureTestImages } from "./test-images.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export default function setup(): void {
+  execFileSync("npx", ["turbo", "run", "build", "--output-logs=errors-only"], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  execFileSync("bash", [join(root, "packages", "vmm-native", "guest", "build-assets.sh")], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  ensureTestImages();
+  execFileSync("bash", [join(root, "scripts", "test-images", "default-image.sh")], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}

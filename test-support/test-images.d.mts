@@ -1,0 +1,11 @@
+/** The layouts build.sh makes, every one of them, always. */
+export const TEST_IMAGE_NAMES: readonly ["busybox", "multilayer", "multiarch", "debian"];
+/** Where the test OCI layouts live (`$SUPERMACHINE_TEST_IMAGES` or `<cache>/test-images`). */
+export function testImagesDir(): string;
+/** Makes every test layout current (each checked and rebuilt on its own) and returns their paths. */
+export function ensureTestImages(): {
+  busybox: string;
+  multilayer: string;
+  multiarch: string;
+  debian: string;
+};
