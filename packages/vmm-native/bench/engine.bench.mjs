@@ -23,8 +23,15 @@ import {
 } from "../../../scripts/bench/guest.mjs";
 import { memoryKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
 
-const { ConsoleSink, Machine, buildQemuArgs, chooseEngine, openAgentSession, resolveGuestAssets } =
-  await import(join(repoRoot, "packages/vmm-native/dist/index.js"));
+const {
+  ConsoleSink,
+  Machine,
+  acquireNetwork,
+  buildQemuArgs,
+  chooseEngine,
+  openAgentSession,
+  resolveGuestAssets,
+} = await import(join(repoRoot, "packages/vmm-native/dist/index.js"));
 const { AgentSession } = await import(join(repoRoot, "packages/agent-protocol/dist/index.js"));
 
 const BOOTS = Number(process.env.BENCH_ENGINE_BOOTS ?? 5);
@@ -45,6 +52,9 @@ const spec = {
 // chosen (and the accelerator probed, if any) once, off the clock
 const engine = await chooseEngine({ kernel: assets.kernel, initrd: assets.initrd });
 const { accel, qemu } = engine;
+// VMs of one network policy share a namespace; in a pool the pre-started QEMU keeps it, here this lease
+// (making it once costs ~30 ms plus pasta's start: see bench/network.bench.mjs)
+const netLease = await acquireNetwork();
 const live = new Set(); // Machines and PreparedRestores to close on the way out
 const plainChildren = new Set(); // plain QEMU children of the baseline
 process.on("exit", () => {
@@ -433,6 +443,7 @@ try {
   writeResults("engine", { rows, results });
 } finally {
   for (const x of [...live]) await closeTracked(x).catch(() => {});
+  await netLease.release();
   for (const c of plainChildren) c.kill("SIGKILL");
   rmSync(work, { recursive: true, force: true });
   const left = qemuDescendants();

@@ -96,6 +96,10 @@ describe("network policy (in a lab of network namespaces)", () => {
       ]) {
         refused(await tcp(id, addr));
       }
+      // the uplink's gateway is the real gateway, not an alias of the host (pasta --no-map-gw)
+      for (const addr of [LAB.host.gateway, LAB.host.gateway6]) {
+        expect((await tcp(id, addr)).out).not.toContain("hello from host");
+      }
       // IPv6 unique local, and IPv4 private through an IPv4-mapped IPv6 address
       refused(await tcp(id, LAB.private6));
       refused(await tcp(id, `::ffff:${LAB.private.rfc1918a}`));
