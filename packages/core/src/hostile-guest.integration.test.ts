@@ -183,8 +183,9 @@ describe("workload output (logs)", () => {
     expect(new Set(lines.slice(1, -1))).toEqual(new Set(["workload-flood-line"]));
     expect(logs.output.toString()).not.toContain("workload-up");
     expect((await vm.logs({ maxBytes: 40 })).output.length).toBe(40);
-    // none of it went through the console or onto the host's disk
-    expect(m.consoleTotalBytes - consoleBefore).toBe(0);
+    // none of it went through the console (the kernel may log a line there meanwhile) or onto the host's disk
+    expect(m.consoleTotalBytes - consoleBefore).toBeLessThan(1024);
+    expect(m.consoleBytes().toString("latin1")).not.toContain("workload-flood-line");
     expect(regularFileBytes(runDir)).toBe(0);
     expect(await sh(vm, "echo still-answers")).toBe("still-answers\n");
   });
