@@ -68,7 +68,8 @@ function machineOf(vm: Vm): Machine {
 function regularFileBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.name === "owner.json") continue;
+    // fixed-size files the engine writes itself, not guest output: run dir owners, the network namespace's resolv.conf
+    if (e.name === "owner.json" || e.name.endsWith(".resolv.conf")) continue;
     try {
       const st = lstatSync(join(e.parentPath, e.name));
       if (st.isFile()) total += st.size;
