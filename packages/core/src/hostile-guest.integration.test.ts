@@ -63,12 +63,13 @@ function machineOf(vm: Vm): Machine {
 
 /**
  * Bytes of regular files under `dir` (sockets and FIFOs weigh nothing), not
- * counting each run directory's `owner.json` (a fixed-size record of its owner).
+ * counting the engine's fixed-size bookkeeping: each run directory's
+ * `owner.json` and each network namespace's resolv.conf.
  */
 function regularFileBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.name === "owner.json") continue;
+    if (e.name === "owner.json" || e.name.endsWith(".resolv.conf")) continue;
     try {
       const st = lstatSync(join(e.parentPath, e.name));
       if (st.isFile()) total += st.size;
