@@ -170,7 +170,9 @@ describe("Pool and dead VMs", () => {
     await vm.release(); // kept as is (restoreOnRelease: false), so the idle VM is this QEMU
     expect(existsSync(`/proc/${pid}`)).toBe(true); // released VMs are pinged first: it answered
     process.kill(pid, "SIGKILL");
-    // Reaped (not even a zombie), so Node has seen the exit.
+    // Reaped (not even a zombie). Confined, QEMU's monitor reaps it and Node
+    // hears of the monitor's exit a little later: acquire must not lend the
+    // dead VM in that window either.
     expect(await waitFor(() => !existsSync(`/proc/${pid}`), 60_000)).toBe(true);
     // the pool drops the dead VM and restores another: back to one idle VM
     expect(await waitFor(() => pool.stats().idle === 1 && pool.stats().alive === 1, 60_000)).toBe(true);

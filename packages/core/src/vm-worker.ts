@@ -66,7 +66,7 @@ export class VmWorker {
 
   /** True while QEMU runs and the agent session is open. */
   get alive(): boolean {
-    return !this.machine.hasExited && !this.session.closed;
+    return !this.machine.isGone && !this.session.closed;
   }
 
   /** Ends the session and kills QEMU. Idempotent. */

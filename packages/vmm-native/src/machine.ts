@@ -160,6 +160,10 @@ export class Machine {
   get hasExited(): boolean {
     return this.proc.hasExited;
   }
+  /** True once QEMU is known to be gone, possibly before {@link exited} resolves (see `QemuProcess.isGone`). */
+  get isGone(): boolean {
+    return this.proc.isGone;
+  }
 
   private static async start(
     spec: MachineSpec,

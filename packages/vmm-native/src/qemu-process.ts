@@ -158,6 +158,23 @@ export class QemuProcess {
     return this.exitInfo !== undefined;
   }
 
+  /**
+   * True once QEMU is known to be gone, even before {@link exited} resolves.
+   * Confined, QEMU is reaped by its monitor, and the monitor's own exit
+   * reaches this process a little later: in that window the pid is already
+   * free while {@link hasExited} still says false.
+   */
+  get isGone(): boolean {
+    if (this.exitInfo) return true;
+    if (!this.plan?.monitor || this.qemuPid <= 0) return false;
+    try {
+      process.kill(this.qemuPid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === "ESRCH";
+    }
+  }
+
   /** A promise that rejects with {@link VmExitedError} when QEMU exits. Use it in races. */
   exitedAsError(context?: string): Promise<never> {
     return this.exited.then((info) => {
