@@ -68,7 +68,8 @@ function machineOf(vm: Vm): Machine {
 function regularFileBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.name === "owner.json") continue;
+    // fixed-size files the engine writes itself, not guest output: run dir owners, the network namespace's resolv.conf
+    if (e.name === "owner.json" || e.name.endsWith(".resolv.conf")) continue;
     try {
       const st = lstatSync(join(e.parentPath, e.name));
       if (st.isFile()) total += st.size;
@@ -108,7 +109,8 @@ async function poolRecovered(): Promise<void> {
 async function freezeAgent(vm: Vm): Promise<void> {
   await sh(
     vm,
-    "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && mkdir /sys/fs/cgroup/jail",
+    // the agent mounts cgroup2 there itself (per-exec cgroups); mount it only where it does not
+    "mkdir -p /sys/fs/cgroup && { grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup; } && mkdir /sys/fs/cgroup/jail",
   );
   // the freeze happens after this exec has returned, so its reply is not lost
   const child = await vm.spawn({
@@ -182,8 +184,9 @@ describe("workload output (logs)", () => {
     expect(new Set(lines.slice(1, -1))).toEqual(new Set(["workload-flood-line"]));
     expect(logs.output.toString()).not.toContain("workload-up");
     expect((await vm.logs({ maxBytes: 40 })).output.length).toBe(40);
-    // none of it went through the console or onto the host's disk
-    expect(m.consoleTotalBytes - consoleBefore).toBe(0);
+    // none of it went through the console (the kernel may log a line there meanwhile) or onto the host's disk
+    expect(m.consoleTotalBytes - consoleBefore).toBeLessThan(1024);
+    expect(m.consoleBytes().toString("latin1")).not.toContain("workload-flood-line");
     expect(regularFileBytes(runDir)).toBe(0);
     expect(await sh(vm, "echo still-answers")).toBe("still-answers\n");
   });

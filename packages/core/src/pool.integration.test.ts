@@ -168,6 +168,7 @@ describe("Pool and dead VMs", () => {
     const vm = await pool.acquire();
     const pid = vmQemuPid(vm);
     await vm.release(); // kept as is (restoreOnRelease: false), so the idle VM is this QEMU
+    expect(existsSync(`/proc/${pid}`)).toBe(true); // released VMs are pinged first: it answered
     process.kill(pid, "SIGKILL");
     // Reaped (not even a zombie), so Node has seen the exit.
     expect(await waitFor(() => !existsSync(`/proc/${pid}`), 60_000)).toBe(true);

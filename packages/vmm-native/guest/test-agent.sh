@@ -59,8 +59,11 @@ else
 fi
 
 echo "== fuzz"
+# in a scratch directory: the session it drives really runs what the random frames ask
+# (a WRITE_FILE with a relative path lands in the current directory)
+mkdir -p "$work/fuzz-cwd"
 gcc "${cflags[@]}" "${san[@]}" -o "$work/test_fuzz" "$src/tests/test_fuzz.c" "${agent_srcs[@]}" &&
-  ASAN_OPTIONS=detect_leaks=0 "$work/test_fuzz" "${FUZZ_SECONDS:-10}" "${FUZZ_SEED:-0x5eed5eed}" >"$work/f.log" 2>&1
+  (cd "$work/fuzz-cwd" && ASAN_OPTIONS=detect_leaks=0 "$work/test_fuzz" "${FUZZ_SECONDS:-10}" "${FUZZ_SEED:-0x5eed5eed}") >"$work/f.log" 2>&1
 cat "$work/f.log"; count "$work/f.log" "fuzz"
 
 echo "== end to end (--stdio, ASan build, per-exec cgroups)"

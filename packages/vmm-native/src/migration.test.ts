@@ -89,14 +89,14 @@ describe("migrateToFile (snapshot capture)", () => {
     });
     const err = await rejection(migrateToFile(client, "/snap/restore.snap", true));
     expect(err.code).toBe("SNAPSHOT_FAILED");
-    expect(err.message).toBe(`migration to /snap/restore.snap ${status}: No space left on device`);
+    expect(err.message).toBe(`migration to file:/snap/restore.snap ${status}: No space left on device`);
   });
 
   it("a migration that never completes is SNAPSHOT_FAILED after the timeout", async () => {
     const { peer, client } = await scripted({ migrate: [{ status: "active" }] });
     const err = await rejection(migrateToFile(client, "/snap/restore.snap", true, 150));
     expect(err.code).toBe("SNAPSHOT_FAILED");
-    expect(err.message).toBe("migration to /snap/restore.snap did not finish in 150 ms");
+    expect(err.message).toBe("migration to file:/snap/restore.snap did not finish in 150 ms");
     expect(peer.commands().filter((c) => c === "query-migrate").length).toBeGreaterThan(1);
   });
 

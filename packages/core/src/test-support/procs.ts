@@ -115,9 +115,11 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 20_000,
  * short-lived the QEMU was, so no start can slip between two samples.
  */
 export async function watchQemuStarts<T>(fn: () => Promise<T>): Promise<{ result: T; started: string[] }> {
-  const dir = process.env.SUPERMACHINE_RUN_DIR;
-  if (!dir) throw new Error("watchQemuStarts needs SUPERMACHINE_RUN_DIR (coreFixture sets it)");
-  mkdirSync(dir, { recursive: true });
+  const base = process.env.SUPERMACHINE_RUN_DIR;
+  if (!base) throw new Error("watchQemuStarts needs SUPERMACHINE_RUN_DIR (coreFixture sets it)");
+  // the engine makes each VM's run directory in its private per-uid root under the base
+  const dir = join(base, `supermachine-${process.getuid?.() ?? 0}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const before = new Set(readdirSync(dir));
   const started = new Set<string>();
   const marker = `.flush-${process.pid}-${Date.now()}`;
