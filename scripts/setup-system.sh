@@ -9,7 +9,7 @@ BASE_PKGS=(
   linux-source-6.1
   docker-registry skopeo umoci debootstrap apache2-utils
   erofs-utils squashfs-tools-ng crun
-  passt bubblewrap nftables tmux zsh
+  passt slirp4netns bubblewrap nftables tmux zsh
 )
 BACKPORT_PKGS=(qemu-system-x86 qemu-utils e2fsprogs)
 

@@ -18,8 +18,8 @@ export interface NetLab {
   hostPid: number;
   /** Pid of the process holding the internet namespace. */
   internetPid: number;
-  /** Runs the driver's export `op` in the host namespace. */
-  call<T = unknown>(op: string, args?: Record<string, unknown>): Promise<T>;
+  /** Runs the driver's export `op` in the host namespace; rejects if it takes over `timeoutMs` (180 s). */
+  call<T = unknown>(op: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   /** Changes the lab DNS table: `{name: address | null}`. */
   setDns(table: Record<string, string | null>): Promise<void>;
   /** SIGKILLs the host-namespace Node process (as a crash would). */

@@ -205,11 +205,19 @@ export async function startNetLab({ driver, env = process.env }) {
       hostPid: host.pid,
       /** Pid of the process holding the internet namespace. */
       internetPid: internet.pid,
-      /** Runs the driver's export `op` in the host namespace. */
-      call(op, args = {}) {
+      /** Runs the driver's export `op` in the host namespace; rejects if it takes over `timeoutMs` (180 s). */
+      call(op, args = {}, timeoutMs = 180_000) {
         const id = nextId++;
         return new Promise((resolve, reject) => {
-          pending.set(id, { resolve, reject });
+          const timer = setTimeout(() => {
+            pending.delete(id);
+            reject(new Error(`lab op ${op} ${JSON.stringify(args)} did not answer within ${timeoutMs} ms`));
+          }, timeoutMs);
+          const done = (f) => (v) => {
+            clearTimeout(timer);
+            f(v);
+          };
+          pending.set(id, { resolve: done(resolve), reject: done(reject) });
           host.stdin.write(`${JSON.stringify({ id, op, args })}\n`);
         });
       },

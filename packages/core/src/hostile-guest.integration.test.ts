@@ -68,8 +68,9 @@ function machineOf(vm: Vm): Machine {
 function regularFileBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    // fixed-size files the engine writes itself, not guest output: run dir owners, the network namespace's resolv.conf
-    if (e.name === "owner.json" || e.name.endsWith(".resolv.conf")) continue;
+    // a fixed-size file the engine writes itself, not guest output (the network namespace's resolv.conf
+    // lives on a tmpfs of its own mount namespace, not here)
+    if (e.name === "owner.json") continue;
     try {
       const st = lstatSync(join(e.parentPath, e.name));
       if (st.isFile()) total += st.size;

@@ -53,7 +53,7 @@ const spec = {
 const engine = await chooseEngine({ kernel: assets.kernel, initrd: assets.initrd });
 const { accel, qemu } = engine;
 // VMs of one network policy share a namespace; in a pool the pre-started QEMU keeps it, here this lease
-// (making it once costs ~30 ms plus pasta's start: see bench/network.bench.mjs)
+// (making it costs tens of ms, once per policy: see bench/network.bench.mjs)
 const netLease = await acquireNetwork();
 const live = new Set(); // Machines and PreparedRestores to close on the way out
 const plainChildren = new Set(); // plain QEMU children of the baseline

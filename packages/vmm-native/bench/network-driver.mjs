@@ -3,7 +3,7 @@
 // lab's "internet" server and every packet stays in the lab. Each export is
 // one measurement; `mode` picks how the VM's network runs:
 //   "unfiltered": QEMU's user network in the host's namespace (before network policies);
-//   "policy":     QEMU in the namespace of the default policy (nftables filter + pasta uplink).
+//   "policy":     QEMU in the namespace of the default policy (nftables filter + slirp4netns uplink).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,17 +61,16 @@ export async function hold({ on }) {
   }
 }
 
-/** Time to create the default policy's namespace (holder, nftables, pasta) and pasta's memory. */
+/** Time to create the default policy's namespace (holder, nftables, uplink) and the uplink's memory. */
 export async function namespaceCost() {
   setMode("policy");
   const t0 = performance.now();
   const lease = await acquireNetwork();
   const ms = since(t0);
   await sleep(500);
-  const pid = lease.namespace.pastaPid;
-  const mem = memoryKib(pid);
+  const mem = memoryKib(lease.namespace.uplinkPid);
   await lease.release();
-  return { ms, pastaRssKib: mem.rssKib, pastaPssKib: mem.pssKib };
+  return { ms, uplinkRssKib: mem.rssKib, uplinkPssKib: mem.pssKib };
 }
 
 /** Machine.restore + session + run(true): restore to first exec with a fresh QEMU. */
@@ -116,23 +115,23 @@ export async function preparedRestore({ mode }) {
 export async function throughput({ mode, url, bytes, runs, execs }) {
   setMode(mode);
   const m = await Machine.restore(snap);
-  // the namespace this VM runs in (same policy, same namespace): to read pasta's CPU time
+  // the namespace this VM runs in (same policy, same namespace): to read the uplink's CPU time
   const lease = mode === "policy" ? await acquireNetwork() : undefined;
   try {
     const s = await openAgentSession(m);
     const mibps = [];
     const qemuCpu = [];
-    const pastaCpu = [];
+    const uplinkCpu = [];
     for (let i = 0; i < runs; i++) {
       const q0 = cpuSeconds(m.pid);
-      const p0 = lease ? cpuSeconds(lease.namespace.pastaPid) : 0;
+      const p0 = lease ? cpuSeconds(lease.namespace.uplinkPid) : 0;
       const t0 = performance.now();
       const r = await s.run({ argv: ["wget", "-q", "-O", "/dev/null", url] });
       const sec = since(t0) / 1000;
       if (r.exitCode !== 0) throw new Error(`wget failed (${mode}): ${r.stderr}`);
       mibps.push(bytes / 1024 / 1024 / sec);
       qemuCpu.push(cpuSeconds(m.pid) - q0);
-      if (lease) pastaCpu.push(cpuSeconds(lease.namespace.pastaPid) - p0);
+      if (lease) uplinkCpu.push(cpuSeconds(lease.namespace.uplinkPid) - p0);
     }
     for (let i = 0; i < 10; i++) await execTrue(s);
     const rtt = [];
@@ -142,7 +141,7 @@ export async function throughput({ mode, url, bytes, runs, execs }) {
       rtt.push(since(t0));
     }
     await s.close();
-    return { mibps, rtt, qemuCpu, pastaCpu };
+    return { mibps, rtt, qemuCpu, uplinkCpu };
   } finally {
     await m.close();
     await lease?.release();

@@ -3,10 +3,10 @@
 // Before = QEMU's user network in the host's own network namespace (what the
 // engine did before policies; SUPERMACHINE_UNFILTERED_NETWORK=1); after = the
 // default policy (QEMU in a network namespace with an nftables filter and a
-// pasta uplink). Both in one run, interleaved: restore to first exec (fresh
+// slirp4netns uplink). Both in one run, interleaved: restore to first exec (fresh
 // QEMU, and QEMU started ahead as a pool does), exec round trip, and guest TCP
 // throughput of a `wget` download from an HTTP server; plus the cost of making
-// a policy's namespace and pasta's memory.
+// a policy's namespace and the uplink's memory.
 //
 // Runs in the network test lab (test-support/netlab.mjs): two network
 // namespaces this process makes, so the download server is at a "public"
@@ -49,12 +49,12 @@ try {
     "make a policy's namespace (once per policy)",
     ns.map((n) => n.ms),
     "ms",
-    "holder (unshare) + nftables ruleset + pasta until its default route is up",
+    "holder (unshare) + nftables ruleset + slirp4netns until it reports ready",
   );
   add(
-    "pastaRss",
-    "pasta RSS (one per policy)",
-    ns.map((n) => n.pastaRssKib / 1024),
+    "uplinkRss",
+    "slirp4netns RSS (one per policy)",
+    ns.map((n) => n.uplinkRssKib / 1024),
     "MiB",
     "",
   );
@@ -101,7 +101,7 @@ try {
   const tput = { unfiltered: [], policy: [] };
   const rtt = { unfiltered: [], policy: [] };
   const qemuCpu = { unfiltered: [], policy: [] };
-  const pastaCpu = [];
+  const uplinkCpu = [];
   const url = `http://${LAB.public[0]}:${LAB.httpPort}/bytes/${MIB * 1024 * 1024}`;
   for (const mode of [...modes, ...modes]) {
     const r = await lab.call("throughput", {
@@ -114,7 +114,7 @@ try {
     tput[mode].push(...r.mibps);
     rtt[mode].push(...r.rtt);
     qemuCpu[mode].push(...r.qemuCpu.map((c) => c / MIB));
-    pastaCpu.push(...r.pastaCpu.map((c) => c / MIB));
+    uplinkCpu.push(...r.uplinkCpu.map((c) => c / MIB));
   }
   for (const mode of modes) {
     add(
@@ -135,9 +135,9 @@ try {
     );
   }
   add(
-    "pastaCpuPerMib",
-    "pasta CPU per MiB downloaded",
-    pastaCpu.map((c) => c * 1000),
+    "uplinkCpuPerMib",
+    "slirp4netns CPU per MiB downloaded",
+    uplinkCpu.map((c) => c * 1000),
     "ms",
     "the extra hop",
   );

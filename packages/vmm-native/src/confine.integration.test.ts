@@ -24,7 +24,7 @@ import { ADDRESS_SPACE_OVERHEAD_MIB, QEMU_NOFILE, QEMU_NPROC } from "./confine/r
 import type { VmmError } from "./errors.js";
 import { resolveGuestAssets } from "./guest-assets.js";
 import { Machine } from "./machine.js";
-import { DNS_FORWARD_ADDRESS } from "./network/nft.js";
+import { UPLINK_DNS } from "./network/nft.js";
 import { type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
@@ -182,7 +182,7 @@ describe("a confined QEMU", () => {
     // /etc holds only what ld.so and user networking's DNS forwarding read; resolv.conf is the network
     // policy's (QEMU starts inside the policy's namespaces), not the host's
     expect(readdirSync(join(root, "etc")).sort()).toEqual(["ld.so.cache", "resolv.conf"]);
-    expect(readFileSync(join(root, "etc/resolv.conf"), "utf8")).toBe(`nameserver ${DNS_FORWARD_ADDRESS}\n`);
+    expect(readFileSync(join(root, "etc/resolv.conf"), "utf8")).toBe(`nameserver ${UPLINK_DNS}\n`);
     expect(existsSync(join(root, "tmp"))).toBe(false);
     expect(readdirSync(join(root, "vm")).sort()).toEqual(["console.pipe", "initrd", "kernel", "memory.bin"]);
     expect(readdirSync(join(root, "run/vm")).sort()).toEqual(["agent.sock", "qmp.sock"]);

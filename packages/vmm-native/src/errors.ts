@@ -18,7 +18,7 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `ACCEL_MISMATCH`: a snapshot baked under one accelerator/CPU model was asked to restore under another.
  * - `INVALID_PATH`: a path handed to QEMU is unsafe (control characters).
  * - `NETWORK_POLICY_INVALID`: a network policy (allow/deny rule, option) is malformed.
- * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `pasta`,
+ * - `NETWORK_UNAVAILABLE`: this host cannot enforce a network policy (not Linux, or `slirp4netns`,
  *   `nft`, `unshare` or `nsenter` missing); the message names the fix.
  * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
  * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).

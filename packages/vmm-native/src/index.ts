@@ -40,7 +40,7 @@ export type { Cidr } from "./network/addresses.js";
 export { parseCidr } from "./network/addresses.js";
 export type { NetworkNamespace } from "./network/namespace.js";
 export type { DynamicSets, ResolvedAddresses } from "./network/nft.js";
-export { DNS_FORWARD_ADDRESS, NFT_TABLE, renderRuleset } from "./network/nft.js";
+export { NFT_TABLE, renderRuleset, UPLINK_DNS, UPLINK_GATEWAY } from "./network/nft.js";
 export type {
   EgressProtocol,
   EgressRule,

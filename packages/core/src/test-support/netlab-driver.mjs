@@ -126,7 +126,7 @@ export async function shutdown({ pool: id }) {
   objects.delete(id);
 }
 
-/** Processes under this one (QEMU, pasta, namespace holders): `[{pid, comm}]`. */
+/** Processes under this one (QEMU, uplinks, namespace holders): `[{pid, comm}]`. */
 export function processes() {
   return descendantsOf(process.pid).map(({ pid, comm }) => ({ pid, comm }));
 }

@@ -4,7 +4,7 @@ import { networkTools } from "./tools.js";
 
 /**
  * Whether this host can enforce VM network policies: the tools are there,
- * and (when not root) `/dev/net/tun` opens for this user, which pasta needs.
+ * and (when not root) `/dev/net/tun` opens for this user, which slirp4netns needs.
  */
 export function networkDiagnostic(): DiagnosticCheck {
   const base = { id: "network", title: "network policy" };
@@ -18,7 +18,7 @@ export function networkDiagnostic(): DiagnosticCheck {
           ...base,
           status: "fail",
           summary:
-            "/dev/net/tun is not readable and writable by this user: pasta cannot give VMs their uplink",
+            "/dev/net/tun is not readable and writable by this user: slirp4netns cannot give VMs their uplink",
           fix: 'chmod 0666 /dev/net/tun (Debian\'s default), run as root, or build images with network: "none"',
         };
       }
@@ -26,14 +26,14 @@ export function networkDiagnostic(): DiagnosticCheck {
     return {
       ...base,
       status: "ok",
-      summary: `VMs run in network namespaces filtered by ${tools.nft}, uplink ${tools.pasta}`,
+      summary: `VMs run in network namespaces filtered by ${tools.nft}, uplink ${tools.slirp4netns}`,
     };
   } catch (err) {
     return {
       ...base,
       status: "fail",
       summary: (err as Error).message,
-      fix: "apt-get install passt nftables util-linux (npm run setup does)",
+      fix: "apt-get install slirp4netns nftables util-linux (npm run setup does)",
     };
   }
 }

@@ -10,7 +10,7 @@ export function canonicalIp(address: string): string | undefined {
 /**
  * Every address on the host's interfaces (loopback included), canonical and
  * sorted. "The host" is the network namespace this Node process runs in,
- * which is where the VM's uplink (pasta) opens its sockets.
+ * which is where the VM's uplink (slirp4netns) opens its sockets.
  */
 export function hostAddresses(): string[] {
   const out = new Set<string>();

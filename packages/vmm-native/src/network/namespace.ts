@@ -1,32 +1,43 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, statSync } from "node:fs";
 import { VmmError } from "../errors.js";
 import { hostAddresses } from "./host-facts.js";
-import { DNS_FORWARD_ADDRESS, type DynamicSets, renderRuleset, renderSetUpdate } from "./nft.js";
+import { type DynamicSets, hasHostRules, renderRuleset, renderSetUpdate, UPLINK_DNS } from "./nft.js";
 import { allowsNothing, type NormalizedPolicy } from "./policy.js";
-import { removeStaleResolvFiles, resolvFileFor } from "./resolv-file.js";
 import { resolveNames } from "./resolve.js";
+import { scratchDir } from "./scratch-dir.js";
 import { type NetworkTools, networkTools } from "./tools.js";
+import { startUplink } from "./uplink.js";
 
 /**
- * Runs in the namespace holder (a fresh network + mount namespace): binds the
- * engine's resolv.conf over /etc/resolv.conf (QEMU's user network reads its
- * upstream resolver there), lets any group open ICMP echo sockets (QEMU's
- * user network pings with them), loads the nftables ruleset from stdin,
- * reports `ready` and becomes a capability-less `sleep` that holds the
- * namespaces. Positional: $1 resolv.conf file, $2 mount, $3 nft, $4 setpriv, $5 sleep.
+ * Runs in the namespace holder (a fresh network + mount namespace): mounts a
+ * small tmpfs over the engine's empty scratch directory (visible only in this
+ * mount namespace, gone with it), writes the engine's resolv.conf there and
+ * binds it over /etc/resolv.conf (QEMU's user network reads its upstream
+ * resolver there), lets any group open ICMP echo sockets (QEMU's user network
+ * pings with them), lets the uplink's interface take its IPv6 address and
+ * route at once (no duplicate address detection, no solicitation delay:
+ * nothing else is on that link), lets loopback-sourced packets be routed out when `host`
+ * rules redirect them to the uplink's gateway, loads the nftables ruleset
+ * from stdin, reports `ready` and becomes a capability-less `sleep` that
+ * holds the namespaces. Positional: $1 scratch directory, $2 resolv.conf
+ * text, $3 mount, $4 nft, $5 setpriv, $6 sleep, $7 1 to route loopback.
  */
 const HOLDER_SCRIPT = `set -e
-if [ -e /etc/resolv.conf ]; then "$2" --bind "$1" /etc/resolv.conf; fi
+if [ -e /etc/resolv.conf ]; then
+  "$3" -t tmpfs -o size=16k,mode=0755 sm-net "$1"
+  printf '%s' "$2" > "$1/resolv.conf"
+  "$3" --bind "$1/resolv.conf" /etc/resolv.conf
+fi
 echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range 2>/dev/null || :
-"$3" -f -
+for k in accept_dad router_solicitation_delay; do echo 0 > /proc/sys/net/ipv6/conf/default/$k 2>/dev/null || :; done
+if [ "$7" = 1 ]; then echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; fi
+"$4" -f -
 echo ready
-exec "$4" --inh-caps=-all --bounding-set=-all --pdeathsig KILL -- "$5" infinity </dev/null`;
+exec "$5" --inh-caps=-all --bounding-set=-all --pdeathsig KILL -- "$6" infinity </dev/null`;
 
 const SETUP_TIMEOUT_MS = 15_000;
-const MAX_PASTA_RESTARTS = 5;
-
-let warnedNoUplink = false;
+const MAX_UPLINK_RESTARTS = 5;
 
 function collect(child: ChildProcess): { text: () => string } {
   let buf = "";
@@ -44,23 +55,6 @@ function exitOf(child: ChildProcess): Promise<number | null> {
   });
 }
 
-/** Resolves after `ms`. */
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** True once the namespace seen through `/proc/PID/net` has a default route (IPv4 or IPv6). */
-function hasDefaultRoute(pid: number): boolean {
-  try {
-    const v4 = readFileSync(`/proc/${pid}/net/route`, "utf8").split("\n").slice(1);
-    if (v4.some((l) => l.split(/\s+/)[1] === "00000000")) return true;
-    const v6 = readFileSync(`/proc/${pid}/net/ipv6_route`, "utf8").split("\n");
-    return v6.some((l) => l.startsWith("00000000000000000000000000000000 00 ") && !l.trim().endsWith(" lo"));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * One network namespace that VMs (QEMU processes) run in, with its egress
  * filter and its uplink:
@@ -71,28 +65,21 @@ function hasDefaultRoute(pid: number): boolean {
  *   namespaces vanish with their last process;
  * - an nftables table inside it (ours: we own the namespace; the host's own
  *   network configuration is never touched) enforces the policy;
- * - `pasta` connects it to the host's network: outbound connections become
- *   host sockets, with no mapping of the gateway to the host (`--no-map-gw`)
- *   and no port forwarded back to the host's loopback except the ports
- *   `host` rules name; UDP port 53 to {@link DNS_FORWARD_ADDRESS} goes to the
- *   host's resolver. A policy that lets nothing out gets no pasta at all, and
- *   a host without a routable interface gets a namespace with no uplink.
+ * - slirp4netns connects it to the host's network (see `startUplink`):
+ *   outbound connections become its sockets in the host's namespace; its
+ *   gateway reaches the host's loopback only for the ports `host` rules name;
+ *   DNS to {@link UPLINK_DNS} goes to the host's resolver. A policy that lets
+ *   nothing out gets no uplink at all.
  *
  * {@link wrap} turns a command into one that runs inside (through `nsenter`).
  */
 export class NetworkNamespace {
-  private pasta: ChildProcess | undefined;
-  private pastaRestarts = 0;
+  private uplink: ChildProcess | undefined;
+  private uplinkRestarts = 0;
   private closing = false;
   private refreshTimer: NodeJS.Timeout | undefined;
   private current: DynamicSets;
   private readonly fds: { net: number; mnt: number; user?: number };
-  /**
-   * The resolv.conf bound over /etc/resolv.conf inside: kept until close,
-   * because a process that bind-mounts it again (bubblewrap, confining QEMU)
-   * cannot bind a mount whose file was deleted.
-   */
-  resolvFile: { remove(): void } | undefined;
 
   private constructor(
     private readonly tools: NetworkTools,
@@ -100,7 +87,7 @@ export class NetworkNamespace {
     private readonly holder: ChildProcess,
     /** Holder pid. */
     readonly pid: number,
-    private readonly userns: boolean,
+    userns: boolean,
     dyn: DynamicSets,
   ) {
     this.current = dyn;
@@ -125,14 +112,14 @@ export class NetworkNamespace {
     return !this.closing && this.holder.exitCode === null && this.holder.signalCode === null;
   }
 
-  /** Whether the namespace has an uplink (pasta) at all. */
+  /** Whether the namespace has an uplink at all. */
   get hasUplink(): boolean {
-    return this.pasta !== undefined;
+    return this.uplink !== undefined;
   }
 
-  /** Process id of pasta, when there is an uplink. */
-  get pastaPid(): number | undefined {
-    return this.pasta?.pid;
+  /** Process id of the uplink (slirp4netns), when there is one. */
+  get uplinkPid(): number | undefined {
+    return this.uplink?.pid;
   }
 
   /**
@@ -150,8 +137,7 @@ export class NetworkNamespace {
     const dyn: DynamicSets = { hostAddresses: hostAddresses(), domains: resolved.map };
     const uplink = !allowsNothing(policy);
 
-    removeStaleResolvFiles();
-    const resolv = resolvFileFor(policy.dns && uplink ? `nameserver ${DNS_FORWARD_ADDRESS}\n` : "# no DNS\n");
+    const resolvConf = policy.dns && uplink ? `nameserver ${UPLINK_DNS}\n` : "# no DNS\n";
     const unshareArgs = [
       ...(root ? [] : ["--user", "--map-root-user"]),
       "--net",
@@ -172,11 +158,13 @@ export class NetworkNamespace {
         "-c",
         HOLDER_SCRIPT,
         "sm-net",
-        resolv.path,
+        scratchDir(),
+        resolvConf,
         tools.mount,
         tools.nft,
         tools.setpriv,
         tools.sleep,
+        hasHostRules(policy) ? "1" : "0",
       ],
       { stdio: ["pipe", "pipe", "pipe"] },
     );
@@ -213,22 +201,17 @@ export class NetworkNamespace {
       });
       ready = true;
     } finally {
-      if (!ready) {
-        resolv.remove();
-        holder.kill("SIGKILL");
-      }
+      if (!ready) holder.kill("SIGKILL");
     }
     let ns: NetworkNamespace;
     try {
       ns = new NetworkNamespace(tools, policy, holder, holder.pid!, !root, dyn);
-      ns.resolvFile = resolv;
     } catch (e) {
-      resolv.remove();
       holder.kill("SIGKILL");
       throw e;
     }
     try {
-      if (uplink) await ns.startPasta();
+      if (uplink) await ns.startUplink();
       if (names.length) ns.scheduleRefresh(resolved.ttl);
       else ns.scheduleRefresh(60);
     } catch (e) {
@@ -238,97 +221,21 @@ export class NetworkNamespace {
     return ns;
   }
 
-  /** Arguments of pasta: the namespace's uplink. */
-  private pastaArgs(): string[] {
-    const ports = (proto: "tcp" | "udp") =>
-      this.policy.allowOut
-        .flatMap((r) =>
-          r.kind === "host" && (r.protocol === undefined || r.protocol === proto)
-            ? [r.ports[0] === r.ports[1] ? `${r.ports[0]}` : `${r.ports[0]}-${r.ports[1]}`]
-            : [],
-        )
-        .join(",") || "none";
-    const root = !this.userns;
-    return [
-      "--quiet",
-      "--foreground",
-      ...(root ? ["--runas", "0"] : []),
-      "--config-net",
-      "--no-map-gw",
-      "--tcp-ports",
-      "none",
-      "--udp-ports",
-      "none",
-      "--tcp-ns",
-      ports("tcp"),
-      "--udp-ns",
-      ports("udp"),
-      ...(this.policy.dns ? ["--dns-forward", DNS_FORWARD_ADDRESS] : []),
-      ...(root ? [] : ["--userns", "/proc/self/fd/4"]),
-      "--netns",
-      "/proc/self/fd/3",
-      ...(root ? ["--netns-only"] : []),
-    ];
-  }
-
-  /** Starts pasta and waits until it has configured the namespace (a default route appears). */
-  private async startPasta(): Promise<void> {
-    const fds: (number | "ignore" | "pipe")[] = ["ignore", "ignore", "pipe", this.fds.net];
-    if (this.fds.user !== undefined) fds.push(this.fds.user);
-    const pasta = spawn(
-      this.tools.setpriv,
-      ["--pdeathsig", "KILL", "--", this.tools.pasta, ...this.pastaArgs()],
-      {
-        stdio: fds,
-      },
-    );
-    const err = collect(pasta);
-    const exited = exitOf(pasta);
-    let gone = false;
-    exited.then(() => {
-      gone = true;
+  /** Starts the uplink; restarts it in the same namespace if it dies (the VMs keep their network). */
+  private async startUplink(): Promise<void> {
+    const child = await startUplink({
+      tools: this.tools,
+      netFd: this.fds.net,
+      userFd: this.fds.user,
+      holderPid: this.pid,
+      hostLoopback: hasHostRules(this.policy),
+      timeoutMs: SETUP_TIMEOUT_MS,
     });
-    const deadline = Date.now() + SETUP_TIMEOUT_MS;
-    while (!hasDefaultRoute(this.pid)) {
-      if (gone) {
-        const text = err.text();
-        if (/External interface not usable/.test(text)) {
-          // no route out of this host at all: the VMs get a namespace without uplink
-          if (!warnedNoUplink) {
-            warnedNoUplink = true;
-            process.emitWarning(
-              `supermachine: the host has no routable network interface, VMs get no network (${text})`,
-              {
-                code: "SUPERMACHINE_NO_UPLINK",
-              },
-            );
-          }
-          return;
-        }
-        const hint = /tun/.test(text) ? " (pasta needs /dev/net/tun readable and writable by this user)" : "";
-        throw new VmmError(
-          "NETWORK_SETUP_FAILED",
-          `pasta (the VM network uplink) exited: ${text || "no output"}${hint}`,
-          {
-            details: { stderr: text },
-          },
-        );
-      }
-      if (Date.now() > deadline) {
-        pasta.kill("SIGKILL");
-        throw new VmmError(
-          "NETWORK_SETUP_FAILED",
-          `pasta did not configure the VM network namespace: ${err.text()}`,
-        );
-      }
-      await delay(2);
-    }
-    this.pasta = pasta;
-    exited.then(() => {
-      if (this.pasta !== pasta || this.closing || !this.alive) return;
-      // an uplink that crashed is restarted in the same namespace (the VMs keep their network)
-      this.pasta = undefined;
-      if (this.pastaRestarts++ < MAX_PASTA_RESTARTS) this.startPasta().catch(() => {});
+    this.uplink = child;
+    child.once("exit", () => {
+      if (this.uplink !== child || this.closing || !this.alive) return;
+      this.uplink = undefined;
+      if (this.uplinkRestarts++ < MAX_UPLINK_RESTARTS) this.startUplink().catch(() => {});
     });
   }
 
@@ -406,7 +313,7 @@ export class NetworkNamespace {
     }
   }
 
-  /** Kills pasta and the holder (the namespaces go with their last process). Idempotent. */
+  /** Kills the uplink and the holder (the namespaces go with their last process). Idempotent. */
   async close(): Promise<void> {
     if (this.closing) {
       await exitOf(this.holder);
@@ -415,13 +322,12 @@ export class NetworkNamespace {
     this.closing = true;
     clearTimeout(this.refreshTimer);
     const waits: Promise<unknown>[] = [exitOf(this.holder)];
-    if (this.pasta) {
-      waits.push(exitOf(this.pasta));
-      this.pasta.kill("SIGKILL");
+    if (this.uplink) {
+      waits.push(exitOf(this.uplink));
+      this.uplink.kill("SIGKILL");
     }
     this.holder.kill("SIGKILL");
     await Promise.all(waits);
     this.closeFds();
-    this.resolvFile?.remove();
   }
 }

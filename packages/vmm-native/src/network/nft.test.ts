@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DNS_FORWARD_ADDRESS, renderRuleset, renderSetUpdate } from "./nft.js";
+import { renderRuleset, renderSetUpdate, UPLINK_DNS, UPLINK_GATEWAY } from "./nft.js";
 import { normalizePolicy } from "./policy.js";
 
 const dyn = (
@@ -30,9 +30,9 @@ describe("renderRuleset", () => {
     );
     expect(outputRules(text)).toEqual([
       "ct state established,related accept",
-      'oifname "lo" jump loopback',
+      'oifname "lo" jump refuse',
       "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
-      `ip daddr ${DNS_FORWARD_ADDRESS} udp dport 53 accept`,
+      `ip daddr ${UPLINK_DNS} meta l4proto { tcp, udp } th dport 53 accept`,
       "ip daddr @host_v4 jump refuse",
       "ip6 daddr @host_v6 jump refuse",
       expect.stringMatching(
@@ -42,8 +42,8 @@ describe("renderRuleset", () => {
       "meta l4proto { tcp, udp, icmp, ipv6-icmp } accept",
       "jump refuse",
     ]);
-    // the loopback chain refuses everything: no host port is forwarded
-    expect(text).toMatch(/chain loopback \{\n {4}jump refuse\n {2}\}/);
+    // no host port is redirected
+    expect(text).not.toContain("nat");
   });
 
   it("allowOut before denyOut before the built-in refusals; ports, protocols, domains; no internet, no DNS", () => {
@@ -65,7 +65,8 @@ describe("renderRuleset", () => {
       }),
     );
     const rules = outputRules(text);
-    expect(rules.slice(3, 9)).toEqual([
+    expect(rules[1]).toBe(`ip daddr ${UPLINK_GATEWAY} tcp dport 5432-5433 accept`);
+    expect(rules.slice(4, 10)).toEqual([
       "ip daddr 10.1.2.3/32 udp dport 53 accept",
       "ip daddr @allow1_v4 meta l4proto { tcp, udp } th dport 443 accept",
       "ip6 daddr @allow1_v6 meta l4proto { tcp, udp } th dport 443 accept",
@@ -75,15 +76,16 @@ describe("renderRuleset", () => {
     ]);
     expect(rules.at(-1)).toBe("jump refuse");
     expect(rules).not.toContain("meta l4proto { tcp, udp, icmp, ipv6-icmp } accept");
-    expect(text).not.toContain(DNS_FORWARD_ADDRESS);
+    expect(text).not.toContain(UPLINK_DNS);
     // a name's non-public and host addresses never enter an allow set
     expect(text).toContain("set allow1_v4 { type ipv4_addr; flags interval; elements = { 198.51.100.9 }; }");
     expect(text).toContain(
       "set allow1_v6 { type ipv6_addr; flags interval; elements = { 2001:db8:0:0:0:0:0:9 }; }",
     );
-    expect(text).toMatch(
-      /chain loopback \{\n {4}ip daddr 127\.0\.0\.1 tcp dport 5432-5433 accept\n {4}jump refuse/,
-    );
+    // the guest's 10.0.2.2 is QEMU's gateway, which QEMU sends to the namespace's loopback:
+    // the named ports go on to the uplink's gateway, which slirp4netns maps to the host's loopback
+    expect(text).toContain(`ip daddr 127.0.0.1 tcp dport 5432-5433 dnat to ${UPLINK_GATEWAY}`);
+    expect(text).toContain('oifname "tap0" ip saddr 127.0.0.0/8 masquerade');
   });
 
   it("deny sets keep every address a name resolves to", () => {

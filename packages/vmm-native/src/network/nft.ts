@@ -5,13 +5,23 @@ import { isNonPublic, NON_PUBLIC_V4, NON_PUBLIC_V6 } from "./ranges.js";
 export const NFT_TABLE = "supermachine";
 
 /**
- * The address inside a VM's namespace that stands for the host's DNS
- * resolver: pasta (`--dns-forward`) relays UDP port 53 sent to it to the
- * first nameserver of the host's /etc/resolv.conf, loopback resolvers
- * (systemd-resolved's 127.0.0.53) included. QEMU's user network reads a
- * resolv.conf naming it, so the guest's 10.0.2.3 ends up there.
+ * The uplink's DNS address inside a VM namespace: slirp4netns relays DNS
+ * (UDP and TCP port 53) sent there to the first nameserver of the host's
+ * /etc/resolv.conf, loopback resolvers (systemd-resolved's 127.0.0.53)
+ * included. QEMU's user network reads a resolv.conf naming it, so the
+ * guest's 10.0.2.3 ends up there.
  */
-export const DNS_FORWARD_ADDRESS = "169.254.53.53";
+export const UPLINK_DNS = "10.0.2.3";
+
+/**
+ * The uplink's gateway inside a VM namespace. slirp4netns maps it to the
+ * host's loopback unless started with `--disable-host-loopback` (done unless
+ * a `host` rule needs it; then only the named ports get through).
+ */
+export const UPLINK_GATEWAY = "10.0.2.2";
+
+/** Name of the namespace's interface to the uplink (the tap slirp4netns makes). */
+export const UPLINK_INTERFACE = "tap0";
 
 /** Addresses a domain rule currently resolves to. */
 export interface ResolvedAddresses {
@@ -58,7 +68,7 @@ function line(...parts: string[]): string {
 }
 
 function ruleLines(rule: NormalizedRule, list: "allow" | "deny", index: number, verdict: string): string[] {
-  if (rule.kind === "host") return []; // loopback chain
+  if (rule.kind === "host") return []; // rendered with the DNS rule, see renderRuleset
   if (rule.kind === "cidr") {
     const daddr = rule.family === 4 ? "ip daddr" : "ip6 daddr";
     return [line(daddr, rule.cidr, match(rule, rule.family), verdict)];
@@ -93,14 +103,24 @@ function setContents(
   return sets;
 }
 
+/** True when a policy names host ports (`{to: "host"}` rules). */
+export function hasHostRules(policy: NormalizedPolicy): boolean {
+  return policy.allowOut.some((r) => r.kind === "host");
+}
+
 /**
  * The nftables ruleset (for `nft -f`) of one VM network namespace. Only
  * traffic the namespace itself sends is filtered (QEMU's user network opens
  * ordinary sockets there): an `output` hook with policy drop, answers to
- * accepted connections pass, loopback only to `host` rule ports (which pasta
- * forwards to the host's loopback), then DNS to {@link DNS_FORWARD_ADDRESS},
- * `allowOut`, `denyOut`, the host's own addresses and the non-public ranges,
- * and last the public internet if allowed.
+ * accepted connections pass, the host ports of `host` rules, the
+ * namespace's own loopback is refused, then DNS to {@link UPLINK_DNS}, `allowOut`,
+ * `denyOut`, the host's own addresses and the non-public ranges, and last
+ * the public internet if allowed.
+ *
+ * QEMU's user network sends what the guest addresses to its gateway
+ * (10.0.2.2) to the namespace's loopback; for the ports of `host` rules a
+ * `nat` table redirects that to {@link UPLINK_GATEWAY}, which the uplink
+ * maps to the host's loopback.
  */
 export function renderRuleset(policy: NormalizedPolicy, dyn: DynamicSets): string {
   const out: string[] = [`table inet ${NFT_TABLE} {`];
@@ -111,19 +131,19 @@ export function renderRuleset(policy: NormalizedPolicy, dyn: DynamicSets): strin
     "    meta l4proto tcp reject with tcp reset",
     "    reject with icmpx admin-prohibited",
     "  }",
-    "  chain loopback {",
-    ...policy.allowOut.flatMap((r) =>
-      r.kind === "host" ? [line("ip daddr 127.0.0.1", match(r, 4), "accept")] : [],
-    ),
-    "    jump refuse",
-    "  }",
     "  chain output {",
     "    type filter hook output priority filter; policy drop;",
     "    ct state established,related accept",
-    '    oifname "lo" jump loopback',
+  );
+  // host ports: redirected from the loopback by the nat table below (this hook still sees oif lo)
+  for (const r of policy.allowOut) {
+    if (r.kind === "host") out.push(line(`ip daddr ${UPLINK_GATEWAY}`, match(r, 4), "accept"));
+  }
+  out.push(
+    '    oifname "lo" jump refuse',
     "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
   );
-  if (policy.dns) out.push(line(`ip daddr ${DNS_FORWARD_ADDRESS} udp dport 53 accept`));
+  if (policy.dns) out.push(line(`ip daddr ${UPLINK_DNS} meta l4proto { tcp, udp } th dport 53 accept`));
   policy.allowOut.forEach((r, i) => {
     out.push(...ruleLines(r, "allow", i, "accept"));
   });
@@ -139,6 +159,23 @@ export function renderRuleset(policy: NormalizedPolicy, dyn: DynamicSets): strin
   if (policy.allowInternetAccess) out.push("    meta l4proto { tcp, udp, icmp, ipv6-icmp } accept");
   out.push("    jump refuse");
   out.push("  }", "}", "");
+  if (hasHostRules(policy)) {
+    out.push(
+      `table ip ${NFT_TABLE}_nat {`,
+      "  chain output {",
+      "    type nat hook output priority -100; policy accept;",
+      ...policy.allowOut.flatMap((r) =>
+        r.kind === "host" ? [line("ip daddr 127.0.0.1", match(r, 4), `dnat to ${UPLINK_GATEWAY}`)] : [],
+      ),
+      "  }",
+      "  chain postrouting {",
+      "    type nat hook postrouting priority 100; policy accept;",
+      `    oifname "${UPLINK_INTERFACE}" ip saddr 127.0.0.0/8 masquerade`,
+      "  }",
+      "}",
+      "",
+    );
+  }
   return out.join("\n");
 }
 

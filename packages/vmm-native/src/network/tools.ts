@@ -8,7 +8,7 @@ export interface NetworkTools {
   setpriv: string;
   unshare: string;
   nsenter: string;
-  pasta: string;
+  slirp4netns: string;
   nft: string;
   mount: string;
   sleep: string;
@@ -19,7 +19,7 @@ const PACKAGES: Record<keyof NetworkTools, string> = {
   setpriv: "util-linux",
   unshare: "util-linux",
   nsenter: "util-linux",
-  pasta: "passt",
+  slirp4netns: "slirp4netns",
   nft: "nftables",
   mount: "mount",
   sleep: "coreutils",

@@ -87,7 +87,7 @@ export async function stop({ id }) {
   await vm.m.close();
 }
 
-/** Processes under this one (QEMU, pasta, namespace holders, nsenter): `[{pid, comm}]`. */
+/** Processes under this one (QEMU, uplinks, namespace holders): `[{pid, comm}]`. */
 export function processes() {
   return descendantsOf(process.pid).map(({ pid, comm }) => ({ pid, comm }));
 }
