@@ -10,6 +10,7 @@ import { Machine } from "./machine.js";
 import type { MachineSpec } from "./qemu-args.js";
 import { openSnapshotFiles } from "./snapshot-files.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
+import { WARMUP_RUNS, warmTranslation } from "./translation-warmup.js";
 
 const work = mkdtempSync(join(tmpdir(), "sm-engine-"));
 const snapDir = join(work, "snap");
@@ -77,6 +78,29 @@ describe("Machine under QEMU", () => {
     expect((await sh(s4, "cat /only-in-0.txt 2>/dev/null || echo absent")).out).toBe("absent\n");
     await Promise.all([...sessions, s4].map((s) => s.close()));
     await Promise.all([...vms, again].map((m) => m.close()));
+  });
+
+  // how many processes run each program (kernel threads have none), the names in / and /tmp, the last pid used
+  const USER_PROCS_FILES_LASTPID =
+    "for e in /proc/[0-9]*/exe; do readlink $e; done | sort | uniq -c; ls -A / /tmp; cat /proc/sys/kernel/ns_last_pid";
+  it("warms a restored machine's translation under TCG and leaves no process or file behind", async () => {
+    const m = await track(Machine.restore(snapDir));
+    const s = await openAgentSession(m);
+    const state = async () => {
+      const lines = (await sh(s, USER_PROCS_FILES_LASTPID)).out.trim().split("\n");
+      return { seen: lines.slice(0, -1), lastPid: Number(lines.at(-1)) };
+    };
+    const s0 = await state();
+    const s1 = await state();
+    const forksPerLook = s1.lastPid - s0.lastPid;
+    const ms = await warmTranslation(m, s);
+    expect(ms > 0).toBe(m.accel === "tcg"); // hardware accelerators translate nothing
+    const s2 = await state();
+    expect(s2.seen).toEqual(s1.seen); // same number of processes, same files
+    // it really ran: a process per warm-up exec (kernel threads started meanwhile use pids too)
+    if (m.accel === "tcg") expect(s2.lastPid - s1.lastPid - forksPerLook).toBeGreaterThanOrEqual(WARMUP_RUNS);
+    await s.close();
+    await m.close();
   });
 
   it("gives every restored VM the current clock and its own random stream", async () => {
