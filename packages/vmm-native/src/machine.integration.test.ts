@@ -109,6 +109,33 @@ describe("Machine under QEMU", () => {
     await m.close();
   });
 
+  it("does not wait twice for an image shell that hangs, and warms with the agent's binary when there is none", async () => {
+    const m = await track(Machine.restore(snapDir));
+    const s = await openAgentSession(m);
+    const bb = (script: string) => s.run({ argv: ["/bin/busybox", "sh", "-c", script] });
+    // a shell that records each start and hangs
+    await bb(
+      "rm /bin/sh && printf '#!/bin/busybox sh\\necho x >> /tmp/sh-starts\\nexec /bin/busybox sleep 1000\\n' > /bin/sh && chmod 755 /bin/sh",
+    );
+    await warmTranslation(m, s, 1_000);
+    if (m.accel === "tcg") {
+      expect((await bb("cat /tmp/sh-starts")).stdout.toString()).toBe("x\n"); // started once, not three times
+      expect((await bb("ps | grep -c '[s]leep 1000'")).stdout.toString()).toBe("0\n"); // and killed
+    }
+    // no shell at all: the agent's own binary is run instead
+    await bb("rm /bin/sh");
+    const forks = async () => Number((await bb("grep '^processes' /proc/stat | cut -d' ' -f2")).stdout);
+    const before = await forks();
+    const look = (await forks()) - before;
+    const start = await forks();
+    await warmTranslation(m, s);
+    const ran = (await forks()) - start - look;
+    if (m.accel === "tcg") expect(ran).toBeGreaterThanOrEqual(WARMUP_RUNS - 1); // the agent, after the missing sh
+    expect((await bb("ls /tmp")).stdout.toString()).toBe("sh-starts\n");
+    await s.close();
+    await m.close();
+  });
+
   it("gives every restored VM the current clock and its own random stream", async () => {
     const vms = await Promise.all([0, 1].map(() => track(Machine.restore(snapDir))));
     const sessions = await Promise.all(vms.map((m) => openAgentSession(m)));

@@ -26,7 +26,8 @@ const AGENT_SELF = ["/proc/self/exe"];
  * It costs about what the first execs would have cost (measured: 280-380 ms
  * against 250-300 ms), paid in the background by a pool that restores ahead.
  * Each run is an ordinary exec: its own cgroup, every process it started
- * killed when it ends, output capped and ignored. Hardware accelerators
+ * killed when it ends, output capped and ignored; an image whose shell hangs
+ * costs one `timeoutMs` (default 2 s) and is not run again. Hardware accelerators
  * translate nothing: there it returns at once. Never throws.
  *
  * @returns milliseconds spent (0 when nothing was run).
@@ -34,18 +35,19 @@ const AGENT_SELF = ["/proc/self/exe"];
 export async function warmTranslation(
   machine: Machine,
   session: AgentSession,
-  timeoutMs = 5_000,
+  timeoutMs = 2_000,
 ): Promise<number> {
   if (machine.accel !== "tcg") return 0;
   const t0 = performance.now();
   let argv = SHELL;
   for (let i = 0; i < WARMUP_RUNS; i++) {
-    const ok = await session.run({ argv, timeoutMs, maxOutputBytes: 4096 }).then(
-      (r) => r.exitCode !== 127 && !r.timedOut,
-      () => false,
+    const outcome = await session.run({ argv, timeoutMs, maxOutputBytes: 4096 }).then(
+      (r) => (r.timedOut ? "stuck" : r.exitCode === 127 ? "missing" : "ran"),
+      () => (session.closed ? "stuck" : "missing"),
     );
-    if (ok) continue;
-    if (argv === AGENT_SELF || session.closed) break;
+    if (outcome === "ran") continue;
+    // a program that hangs is not waited for again: one timeout at most per restore
+    if (outcome === "stuck" || argv === AGENT_SELF) break;
     argv = AGENT_SELF; // no usable shell in this image
   }
   return performance.now() - t0;
