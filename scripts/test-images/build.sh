@@ -5,6 +5,9 @@
 #   busybox     Debian's busybox-static + applet symlinks, /etc/passwd (root, www), Cmd ["/bin/sh"]
 #   multilayer  whiteouts, opaque dir, hardlinks across layers, symlinks, devices, xattr, long names (gzip/zstd/plain layers)
 #   multiarch   index with linux/amd64, linux/arm64/v8, linux/arm/v7
+#   busybox-multiarch  index with linux/amd64 and linux/arm64/v8 busybox, each runnable
+#               in a guest of its architecture (arm64 busybox-static fetched by apt,
+#               see arm64-deb.sh)
 #   debian      debootstrap --variant=minbase bookworm plus the few packages the guest
 #               feature tests run (bubblewrap, inotify-tools, fuse2fs); the rootfs tarball
 #               is cached under ~/.cache/supermachine/test-images/, keyed by
@@ -18,6 +21,26 @@ mkdir -p "$out"
 exec 8>"$out/.build.lock"
 flock 8
 node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
+
+# arm64 busybox-static from the Debian mirror (same version as the host's: the
+# applet list is taken from the host's busybox)
+debcache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
+mkdir -p "$debcache"
+debs=$(bash "$here/arm64-deb.sh" "$debcache" busybox-static)
+deb=$(ls "$debs"/busybox-static_*_arm64.deb)
+host_ver=$(dpkg-query -W -f='${Version}' busybox-static)
+arm_ver=$(dpkg-deb -f "$deb" Version)
+if [ "$host_ver" != "$arm_ver" ]; then
+  echo "[test-images] arm64 busybox-static $arm_ver differs from the host's $host_ver (apt-get install busybox-static)" >&2
+  exit 1
+fi
+if [ ! -s "$debs/busybox" ]; then
+  x=$(mktemp -d "$debs/.x.XXXXXX")
+  dpkg-deb -x "$deb" "$x"
+  mv "$x/bin/busybox" "$debs/busybox"
+  rm -rf "$x"
+fi
+node "$here/build-images.mjs" "$out" "busybox-multiarch=$debs/busybox" >/dev/null
 
 if [ "${2:-}" != "--no-debian" ]; then
   cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
