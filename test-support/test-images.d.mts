@@ -11,3 +11,5 @@ export function ensureTestImages(): {
   /** Index with linux/amd64 and linux/arm64/v8 busybox images, each runnable in a guest of its architecture. */
   "busybox-multiarch": string;
 };
+/** Debian's arm64 busybox-static binary fetched for busybox-multiarch. */
+export function arm64BusyboxPath(): string;

@@ -2,7 +2,7 @@
 // multiarch, debian, busybox-multiarch), shared by the integration tests and the benchmarks.
 // Plain JS so both vitest (through test-images.ts) and node scripts import it.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,4 +41,23 @@ export function ensureTestImages() {
     paths[name] = dir;
   }
   return paths;
+}
+
+/**
+ * Debian's arm64 busybox-static binary that build.sh fetched for the
+ * busybox-multiarch layout (for engine tests that make their own aarch64 root
+ * fs). Makes the layouts current first.
+ */
+export function arm64BusyboxPath() {
+  ensureTestImages();
+  const cache = join(
+    process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"),
+    "test-images",
+  );
+  const dirs = readdirSync(cache).filter((d) => d.startsWith("arm64-debs-"));
+  for (const d of dirs) {
+    const p = join(cache, d, "busybox");
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`no arm64 busybox under ${cache} after build.sh`);
 }
