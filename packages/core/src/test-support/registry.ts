@@ -75,7 +75,14 @@ export async function startRegistry(): Promise<TestRegistry> {
       await run(
         "skopeo",
         // --all: a multi-arch index is copied whole, not only the host's platform
-        ["copy", "--quiet", "--all", "--dest-tls-verify=false", `oci:${layoutDir}:${layoutTag}`, `docker://${ref}`],
+        [
+          "copy",
+          "--quiet",
+          "--all",
+          "--dest-tls-verify=false",
+          `oci:${layoutDir}:${layoutTag}`,
+          `docker://${ref}`,
+        ],
         {
           maxBuffer: 16 << 20,
         },
