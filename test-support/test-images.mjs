@@ -1,5 +1,5 @@
 // The test OCI layouts of scripts/test-images/build.sh (busybox, multilayer,
-// multiarch, debian, busybox-multiarch), shared by the integration tests and the benchmarks.
+// multiarch, debian, busybox-multiarch, debian-arm64), shared by the integration tests and the benchmarks.
 // Plain JS so both vitest (through test-images.ts) and node scripts import it.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -8,7 +8,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The layouts build.sh makes, every one of them, always. */
-export const TEST_IMAGE_NAMES = ["busybox", "multilayer", "multiarch", "debian", "busybox-multiarch"];
+export const TEST_IMAGE_NAMES = [
+  "busybox",
+  "multilayer",
+  "multiarch",
+  "debian",
+  "busybox-multiarch",
+  "debian-arm64",
+];
 
 /** Where the test OCI layouts live (`$SUPERMACHINE_TEST_IMAGES` or `<cache>/test-images`). */
 export function testImagesDir() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|busybox:DIRNAME|multilayer|multiarch|debian=ROOTFS.tar.gz|busybox-multiarch=ARM64_BUSYBOX ...]
+// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|busybox:DIRNAME|multilayer|multiarch|
+//   debian=ROOTFS.tar.gz|debian-arm64=ROOTFS.tar.gz|busybox-multiarch=ARM64_BUSYBOX ...]
 // Each layout is rebuilt only when its inputs changed (a .stamp file holds their hash).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -318,13 +319,15 @@ async function buildBusyboxMultiarch(arm64Busybox) {
   });
 }
 
-function buildDebian(rootfsTarGz) {
+function buildDebian(rootfsTarGz, name = "debian", platform = amd64) {
   const diffId = `sha256:${
     execFileSync("sh", ["-c", `gzip -dc '${rootfsTarGz}' | sha256sum`])
       .toString()
       .split(" ")[0]
   }`;
-  return stamped("debian", { diffId }, (dir) => {
+  // (the amd64 layout's stamp inputs are unchanged from before arm64 existed)
+  const inputs = name === "debian" ? { diffId } : { diffId, platform };
+  return stamped(name, inputs, (dir) => {
     const w = new LayoutWriter(dir);
     const config = {
       Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -333,7 +336,7 @@ function buildDebian(rootfsTarGz) {
     const desc = w.image({
       layers: [{ path: rootfsTarGz, compression: "gzip", diffId }],
       config,
-      platform: amd64,
+      platform,
     });
     w.finish([{ desc, tag: "bookworm" }]);
   });
@@ -346,6 +349,14 @@ for (const name of all) {
   else if (name === "multilayer") console.log(await buildMultilayer());
   else if (name === "multiarch") console.log(await buildMultiarch());
   else if (name.startsWith("debian=")) console.log(buildDebian(name.slice("debian=".length)));
+  else if (name.startsWith("debian-arm64="))
+    console.log(
+      buildDebian(name.slice("debian-arm64=".length), "debian-arm64", {
+        os: "linux",
+        architecture: "arm64",
+        variant: "v8",
+      }),
+    );
   else if (name.startsWith("busybox-multiarch="))
     console.log(await buildBusyboxMultiarch(name.slice("busybox-multiarch=".length)));
   else throw new Error(`unknown image ${name}`);

@@ -12,6 +12,10 @@
 #               feature tests run (bubblewrap, inotify-tools, fuse2fs); the rootfs tarball
 #               is cached under ~/.cache/supermachine/test-images/, keyed by
 #               suite/variant/packages/mirror, not by date
+#   debian-arm64  linux/arm64/v8 bookworm minbase: `debootstrap --foreign` (the first stage
+#               unpacks every package without running an arm64 binary; maintainer scripts
+#               are not run, so it is an unconfigured Debian) plus base-passwd's passwd and
+#               group; cached like the amd64 tarball
 # Usage: build.sh OUTDIR [--no-debian]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -67,7 +71,26 @@ if [ "${2:-}" != "--no-debian" ]; then
     rm -rf "$work"
     trap - EXIT
   fi
+  akey=$(printf '%s\n' "v1-foreign" "$suite" "$variant" "$mirror" arm64 | sha256sum | cut -c1-16)
+  atarball="$cache/debootstrap-$suite-$variant-arm64-$akey.tar.gz"
+  if [ ! -s "$atarball" ]; then
+    work=$(mktemp -d "$cache/debootstrap.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    echo "[test-images] debootstrap --foreign --arch=arm64 $suite ($variant) from $mirror" >&2
+    debootstrap --foreign --variant="$variant" --arch=arm64 "$suite" "$work/root" "$mirror" >"$work/log" 2>&1 || {
+      tail -20 "$work/log" >&2
+      exit 1
+    }
+    # what base-passwd's maintainer script would install
+    cp "$work/root/usr/share/base-passwd/passwd.master" "$work/root/etc/passwd"
+    cp "$work/root/usr/share/base-passwd/group.master" "$work/root/etc/group"
+    rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/debootstrap/"*.deb 2>/dev/null || true
+    tar --sort=name --numeric-owner --xattrs --xattrs-include='*' -C "$work/root" -cf - . | gzip -n -6 >"$work/rootfs.tar.gz"
+    mv "$work/rootfs.tar.gz" "$atarball"
+    rm -rf "$work"
+    trap - EXIT
+  fi
   flock -u 9
-  node "$here/build-images.mjs" "$out" "debian=$tarball" >/dev/null
+  node "$here/build-images.mjs" "$out" "debian=$tarball" "debian-arm64=$atarball" >/dev/null
 fi
 echo "$out"

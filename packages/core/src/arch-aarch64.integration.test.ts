@@ -175,3 +175,34 @@ describe("aarch64 VMs from a pool", () => {
     expect(await sh(vm, "cat /state1.txt; uname -m")).toBe("arm-gen-1\naarch64\n");
   });
 });
+
+describe("an arm64 Debian image", () => {
+  it("bakes from the local registry and runs Debian's own dynamically linked arm64 programs", async () => {
+    const ref = await fx.registry.push(layoutPath("debian-arm64"), "debian-arm64", "bookworm", "bookworm");
+    const deb = await Image.build({
+      ref,
+      arch: "aarch64",
+      snapshotsDir: fx.snapshotsDir,
+      insecureRegistries: fx.insecureRegistries,
+    });
+    expect(deb.arch).toBe("aarch64");
+    await using p = await deb.pool({ min: 1, max: 1 });
+    await using vm = await p.acquire();
+    const out = await vm.exec({
+      argv: [
+        "bash",
+        "-c",
+        'echo "bash $BASH_VERSINFO"; dpkg --print-architecture; uname -m; cat /etc/debian_version',
+      ],
+    });
+    expect(out.stderr.toString()).toBe("");
+    const [bash, dpkgArch, machine, version] = out.stdout.toString().trim().split("\n");
+    expect(bash).toBe("bash 5");
+    expect(dpkgArch).toBe("arm64");
+    expect(machine).toBe("aarch64");
+    expect(version).toMatch(/^12\./);
+    // glibc's dynamic loader for arm64 runs coreutils too
+    expect((await vm.exec({ argv: ["ls", "/lib/ld-linux-aarch64.so.1"] })).exitCode).toBe(0);
+    expect((await vm.readFile("/etc/os-release")).toString()).toMatch(/VERSION_CODENAME=bookworm/);
+  });
+});
