@@ -12,10 +12,11 @@
 #               feature tests run (bubblewrap, inotify-tools, fuse2fs); the rootfs tarball
 #               is cached under ~/.cache/supermachine/test-images/, keyed by
 #               suite/variant/packages/mirror, not by date
-#   debian-arm64  linux/arm64/v8 bookworm minbase: `debootstrap --foreign` (the first stage
-#               unpacks every package without running an arm64 binary; maintainer scripts
-#               are not run, so it is an unconfigured Debian) plus base-passwd's passwd and
-#               group; cached like the amd64 tarball
+#   debian-arm64  linux/arm64/v8 bookworm minbase: `debootstrap --foreign` on the host (the
+#               first stage runs no arm64 program), then the second stage (dpkg configures
+#               every package) inside an aarch64 guest of this project's engine
+#               (debian-second-stage.mjs; needs the packages built); cached like the amd64
+#               tarball
 # Usage: build.sh OUTDIR [--no-debian]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -71,21 +72,19 @@ if [ "${2:-}" != "--no-debian" ]; then
     rm -rf "$work"
     trap - EXIT
   fi
-  akey=$(printf '%s\n' "v1-foreign" "$suite" "$variant" "$mirror" arm64 | sha256sum | cut -c1-16)
+  akey=$(printf '%s\n' "v2-second-stage-in-guest" "$suite" "$variant" "$mirror" arm64 | sha256sum | cut -c1-16)
   atarball="$cache/debootstrap-$suite-$variant-arm64-$akey.tar.gz"
   if [ ! -s "$atarball" ]; then
     work=$(mktemp -d "$cache/debootstrap.XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    echo "[test-images] debootstrap --foreign --arch=arm64 $suite ($variant) from $mirror" >&2
+    echo "[test-images] debootstrap --arch=arm64 $suite ($variant) from $mirror; the second stage runs in an aarch64 guest, a few minutes" >&2
     debootstrap --foreign --variant="$variant" --arch=arm64 "$suite" "$work/root" "$mirror" >"$work/log" 2>&1 || {
       tail -20 "$work/log" >&2
       exit 1
     }
-    # what base-passwd's maintainer script would install
-    cp "$work/root/usr/share/base-passwd/passwd.master" "$work/root/etc/passwd"
-    cp "$work/root/usr/share/base-passwd/group.master" "$work/root/etc/group"
-    rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/debootstrap/"*.deb 2>/dev/null || true
-    tar --sort=name --numeric-owner --xattrs --xattrs-include='*' -C "$work/root" -cf - . | gzip -n -6 >"$work/rootfs.tar.gz"
+    tar --sort=name --numeric-owner --xattrs --xattrs-include='*' -C "$work/root" -cf - . | gzip -n -1 >"$work/first.tar.gz"
+    rm -rf "$work/root"
+    node "$here/debian-second-stage.mjs" "$work/first.tar.gz" "$work/rootfs.tar.gz"
     mv "$work/rootfs.tar.gz" "$atarball"
     rm -rf "$work"
     trap - EXIT
