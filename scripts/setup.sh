@@ -10,7 +10,8 @@ log() { echo "[setup] $*" >&2; }
 log "system packages"
 bash scripts/setup-system.sh
 
-# The aarch64 guest (cross-built kernel ~? minutes the first time, then cached
+# The aarch64 guest (the cross-built kernel takes ~5 minutes of two idle cores
+# the first time, 12 on a busy machine, then it is cached
 # by content hash) builds in the background while the rest of setup runs.
 log "aarch64 guest kernel and agent: building in the background"
 arm_log="$(mktemp)"
