@@ -10,6 +10,7 @@
 // (packages/vmm-native/guest/build-assets.sh aarch64).
 import { execFileSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -24,9 +25,16 @@ if (!existsSync(core)) {
   console.error(`debian-second-stage: ${core} is missing; run \`npm run build\` first`);
   process.exit(1);
 }
+const work = mkdtempSync(join(dirname(output), ".second-stage."));
+// The first stage's blobs and root fs go to a cache of their own, removed at the end (they
+// are only an intermediate); the guest is the one the user cache or the package names.
+const userCache = process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine");
+const guestManifest = join(userCache, "guest-assets-aarch64.json");
+const GUEST_VAR = "SUPERMACHINE_GUEST_ASSETS_AARCH64";
+if (!process.env[GUEST_VAR] && existsSync(guestManifest)) process.env[GUEST_VAR] = guestManifest;
+process.env.SUPERMACHINE_CACHE = join(work, "cache");
 const { Image } = await import(core);
 
-const work = mkdtempSync(join(dirname(output), ".second-stage."));
 try {
   // the first stage as a one-layer arm64 OCI layout the engine can bake
   execFileSync(process.execPath, [join(here, "build-images.mjs"), work, `debian-arm64=${input}`], {
