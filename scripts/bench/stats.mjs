@@ -47,3 +47,42 @@ export function writeResults(name, data) {
   writeFileSync(file, `${JSON.stringify({ name, at: new Date().toISOString(), ...data }, null, 2)}\n`);
   console.log(`\nwrote ${file}`);
 }
+
+/** Which part of a QEMU process a mapping of /proc/PID/smaps holds. */
+function qemuPart(name, perms) {
+  if (/memory\.bin( \(deleted\))?$/.test(name)) return "guest RAM written since restore";
+  if (name.includes("tcg") || (name === "" && perms.includes("x"))) return "TCG translation buffer";
+  if (name.startsWith("/")) return "QEMU binary and libraries";
+  return "QEMU heap, arenas and stacks";
+}
+
+/**
+ * PSS and private memory (KiB) of a QEMU process, in total and by part:
+ * guest RAM pages written since the restore (private copies of the
+ * snapshot's file), the TCG translation buffer, QEMU's binary and libraries
+ * (relocated data), and QEMU's heap, thread arenas and stacks.
+ */
+export function memoryBreakdownKib(pid) {
+  const parts = {};
+  for (const p of [
+    "guest RAM written since restore",
+    "TCG translation buffer",
+    "QEMU heap, arenas and stacks",
+    "QEMU binary and libraries",
+  ])
+    parts[p] = { private: 0, pss: 0 };
+  let cur;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      cur = parts[qemuPart(m[2], m[1])];
+      continue;
+    }
+    const k = /^(Pss|Private_Clean|Private_Dirty):\s+(\d+) kB/.exec(line);
+    if (!k || !cur) continue;
+    if (k[1] === "Pss") cur.pss += Number(k[2]);
+    else cur.private += Number(k[2]);
+  }
+  const sum = (f) => Object.values(parts).reduce((a, p) => a + p[f], 0);
+  return { pid, pss: sum("pss"), private: sum("private"), parts };
+}

@@ -1,4 +1,4 @@
-import { Machine, type NetworkPolicy, type PreparedRestore } from "@supermachine/vmm-native";
+import { Machine, type NetworkPolicy, type PreparedRestore, warmTranslation } from "@supermachine/vmm-native";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
 
 /** How a worker is restored: which snapshot, with what timeout, and whether to start the workload. */
@@ -37,6 +37,8 @@ export class VmWorker {
     try {
       const session = await openGuestSession(machine, recipe.restoreTimeoutMs);
       if (recipe.startWorkload) await session.startWorkload();
+      // under TCG, pay the first execs' translation here, before the VM counts as ready
+      await warmTranslation(machine, session);
       return new VmWorker(machine, session);
     } catch (err) {
       await machine.close();

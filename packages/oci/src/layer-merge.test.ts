@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { bufferSource } from "./byte-source.js";
 import { cleanPath, MergedTree } from "./layer-merge.js";
 import { writeMergedTar } from "./merged-tar.js";
+import { tarOf } from "./tar-fixture.test-util.js";
 import { readTarEntries } from "./tar-reader.js";
 
 type In = {
@@ -30,36 +31,7 @@ type Out = {
 const work = mkdtempSync(join(tmpdir(), "oci-merge-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function tar(entries: In[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (c) => {
-    chunks.push(c as Buffer);
-  });
-  const ended = new Promise<void>((r) => pack.on("end", () => r()));
-  for (const e of entries) {
-    const type = e.type ?? "file";
-    const data = e.data !== undefined ? Buffer.from(e.data) : type === "file" ? Buffer.alloc(0) : undefined;
-    await new Promise<void>((res, rej) =>
-      pack.entry(
-        {
-          name: e.name,
-          type,
-          linkname: e.linkname,
-          mode: e.mode,
-          uid: e.uid,
-          pax: e.pax,
-          size: data?.length ?? 0,
-        },
-        data as Buffer,
-        (err) => (err ? rej(err) : res()),
-      ),
-    );
-  }
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
+const tar = (entries: In[]): Promise<Buffer> => tarOf(entries);
 
 async function untar(buf: Buffer): Promise<Out[]> {
   const ex = tarStream.extract();

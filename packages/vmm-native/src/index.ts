@@ -82,3 +82,4 @@ export type { RunDirOwner } from "./run-dir.js";
 export { RunDir, reapRunDirs, runRoot } from "./run-dir.js";
 export type { MachineRecord, SnapshotFiles } from "./snapshot-files.js";
 export { MACHINE_FILE, MEMORY_FILE, openSnapshotFiles, STATE_FILE } from "./snapshot-files.js";
+export { WARMUP_RUNS, warmTranslation } from "./translation-warmup.js";

@@ -10,6 +10,7 @@ import { Machine } from "./machine.js";
 import type { MachineSpec } from "./qemu-args.js";
 import { openSnapshotFiles } from "./snapshot-files.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
+import { WARMUP_RUNS, warmTranslation } from "./translation-warmup.js";
 
 const work = mkdtempSync(join(tmpdir(), "sm-engine-"));
 const snapDir = join(work, "snap");
@@ -77,6 +78,35 @@ describe("Machine under QEMU", () => {
     expect((await sh(s4, "cat /only-in-0.txt 2>/dev/null || echo absent")).out).toBe("absent\n");
     await Promise.all([...sessions, s4].map((s) => s.close()));
     await Promise.all([...vms, again].map((m) => m.close()));
+  });
+
+  // processes that run a program (kernel threads have none; counted with shell builtins only,
+  // so the count holds no process of its own but the shell), the names in / and /tmp, the forks since boot
+  const USER_PROCS_FILES_LASTPID =
+    'n=0; for e in /proc/[0-9]*/exe; do [ -e "$e" ] && n=$((n+1)); done; echo $n; ls -A / /tmp; while read k v; do [ "$k" = processes ] && echo $v; done < /proc/stat';
+  it("warms a restored machine's translation under TCG and leaves no process or file behind", async () => {
+    const m = await track(Machine.restore(snapDir));
+    const s = await openAgentSession(m);
+    const state = async () => {
+      const lines = (await sh(s, USER_PROCS_FILES_LASTPID)).out.trim().split("\n");
+      return { seen: lines.slice(0, -1), forks: Number(lines.at(-1)) };
+    };
+    // pids a look uses: the fewest of three (kernel threads started meanwhile use pids too)
+    let s1 = await state();
+    let forksPerLook = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const next = await state();
+      forksPerLook = Math.min(forksPerLook, next.forks - s1.forks);
+      s1 = next;
+    }
+    const ms = await warmTranslation(m, s);
+    expect(ms > 0).toBe(m.accel === "tcg"); // hardware accelerators translate nothing
+    const s2 = await state();
+    expect(s2.seen).toEqual(s1.seen); // same number of processes, same files
+    // it really ran: a process per warm-up exec
+    if (m.accel === "tcg") expect(s2.forks - s1.forks - forksPerLook).toBeGreaterThanOrEqual(WARMUP_RUNS);
+    await s.close();
+    await m.close();
   });
 
   it("gives every restored VM the current clock and its own random stream", async () => {

@@ -13,6 +13,8 @@
 #define DRAIN_MS 100
 #define RECONNECT_MS 10
 #define WATCH_MS 20
+#define EXEC_PIPE_BYTES (1 << 20) /* stdout/stderr pipe size of an exec (best effort) */
+#define READ_CHUNK MY_MAX_PAYLOAD /* largest read from a data source: one frame's worth */
 #define EXEC_CGROUP_BASE "/sys/fs/cgroup/sm-exec" /* guest: parent of the per-exec cgroups */
 #define WL_LOG_BYTES (64u << 10) /* the workload's stdout+stderr kept in the guest (newest) */
 

@@ -88,7 +88,7 @@ void rfile_open(uint32_t id, const struct field *f) {
 }
 
 void rfile_pump(struct stream *s) {
-  static uint8_t tmp[65536];
+  static uint8_t tmp[READ_CHUNK];
   while (!s->dead && A.connected && !outq_full()) {
     size_t cap = s->send_win;
     if (cap > A.peer_max) cap = A.peer_max;

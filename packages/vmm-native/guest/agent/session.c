@@ -263,7 +263,7 @@ void session_host_back(void) {
 /* ---- slot i/o ---- */
 
 static void slot_readable(struct stream *s, struct slot *sl) {
-  static uint8_t tmp[65536];
+  static uint8_t tmp[READ_CHUNK];
   size_t cap = s->send_win;
   if (cap > A.peer_max) cap = A.peer_max;
   if (cap > sizeof tmp) cap = sizeof tmp;

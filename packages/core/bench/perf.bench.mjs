@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// The performance goals (issue 13) as ratios measured in one run, with their
+// baselines: restore to first exec versus a plain cold boot, the first exec
+// of a freshly handed-out VM versus a steady one, the exec round trip versus
+// the guest's own fork+exec, idle memory of 10 VMs from one snapshot (PSS,
+// private, and where the private memory goes), cycle throughput with 4
+// workers, and stdout streaming versus readFile. Restores and execs are
+// broken into phases. Prints a table and writes bench-results/perf.json.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { memoryBreakdownKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
+import { core, layouts, plainBootToFirstExec, qemuPids, r1, sleep, startRegistry } from "./support.mjs";
+
+const { Image } = core;
+const { Machine, openAgentSession, warmTranslation } = await import("@supermachine/vmm-native");
+const N = Number(process.env.BENCH_PERF_RUNS ?? 12);
+const CYCLES = Number(process.env.BENCH_PERF_CYCLES ?? 40);
+const IDLE_VMS = Number(process.env.BENCH_PERF_IDLE_VMS ?? 10);
+const rows = [];
+const results = {};
+const work = mkdtempSync(join(tmpdir(), "sm-bench-perf-"));
+const p50 = (xs) => summarize(xs).p50;
+
+function row(metric, value, unit, note) {
+  rows.push({ metric, value: typeof value === "number" ? r1(value) : value, unit, note });
+}
+function ratioRow(metric, value, goal, note) {
+  rows.push({ metric, value: Math.round(value * 100) / 100, unit: "x", note: `goal ${goal}; ${note}` });
+  results.ratios ??= {};
+  results.ratios[metric] = value;
+}
+
+async function ms(fn) {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - t0, result };
+}
+
+/** QEMU started ahead (off the clock), then each phase of a restore up to a first exec. */
+async function restorePhases(snapshotDir) {
+  const phases = { complete: [], session: [], warmup: [], firstExec: [], total: [] };
+  for (let i = 0; i < N; i++) {
+    const prepared = await Machine.prepareRestore(snapshotDir);
+    await sleep(300);
+    const t0 = performance.now();
+    const m = await prepared.complete();
+    const t1 = performance.now();
+    const session = await openAgentSession(m);
+    const t2 = performance.now();
+    await warmTranslation(m, session);
+    const t3 = performance.now();
+    await session.run({ argv: ["true"] });
+    const t4 = performance.now();
+    phases.complete.push(t1 - t0);
+    phases.session.push(t2 - t1);
+    phases.warmup.push(t3 - t2);
+    phases.firstExec.push(t4 - t3);
+    phases.total.push(t4 - t0);
+    await session.close();
+    await m.close();
+  }
+  results.restorePhases = phases;
+  return phases;
+}
+
+/** Steady exec round trips, and the guest timing its own fork+exec of the same binary. */
+async function execFloor(image) {
+  const pool = await image.pool({ min: 1, max: 1 });
+  const vm = await pool.acquire();
+  const first = await ms(() => vm.exec({ argv: ["true"] }));
+  const steady = [];
+  for (let i = 0; i < 10; i++) await vm.exec({ argv: ["true"] });
+  for (let i = 0; i < N * 5; i++) steady.push((await ms(() => vm.exec({ argv: ["true"] }))).ms);
+  // busybox sh runs `true` as a builtin: name the binary so it forks and execs
+  const loops = 200;
+  const r = await vm.exec({
+    argv: [
+      "sh",
+      "-c",
+      // /proc/uptime in centiseconds, read with builtins (busybox date has no %N)
+      `cs() { read u x < /proc/uptime; echo \${u%.*}\${u#*.}; }; s=$(cs); i=0; while [ $i -lt ${loops} ]; do /bin/true; i=$((i+1)); done; e=$(cs); echo $(( (e - s) * 10000 ))`,
+    ],
+  });
+  const guestForkExec = Number(r.stdout.toString().trim()) / 1000 / loops;
+  await vm.release();
+  await pool.shutdown();
+  results.exec = { firstOnReadyVm: first.ms, steady, guestForkExec };
+  return { first: first.ms, steady: p50(steady), guestForkExec };
+}
+
+/** First exec on a VM taken from the idle queue (restored and made ready in the background). */
+async function firstExecOnIdle(image) {
+  const pool = await image.pool({ min: 1, max: 1 });
+  const xs = [];
+  for (let i = 0; i < N; i++) {
+    while (pool.stats().idle < 1) await sleep(5);
+    await sleep(200);
+    const vm = await pool.acquire();
+    xs.push((await ms(() => vm.exec({ argv: ["true"] }))).ms);
+    await vm.release();
+  }
+  await pool.shutdown();
+  results.firstExecOnIdle = xs;
+  return p50(xs);
+}
+
+async function idleMemory(image) {
+  const before = new Set(qemuPids());
+  const pool = await image.pool({ min: IDLE_VMS, max: IDLE_VMS, acquireTimeoutMs: 0 });
+  const vms = [];
+  for (let i = 0; i < IDLE_VMS; i++) vms.push(await pool.acquire());
+  for (const vm of vms) await vm.exec({ argv: ["true"] });
+  await sleep(3000);
+  const pids = new Set(vms.map((vm) => vm.worker.machine.pid));
+  const procs = qemuPids()
+    .filter((p) => !before.has(p) && pids.has(p))
+    .map((pid) => memoryBreakdownKib(pid));
+  for (const vm of vms) await vm.release();
+  await pool.shutdown();
+  results.idleMemory = procs;
+  const mib = (kib) => kib / 1024;
+  const pss = procs.map((p) => mib(p.pss));
+  const priv = procs.map((p) => mib(p.private));
+  row(`idle VM PSS (${procs.length} VMs, one snapshot)`, p50(pss), "MiB", "p50; goal <= 16");
+  row(`idle VM private (${procs.length} VMs, one snapshot)`, p50(priv), "MiB", "p50; goal <= 12");
+  for (const part of Object.keys(procs[0].parts)) {
+    const xs = procs.map((p) => mib(p.parts[part].private));
+    const shared = procs.map((p) => mib(p.parts[part].pss - p.parts[part].private));
+    row(`  private: ${part}`, p50(xs), "MiB", `p50; shared part of its PSS ${r1(p50(shared))} MiB`);
+  }
+}
+
+async function throughput(image, workers) {
+  const pool = await image.pool({ min: workers, max: workers, acquireTimeoutMs: 0 });
+  while (pool.stats().idle < workers) await sleep(5);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next++ < CYCLES) {
+        const vm = await pool.acquire();
+        await vm.exec({ argv: ["true"] });
+        await vm.release();
+      }
+    }),
+  );
+  await pool.shutdown();
+  const perSec = CYCLES / ((performance.now() - t0) / 1000);
+  row(`cycle throughput, ${workers} workers`, perSec, "cycles/s", `${CYCLES} acquire+exec+release`);
+  results[`throughput${workers}`] = perSec;
+}
+
+async function streams(image) {
+  const pool = await image.pool({ min: 1, max: 1 });
+  const vm = await pool.acquire();
+  const mib = 64;
+  await vm.exec({ argv: ["sh", "-c", `dd if=/dev/zero of=/tmp/big bs=1M count=${mib} 2>/dev/null`] });
+  const out = [];
+  const file = [];
+  for (let i = 0; i < 3; i++) {
+    const o = await ms(() => vm.exec({ argv: ["cat", "/tmp/big"] }));
+    if (o.result.stdout.length !== mib * 2 ** 20) throw new Error("short stdout");
+    out.push(mib / 1.048576 / (o.ms / 1000));
+    const f = await ms(() => vm.readFile("/tmp/big"));
+    if (f.result.length !== mib * 2 ** 20) throw new Error("short readFile");
+    file.push(mib / 1.048576 / (f.ms / 1000));
+  }
+  await vm.release();
+  await pool.shutdown();
+  results.streams = { stdoutMBs: out, readFileMBs: file };
+  return { stdout: p50(out), readFile: p50(file) };
+}
+
+const registry = await startRegistry();
+try {
+  const { busybox } = layouts();
+  const ref = await registry.push(busybox, "busybox", "perf");
+  const image = await Image.build({
+    ref,
+    insecureRegistries: [registry.host],
+    snapshotsDir: join(work, "snapshots"),
+  });
+
+  const cold = [];
+  for (let i = 0; i < 3; i++) cold.push((await plainBootToFirstExec(image)).ms);
+  const phases = await restorePhases(image.snapshotPath);
+  const restore = p50(phases.total);
+  row(
+    "baseline: plain QEMU cold boot to first exec",
+    p50(cold),
+    "ms",
+    "p50 of 3; same kernel, agent, root fs",
+  );
+  row("restore to first exec (QEMU started ahead)", restore, "ms", `p50 of ${N}`);
+  for (const [k, xs] of Object.entries(phases)) if (k !== "total") row(`  phase: ${k}`, p50(xs), "ms", "p50");
+  ratioRow("cold boot / restore to first exec", p50(cold) / restore, ">= 30", "higher is better");
+
+  const ex = await execFloor(image);
+  const idleFirst = await firstExecOnIdle(image);
+  row("exec round trip `true`, steady", ex.steady, "ms", `p50 of ${N * 5}`);
+  row("guest's own fork+exec of /bin/true", ex.guestForkExec, "ms", "mean of 200, timed inside the guest");
+  row("first exec on a VM from the idle queue", idleFirst, "ms", `p50 of ${N}`);
+  ratioRow("steady exec / guest fork+exec", ex.steady / ex.guestForkExec, "<= 1.25", "lower is better");
+  ratioRow("first exec on an idle VM / steady exec", idleFirst / ex.steady, "<= 2", "lower is better");
+
+  await idleMemory(image);
+  await throughput(image, 4);
+
+  const s = await streams(image);
+  row("stdout stream (cat of 64 MiB)", s.stdout, "MB/s", "p50 of 3");
+  row("readFile (64 MiB)", s.readFile, "MB/s", "p50 of 3, same VM and file");
+  ratioRow("stdout / readFile", s.stdout / s.readFile, ">= 1", "higher is better");
+
+  printTable("performance goals (busybox, QEMU TCG when no usable KVM, 256 MiB, 1 vCPU)", rows);
+  writeResults("perf", { rows, results });
+} finally {
+  await registry.close();
+  rmSync(work, { recursive: true, force: true });
+}
