@@ -7,7 +7,7 @@
 #   multiarch   index with linux/amd64, linux/arm64/v8, linux/arm/v7
 #   busybox-multiarch  index with linux/amd64 and linux/arm64/v8 busybox, each runnable
 #               in a guest of its architecture (arm64 busybox-static fetched by apt,
-#               see arm64-deb.sh)
+#               see scripts/arm64-deb.sh)
 #   debian      debootstrap --variant=minbase bookworm plus the few packages the guest
 #               feature tests run (bubblewrap, inotify-tools, fuse2fs); the rootfs tarball
 #               is cached under ~/.cache/supermachine/test-images/, keyed by
@@ -31,7 +31,7 @@ node "$here/build-images.mjs" "$out" busybox multilayer multiarch >/dev/null
 # applet list is taken from the host's busybox)
 debcache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}/test-images"
 mkdir -p "$debcache"
-debs=$(bash "$here/arm64-deb.sh" "$debcache" busybox-static)
+debs=$(bash "$here/../arm64-deb.sh" "$debcache" busybox-static)
 deb=$(ls "$debs"/busybox-static_*_arm64.deb)
 host_ver=$(dpkg-query -W -f='${Version}' busybox-static)
 arm_ver=$(dpkg-deb -f "$deb" Version)

@@ -48,11 +48,11 @@ elif musl-gcc "${cflags[@]}" -static -Os -o "$work/sm-init-musl" "$src"/*.c 2>"$
 else
   cat "$work/musl.log"; fail "musl-gcc build"
 fi
-# the aarch64 guest's agent (build-agent-cross.sh)
+# the aarch64 guest's compiler (build-agent-cross.sh uses it with musl)
 if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
   fail "aarch64 cross build: aarch64-linux-gnu-gcc not found (apt-get install gcc-aarch64-linux-gnu; npm run setup installs it)"
 elif aarch64-linux-gnu-gcc "${cflags[@]}" -static -Os -o "$work/sm-init-aarch64" "$src"/*.c 2>"$work/arm.log"; then
-  pass "aarch64-linux-gnu-gcc static build without warnings"
+  pass "aarch64-linux-gnu-gcc static build without warnings (glibc headers; the guest build links musl)"
 else
   cat "$work/arm.log"; fail "aarch64 cross build"
 fi

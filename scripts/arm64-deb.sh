@@ -4,15 +4,18 @@
 # (its own sources list, state and cache under the cache directory, arm64
 # only), so the host's apt setup and architectures stay untouched. The mirror
 # is the one this machine's apt sources already use (debian-mirror.sh).
-# Cached by (suite, packages, mirror): a second run downloads nothing.
+# Cached by (suite, packages, mirror): a second run downloads nothing. Used
+# for the aarch64 guest's musl (packages/vmm-native/guest/build-agent-cross.sh)
+# and the arm64 busybox test image (scripts/test-images/build.sh).
 # Usage: arm64-deb.sh CACHEDIR PACKAGE...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${1:?usage: arm64-deb.sh CACHEDIR PACKAGE...}"
+mkdir -p "$cache"
 shift
 [ $# -gt 0 ] || { echo "arm64-deb: name at least one package" >&2; exit 2; }
 suite=bookworm
-mirror="${DEBIAN_MIRROR:-$(bash "$here/../debian-mirror.sh" "$suite")}"
+mirror="${DEBIAN_MIRROR:-$(bash "$here/debian-mirror.sh" "$suite")}"
 key=$(printf '%s\n' v1 "$suite" "$mirror" "$@" | sha256sum | cut -c1-16)
 out="$cache/arm64-debs-$key"
 if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
