@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const parts = {
   engine: "packages/vmm-native/bench/engine.bench.mjs",
+  arch: "packages/vmm-native/bench/arch.bench.mjs",
   network: "packages/vmm-native/bench/network.bench.mjs",
   kernel: "packages/vmm-native/bench/kernel.bench.mjs",
   agent: "packages/agent-protocol/bench/agent.bench.mjs",

@@ -10,8 +10,10 @@ BASE_PKGS=(
   docker-registry skopeo umoci debootstrap apache2-utils
   erofs-utils squashfs-tools-ng crun
   passt slirp4netns bubblewrap nftables tmux zsh
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
-BACKPORT_PKGS=(qemu-system-x86 qemu-utils e2fsprogs)
+# qemu-system-arm brings qemu-system-aarch64 (aarch64 guests; same QEMU 10 as x86)
+BACKPORT_PKGS=(qemu-system-x86 qemu-system-arm qemu-utils e2fsprogs)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -23,6 +25,7 @@ done
 # QEMU must be 10.x (backports) for mapped-ram, e2fsprogs >= 1.47.1 for `mke2fs -d file.tar`.
 need_bp=0
 if ! qemu-system-x86_64 --version 2>/dev/null | grep -qE "version (9|[1-9][0-9])\."; then need_bp=1; fi
+if ! qemu-system-aarch64 --version 2>/dev/null | grep -qE "version (9|[1-9][0-9])\."; then need_bp=1; fi
 if ! mke2fs -V 2>&1 | grep -qE "1\.47\.[1-9]|1\.4[89]"; then need_bp=1; fi
 
 if [ ${#missing[@]} -eq 0 ] && [ $need_bp -eq 0 ]; then

@@ -2,8 +2,9 @@
 // tests need is made current before the first file runs, however the run was
 // started (npm test, npm run test:integration, npx vitest ... FILE):
 // - the packages' dist/ (child-process tests import it): turbo build, cached;
-// - the guest kernel and agent of this checkout (build-assets.sh: both cached
-//   by the hash of their sources, so a changed agent is rebuilt, never tested stale);
+// - the guest kernels and agents of this checkout, x86_64 and aarch64
+//   (build-assets.sh [aarch64]: cached by the hash of their sources, so a
+//   changed agent is rebuilt, never tested stale);
 // - every test OCI layout, each checked and rebuilt when stale or incomplete;
 // - the built-in default image the examples bake.
 import { execFileSync } from "node:child_process";
@@ -18,9 +19,11 @@ export default function setup(): void {
     cwd: root,
     stdio: ["ignore", "inherit", "inherit"],
   });
-  execFileSync("bash", [join(root, "packages", "vmm-native", "guest", "build-assets.sh")], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  for (const arch of ["x86_64", "aarch64"]) {
+    execFileSync("bash", [join(root, "packages", "vmm-native", "guest", "build-assets.sh"), arch], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  }
   ensureTestImages();
   execFileSync("bash", [join(root, "scripts", "test-images", "default-image.sh")], {
     stdio: ["ignore", "ignore", "inherit"],

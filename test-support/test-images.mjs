@@ -1,14 +1,21 @@
 // The test OCI layouts of scripts/test-images/build.sh (busybox, multilayer,
-// multiarch, debian), shared by the integration tests and the benchmarks.
+// multiarch, debian, busybox-multiarch, debian-arm64), shared by the integration tests and the benchmarks.
 // Plain JS so both vitest (through test-images.ts) and node scripts import it.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The layouts build.sh makes, every one of them, always. */
-export const TEST_IMAGE_NAMES = ["busybox", "multilayer", "multiarch", "debian"];
+export const TEST_IMAGE_NAMES = [
+  "busybox",
+  "multilayer",
+  "multiarch",
+  "debian",
+  "busybox-multiarch",
+  "debian-arm64",
+];
 
 /** Where the test OCI layouts live (`$SUPERMACHINE_TEST_IMAGES` or `<cache>/test-images`). */
 export function testImagesDir() {
@@ -41,4 +48,23 @@ export function ensureTestImages() {
     paths[name] = dir;
   }
   return paths;
+}
+
+/**
+ * Debian's arm64 busybox-static binary that build.sh fetched for the
+ * busybox-multiarch layout (for engine tests that make their own aarch64 root
+ * fs). Makes the layouts current first.
+ */
+export function arm64BusyboxPath() {
+  ensureTestImages();
+  const cache = join(
+    process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine"),
+    "test-images",
+  );
+  const dirs = readdirSync(cache).filter((d) => d.startsWith("arm64-debs-"));
+  for (const d of dirs) {
+    const p = join(cache, d, "busybox");
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`no arm64 busybox under ${cache} after build.sh`);
 }

@@ -4,4 +4,4 @@
  * relative path, e.g. `import { ensureTestImages } from "../../../test-support/test-images.js"`.
  * The implementation is plain JS (test-images.mjs) so benchmarks can use it too.
  */
-export { ensureTestImages, TEST_IMAGE_NAMES, testImagesDir } from "./test-images.mjs";
+export { arm64BusyboxPath, ensureTestImages, TEST_IMAGE_NAMES, testImagesDir } from "./test-images.mjs";

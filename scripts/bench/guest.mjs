@@ -19,16 +19,17 @@ import { summarize } from "./stats.mjs";
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /**
- * Builds `dir/rootfs.ext4`: Debian's busybox-static with every applet linked
+ * Builds `dir/rootfs.ext4`: Debian's busybox-static (the host's, or `busybox`: the same
+ * version for another architecture) with every applet linked
  * in /bin, /etc/passwd and /etc/group, no journal, 64 MiB. Returns its path.
  */
-export function busyboxRootfs(dir) {
+export function busyboxRootfs(dir, busybox = "/bin/busybox") {
   const root = join(dir, "rootfs");
   const image = join(dir, "rootfs.ext4");
   if (existsSync(image)) return image;
   for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"])
     mkdirSync(join(root, d), { recursive: true });
-  copyFileSync("/bin/busybox", join(root, "bin/busybox"));
+  copyFileSync(busybox, join(root, "bin/busybox"));
   const applets = execFileSync("/bin/busybox", ["--list"], { encoding: "utf8" })
     .split("\n")
     .filter((a) => a && a !== "busybox");

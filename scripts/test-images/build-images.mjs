@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|busybox:DIRNAME|multilayer|multiarch|debian=ROOTFS.tar.gz ...]
+// Builds the test OCI layouts: node build-images.mjs OUTDIR [busybox|busybox:DIRNAME|multilayer|multiarch|
+//   debian=ROOTFS.tar.gz|debian-arm64=ROOTFS.tar.gz|busybox-multiarch=ARM64_BUSYBOX ...]
 // Each layout is rebuilt only when its inputs changed (a .stamp file holds their hash).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -23,7 +24,9 @@ import { compress, LayoutWriter, makeTar, sha256 } from "./layout.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const [outDir, ...wanted] = process.argv.slice(2);
 if (!outDir) {
-  console.error("usage: build-images.mjs OUTDIR [busybox] [multilayer] [multiarch] [debian=ROOTFS.tar.gz]");
+  console.error(
+    "usage: build-images.mjs OUTDIR [busybox] [multilayer] [multiarch] [debian=ROOTFS.tar.gz] [busybox-multiarch=ARM64_BUSYBOX]",
+  );
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
@@ -98,8 +101,12 @@ function tarDir(dir) {
   );
 }
 
-/** The busybox root: Debian's busybox-static, applet symlinks, passwd with root and www. */
-function busyboxTar() {
+/**
+ * The busybox root: Debian's busybox-static, applet symlinks, passwd with root
+ * and www. `binary` is the busybox to install (default the host's); its
+ * applet list is the host's, which build.sh checks is the same Debian version.
+ */
+function busyboxTar(binary = "/bin/busybox") {
   const root = join(tmpdir(), `sm-busybox-${process.pid}`);
   rmSync(root, { recursive: true, force: true });
   for (const d of [
@@ -120,7 +127,7 @@ function busyboxTar() {
   ]) {
     mkdirSync(join(root, d), { recursive: true });
   }
-  execFileSync("cp", ["/bin/busybox", join(root, "bin/busybox")]);
+  execFileSync("cp", [binary, join(root, "bin/busybox")]);
   for (const applet of execFileSync("/bin/busybox", ["--list-full"]).toString().split("\n").filter(Boolean)) {
     if (applet === "bin/busybox") continue;
     const p = join(root, applet);
@@ -276,13 +283,51 @@ async function buildMultiarch() {
   });
 }
 
-function buildDebian(rootfsTarGz) {
+/**
+ * A real multi-arch busybox: an index with linux/amd64 (the host's busybox)
+ * and linux/arm64/v8 (Debian's arm64 busybox-static), each runnable in a guest
+ * of its architecture, each with /etc/arch naming its platform.
+ */
+async function buildBusyboxMultiarch(arm64Busybox) {
+  const arm64 = { os: "linux", architecture: "arm64", variant: "v8" };
+  const entries = [
+    { platform: amd64, binary: "/bin/busybox" },
+    { platform: arm64, binary: arm64Busybox },
+  ];
+  const inputs = entries.map((e) => ({ platform: e.platform, busybox: sha256(readFileSync(e.binary)) }));
+  const markers = await Promise.all(
+    entries.map(async ({ platform: p }) =>
+      compress(
+        await makeTar([
+          { name: "etc", type: "directory" },
+          { name: "etc/arch", data: `${p.architecture}${p.variant ? `/${p.variant}` : ""}\n` },
+        ]),
+        "gzip",
+      ),
+    ),
+  );
+  return stamped("busybox-multiarch", { inputs, config: busyboxConfig }, (dir) => {
+    const w = new LayoutWriter(dir);
+    const manifests = entries.map((e, i) =>
+      w.image({
+        layers: [compress(busyboxTar(e.binary), "gzip"), markers[i]],
+        config: busyboxConfig,
+        platform: e.platform,
+      }),
+    );
+    w.finish([{ desc: w.index(manifests), tag: "latest" }]);
+  });
+}
+
+function buildDebian(rootfsTarGz, name = "debian", platform = amd64) {
   const diffId = `sha256:${
     execFileSync("sh", ["-c", `gzip -dc '${rootfsTarGz}' | sha256sum`])
       .toString()
       .split(" ")[0]
   }`;
-  return stamped("debian", { diffId }, (dir) => {
+  // (the amd64 layout's stamp inputs are unchanged from before arm64 existed)
+  const inputs = name === "debian" ? { diffId } : { diffId, platform };
+  return stamped(name, inputs, (dir) => {
     const w = new LayoutWriter(dir);
     const config = {
       Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -291,7 +336,7 @@ function buildDebian(rootfsTarGz) {
     const desc = w.image({
       layers: [{ path: rootfsTarGz, compression: "gzip", diffId }],
       config,
-      platform: amd64,
+      platform,
     });
     w.finish([{ desc, tag: "bookworm" }]);
   });
@@ -304,5 +349,15 @@ for (const name of all) {
   else if (name === "multilayer") console.log(await buildMultilayer());
   else if (name === "multiarch") console.log(await buildMultiarch());
   else if (name.startsWith("debian=")) console.log(buildDebian(name.slice("debian=".length)));
+  else if (name.startsWith("debian-arm64="))
+    console.log(
+      buildDebian(name.slice("debian-arm64=".length), "debian-arm64", {
+        os: "linux",
+        architecture: "arm64",
+        variant: "v8",
+      }),
+    );
+  else if (name.startsWith("busybox-multiarch="))
+    console.log(await buildBusyboxMultiarch(name.slice("busybox-multiarch=".length)));
   else throw new Error(`unknown image ${name}`);
 }

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { FingerprintExtraFile, FingerprintInputs } from "@supermachine/snapshot";
+import { GUEST_ARCHES, type GuestArch, hostGuestArch } from "@supermachine/vmm-native";
 import { CoreError } from "./errors.js";
 import type { BuildOptions, ExtraFileSpec } from "./options.js";
 import { enumOption, intOption } from "./validate.js";
@@ -15,6 +16,8 @@ export interface ResolvedBuildOptions {
   pullPolicy: "always" | "missing" | "never";
   /** Accelerator asked for (`auto`: probed). */
   accel: "auto" | "kvm" | "hvf" | "tcg";
+  /** Guest architecture (default: the host's). */
+  arch: GuestArch;
   listenerRequired: boolean;
   trigger: BakeTrigger;
   /** The warmup tag, only when a warmup callback is given (it is part of the cache key then). */
@@ -86,6 +89,7 @@ export function resolveBuildOptions(options: BuildOptions): ResolvedBuildOptions
       "never",
     ] as const),
     accel: enumOption("accel", options.accel, "auto", ["auto", "kvm", "hvf", "tcg"] as const),
+    arch: enumOption("arch", options.arch, hostGuestArch(), GUEST_ARCHES),
     listenerRequired: options.listenerRequired === true,
     trigger: chooseTrigger(options),
     warmupTag: options.warmup ? (options.warmupTag ?? "default") : undefined,
@@ -102,8 +106,8 @@ export function fingerprintFile(f: ExtraFile): FingerprintExtraFile {
  * The inputs of the bake's cache key: everything that changes what the
  * snapshot holds (image manifest, workload cmd/env, RAM, vCPUs, guest port,
  * listener trigger, extra files' bytes and modes, the warmup tag when there
- * is a warmup, the guest kernel and agent builds, the engine that runs it:
- * accelerator, CPU model, QEMU version), and nothing that does not
+ * is a warmup, the guest architecture, kernel and agent builds, the engine
+ * that runs it: accelerator, CPU model, QEMU version), and nothing that does not
  * (`listenerTimeoutMs`, `pullPolicy`, `name`, progress callbacks).
  */
 export function fingerprintInputs(
@@ -129,5 +133,6 @@ export function fingerprintInputs(
     accel: engine.accel,
     cpuModel: engine.cpuModel,
     qemuVersion: engine.qemuVersion,
+    arch: resolved.arch,
   };
 }

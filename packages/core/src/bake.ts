@@ -1,5 +1,13 @@
 import type { PulledImage } from "@supermachine/oci";
-import { type Engine, type GuestAssets, isVmExited, Machine, VmExitedError } from "@supermachine/vmm-native";
+import {
+  type Engine,
+  type GuestArch,
+  type GuestAssets,
+  isVmExited,
+  Machine,
+  machineModel,
+  VmExitedError,
+} from "@supermachine/vmm-native";
 import type { BakeTrigger } from "./bake-plan.js";
 import { CoreError, type CoreErrorCode } from "./errors.js";
 import { type GuestSession, openGuestSession } from "./guest-session.js";
@@ -52,6 +60,8 @@ export interface BakeEngineInfo {
   machine: string;
   accel: string;
   cpuModel: string;
+  /** Guest architecture. */
+  arch: GuestArch;
 }
 
 export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEngineInfo> {
@@ -59,6 +69,7 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
   progress({ phase: "boot", message: "booting guest" });
   const machine = await Machine.boot(
     {
+      arch: plan.assets.arch,
       kernel: plan.assets.kernel,
       initrd: plan.assets.initrd,
       memoryMib: plan.memoryMib,
@@ -116,9 +127,10 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
     await machine.captureSnapshot(dir);
     return {
       qemuVersion: machine.qemuVersion,
-      machine: "microvm",
+      machine: machineModel(plan.assets.arch).machineType,
       accel: machine.accel,
       cpuModel: machine.engine.cpuModel,
+      arch: plan.assets.arch,
     };
   } catch (err) {
     if (err instanceof CoreError) throw err;

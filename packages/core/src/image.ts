@@ -1,12 +1,12 @@
 import { readFile, stat } from "node:fs/promises";
-import { buildRootfs, pullImage } from "@supermachine/oci";
+import { buildRootfs, platformForGuestArch, pullImage } from "@supermachine/oci";
 import {
   computeFingerprint,
   defaultSnapshotsDir,
   type SnapshotMetadata,
   SnapshotStore,
 } from "@supermachine/snapshot";
-import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
+import { chooseEngine, type GuestArch, resolveGuestAssets } from "@supermachine/vmm-native";
 import { bakeSnapshot } from "./bake.js";
 import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
@@ -38,10 +38,11 @@ export class Image {
     const plan = resolveBuildOptions(options);
     const progress = options.onProgress ?? (() => {});
     const network = networkOption(options.network, true);
-    const assets = resolveGuestAssets();
+    const assets = resolveGuestAssets(plan.arch);
     // chosen (and a hardware accelerator proven, once per host) before the
     // fingerprint: a bake under TCG and one under KVM are different snapshots
     const engine = await chooseEngine({
+      arch: plan.arch,
       accel: plan.accel,
       kernel: assets.kernel,
       initrd: assets.initrd,
@@ -50,6 +51,8 @@ export class Image {
 
     const image = await pullImage(options.ref, {
       pullPolicy: plan.pullPolicy,
+      // the guest's platform from a multi-arch index (OCI_NO_MATCHING_PLATFORM lists the others)
+      platform: platformForGuestArch(plan.arch),
       insecureRegistries: options.insecureRegistries,
       onProgress: (e) =>
         progress({ phase: "pull", layer: e.digest, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }),
@@ -186,5 +189,10 @@ export class Image {
   /** vCPUs the image was baked with. */
   get vcpus(): number {
     return this.metadata.vcpus;
+  }
+
+  /** The guest architecture the image was baked for (`x86_64` for snapshots from before aarch64 guests). */
+  get arch(): GuestArch {
+    return (this.metadata.engine.arch as GuestArch | undefined) ?? "x86_64";
   }
 }

@@ -82,6 +82,17 @@ export interface BuildOptions {
    */
   accel?: "auto" | "kvm" | "hvf" | "tcg";
   /**
+   * Guest CPU architecture: `"x86_64"` or `"aarch64"`. Default: the host's
+   * (`aarch64` on Apple Silicon and Arm Linux, else `x86_64`). Picks the
+   * guest kernel and agent (`@supermachine/guest-<arch>`), the QEMU machine
+   * (`microvm` or `virt`) and binary, and the image's platform from a
+   * multi-arch index (`linux/amd64`, `linux/arm64/v8`); an image without that
+   * platform fails with `OCI_NO_MATCHING_PLATFORM` listing the ones it has. A
+   * guest of another architecture than the host's runs under TCG software
+   * emulation. Part of the fingerprint.
+   */
+  arch?: "x86_64" | "aarch64";
+  /**
    * The VMs' network: `"none"` bakes VMs without a network card (part of the
    * device model and the cache key: only `lo` in the guest); otherwise the
    * egress policy of the bake and the default of this image's pools (not part

@@ -99,6 +99,7 @@ describe("snapshots API", () => {
         accel: f.accel,
         cpuModel: f.cpuModel as string,
         qemuVersion: f.qemuVersion,
+        arch: f.arch,
       }),
     ).toBe(i.fingerprint);
   });

@@ -12,7 +12,7 @@ import {
   STATE_FILE,
   validateSnapshotFiles,
 } from "@supermachine/snapshot";
-import { resolveGuestAssets } from "@supermachine/vmm-native";
+import { type GuestArch, resolveGuestAssets } from "@supermachine/vmm-native";
 import { CoreError } from "./errors.js";
 
 export { defaultSnapshotsDir };
@@ -61,6 +61,8 @@ export interface SnapshotFingerprintInputs {
   accel: string;
   cpuModel?: string;
   qemuVersion: string;
+  /** Guest architecture (`x86_64`, `aarch64`). */
+  arch: string;
   /** The workload the `cmd`/`env` overrides resolved to. */
   workload: SnapshotMetadata["workload"];
 }
@@ -88,7 +90,7 @@ export interface SnapshotInspection extends SnapshotSummary {
   fingerprintInputs: SnapshotFingerprintInputs;
   /** Accelerator it was baked under and every restore needs (`tcg`, `kvm`, `hvf`). */
   accel: string;
-  /** CPU architecture of the guest (`x86_64`: the engine runs x86_64 guests, under QEMU `qemu-system-x86_64`). */
+  /** CPU architecture of the guest (`x86_64` under QEMU `microvm`, `aarch64` under `virt`). */
   arch: string;
   /** The image's platform (`linux/amd64`), read from the image config in the blob cache; absent when its blobs were pruned. */
   platform?: string;
@@ -192,7 +194,7 @@ async function dirSizes(dir: string, metadata: SnapshotMetadata): Promise<Snapsh
 
 function currentGuest(metadata: SnapshotMetadata): boolean | undefined {
   try {
-    const a = resolveGuestAssets();
+    const a = resolveGuestAssets((metadata.engine.arch ?? "x86_64") as GuestArch);
     return a.kernelHash === metadata.assets.kernelHash && a.agentHash === metadata.assets.agentHash;
   } catch {
     return undefined;
@@ -247,10 +249,11 @@ export async function inspectSnapshot(
       accel: metadata.engine.accel,
       ...(metadata.engine.cpuModel ? { cpuModel: metadata.engine.cpuModel } : {}),
       qemuVersion: metadata.engine.qemuVersion,
+      arch: metadata.engine.arch ?? "x86_64",
       workload: metadata.workload,
     },
     accel: metadata.engine.accel,
-    arch: "x86_64",
+    arch: metadata.engine.arch ?? "x86_64",
     ...(platform ? { platform } : {}),
     sizes,
     ...(guestCurrent !== undefined ? { guestCurrent } : {}),

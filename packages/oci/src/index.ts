@@ -37,8 +37,14 @@ export { parseManifest, selectPlatform } from "./manifest.js";
 export { MediaTypes } from "./media-types.js";
 export type { MergeStats } from "./merged-tar.js";
 export { writeMergedTar } from "./merged-tar.js";
-export type { Platform } from "./platform.js";
-export { defaultPlatform, formatPlatform, normalizePlatform, platformMatches } from "./platform.js";
+export type { GuestArchName, Platform } from "./platform.js";
+export {
+  defaultPlatform,
+  formatPlatform,
+  normalizePlatform,
+  platformForGuestArch,
+  platformMatches,
+} from "./platform.js";
 export type { PullOptions, PullPolicy } from "./pull.js";
 export { pullImage } from "./pull.js";
 export type { LayerInfo, PulledImage, PullProgress } from "./pulled-image.js";

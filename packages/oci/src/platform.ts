@@ -20,6 +20,25 @@ export function defaultPlatform(): Platform {
   }
 }
 
+/** A guest CPU architecture as the engine names it. */
+export type GuestArchName = "x86_64" | "aarch64";
+
+/**
+ * The OCI platform whose images run on a guest architecture: `linux/amd64`
+ * for x86_64, `linux/arm64/v8` for aarch64. Pass it as `PullOptions.platform`
+ * to pull the matching image from a multi-arch index.
+ */
+export function platformForGuestArch(arch: GuestArchName): Platform {
+  switch (arch) {
+    case "x86_64":
+      return { os: "linux", architecture: "amd64" };
+    case "aarch64":
+      return { os: "linux", architecture: "arm64", variant: "v8" };
+    default:
+      throw new TypeError(`unknown guest architecture ${JSON.stringify(arch)} (x86_64 or aarch64)`);
+  }
+}
+
 const ARCH_ALIASES: Record<string, string> = {
   x86_64: "amd64",
   "x86-64": "amd64",

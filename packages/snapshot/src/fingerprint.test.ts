@@ -29,6 +29,7 @@ const inputs: fc.Arbitrary<FingerprintInputs> = fc.record(
     cpuModel: fc.constantFrom("max", "host"),
     qemuVersion: fc.constantFrom("10.0.2", "7.2.0"),
     networkCard: fc.option(fc.boolean(), { nil: undefined }),
+    arch: fc.option(fc.constantFrom("x86_64", "aarch64"), { nil: undefined }),
   },
   {
     requiredKeys: [
@@ -76,6 +77,7 @@ const mutations: Array<[string, (i: FingerprintInputs) => FingerprintInputs]> = 
   ["cpuModel", (i) => ({ ...i, cpuModel: `${i.cpuModel},-pmu` })],
   ["qemuVersion", (i) => ({ ...i, qemuVersion: `${i.qemuVersion}.1` })],
   ["networkCard", (i) => ({ ...i, networkCard: i.networkCard === false })],
+  ["arch", (i) => ({ ...i, arch: i.arch === "aarch64" ? "x86_64" : "aarch64" })],
 ];
 
 function shuffled<T>(arr: readonly T[], seed: number): T[] {
@@ -106,6 +108,15 @@ describe("computeFingerprint", () => {
         const env = i.env ? Object.fromEntries(shuffled(Object.entries(i.env), seed)) : undefined;
         const extraFiles = i.extraFiles ? shuffled(i.extraFiles, seed) : undefined;
         expect(computeFingerprint({ ...i, env, extraFiles })).toBe(computeFingerprint(i));
+      }),
+    );
+  });
+
+  it("gives an x86_64 bake the fingerprint it had before architectures were an input", () => {
+    fc.assert(
+      fc.property(inputs, (i) => {
+        const { arch: _, ...legacy } = i;
+        expect(computeFingerprint({ ...legacy, arch: "x86_64" })).toBe(computeFingerprint(legacy));
       }),
     );
   });

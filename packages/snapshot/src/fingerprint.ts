@@ -44,6 +44,8 @@ export interface FingerprintInputs {
   qemuVersion: string;
   /** Whether the VMs have a network card (part of the device model). Default true. */
   networkCard?: boolean;
+  /** Guest architecture (`x86_64`, `aarch64`). Default `x86_64`. */
+  arch?: string;
 }
 
 function invalid(field: string, expected: string): SnapshotError {
@@ -99,6 +101,7 @@ export function computeFingerprint(inputs: FingerprintInputs): string {
   if (inputs.networkCard !== undefined && typeof inputs.networkCard !== "boolean") {
     throw invalid("networkCard", "a boolean");
   }
+  const arch = inputs.arch === undefined ? "x86_64" : needString(inputs.arch, "arch");
   const canonical = [
     "supermachine-snapshot-fingerprint",
     SNAPSHOT_FORMAT_VERSION,
@@ -118,6 +121,8 @@ export function computeFingerprint(inputs: FingerprintInputs): string {
     needString(inputs.qemuVersion, "qemuVersion"),
     // only a VM without a network card adds this (fingerprints of existing bakes stay the same)
     ...(inputs.networkCard === false ? ["network:none"] : []),
+    // likewise only a guest of another architecture than x86_64 adds its name
+    ...(arch !== "x86_64" ? [`arch:${arch}`] : []),
   ];
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }

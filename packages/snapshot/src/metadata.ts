@@ -58,6 +58,8 @@ export interface SnapshotEngine {
   accel: string;
   /** QEMU `-cpu` model at bake time (`max` under TCG, `host` under KVM/HVF); absent in older snapshots. */
   cpuModel?: string;
+  /** Guest architecture (`x86_64`, `aarch64`); absent in snapshots baked before aarch64 guests (x86_64). */
+  arch?: string;
 }
 
 /** Build hashes of the guest kernel and init/agent a snapshot was baked with. */

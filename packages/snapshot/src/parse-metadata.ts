@@ -221,6 +221,7 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
         machine: str(engine, "machine", "engine.machine", { nonEmpty: true }),
         accel: str(engine, "accel", "engine.accel", { nonEmpty: true }),
         ...optional("cpuModel", optStr(engine, "cpuModel", "engine.cpuModel")),
+        ...optional("arch", optStr(engine, "arch", "engine.arch")),
       },
       assets: {
         kernelHash: str(assets, "kernelHash", "assets.kernelHash", { nonEmpty: true }),

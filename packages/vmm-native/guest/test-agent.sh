@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the guest agent (sm-init) on the host:
-#  1. warning-free builds (gcc and musl-gcc, -Wall -Wextra -Werror)
+#  1. warning-free builds (gcc, musl-gcc and aarch64-linux-gnu-gcc, -Wall -Wextra -Werror)
 #  2. frame codec vs the shared test vectors + our extra vectors
 #  3. bounded-time seeded fuzz of parser + session under ASan/UBSan
 #  4. end-to-end protocol checks against an ASan build of `sm-init --stdio`
@@ -47,6 +47,14 @@ elif musl-gcc "${cflags[@]}" -static -Os -o "$work/sm-init-musl" "$src"/*.c 2>"$
   pass "musl-gcc static build without warnings"
 else
   cat "$work/musl.log"; fail "musl-gcc build"
+fi
+# the aarch64 guest's compiler (build-agent-cross.sh uses it with musl)
+if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+  fail "aarch64 cross build: aarch64-linux-gnu-gcc not found (apt-get install gcc-aarch64-linux-gnu; npm run setup installs it)"
+elif aarch64-linux-gnu-gcc "${cflags[@]}" -static -Os -o "$work/sm-init-aarch64" "$src"/*.c 2>"$work/arm.log"; then
+  pass "aarch64-linux-gnu-gcc static build without warnings (glibc headers; the guest build links musl)"
+else
+  cat "$work/arm.log"; fail "aarch64 cross build"
 fi
 
 echo "== codec vectors"

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { AgentSession } from "@supermachine/agent-protocol";
 import type { Accelerator } from "./accelerator.js";
 import { ConsoleSink } from "./console-tail.js";
+import type { GuestArch } from "./machine-model.js";
 import { buildQemuArgs } from "./qemu-args.js";
 import type { QemuBinary } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
@@ -20,6 +21,8 @@ export interface ProbeResult {
 
 /** What a probe boots and how. */
 export interface ProbeTarget {
+  /** Guest architecture (default x86_64). */
+  arch?: GuestArch;
   accel: Accelerator;
   cpuModel: string;
   qemu: QemuBinary;
@@ -73,7 +76,7 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
   const deadline = started + t.timeoutMs;
   const runDir = new RunDir(t.runDirParent);
   const args = buildQemuArgs(
-    { kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false },
+    { arch: t.arch, kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false },
     {
       accel: t.accel,
       cpuModel: t.cpuModel,

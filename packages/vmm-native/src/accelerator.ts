@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync } from "node:fs";
+import { type GuestArch, guestArchOfNode, hostGuestArch } from "./machine-model.js";
 
 /** Hardware acceleration QEMU can use. `tcg` is software emulation and always works. */
 export type Accelerator = "kvm" | "hvf" | "tcg";
@@ -45,10 +46,41 @@ export function requestedAccelerator(requested?: AcceleratorRequest): Accelerato
   return "auto";
 }
 
-/** The hardware accelerator auto mode tries on this host, if any. */
-export function hardwareAccelerator(): Accelerator | undefined {
-  if (process.platform === "darwin") return "hvf";
-  if (kvmDevicePresent()) return "kvm";
+/**
+ * The hardware accelerator auto mode tries on this host for a guest of
+ * `arch` (default x86_64), if any: HVF on macOS, KVM on Linux, and only when
+ * the guest has the host's own architecture (hardware virtualization does not
+ * translate instructions: a foreign guest always runs under TCG, with no
+ * probe). `arch` defaults to the host's; `platform` and `hostArch` (a Node
+ * `process.arch`) to this process's.
+ */
+export function hardwareAccelerator(
+  arch: GuestArch = hostGuestArch(),
+  platform: NodeJS.Platform = process.platform,
+  hostArch: string = process.arch,
+): Accelerator | undefined {
+  if (guestArchOfNode(hostArch) !== arch) return undefined;
+  if (platform === "darwin") return "hvf";
+  if (platform === "linux" && kvmDevicePresent()) return "kvm";
+  return undefined;
+}
+
+/**
+ * Why `accel` cannot run a guest of `arch` on this host at all, whatever a
+ * probe would say (a foreign architecture, the wrong OS), or undefined.
+ */
+export function acceleratorArchProblem(
+  accel: Exclude<Accelerator, "tcg">,
+  arch: GuestArch = hostGuestArch(),
+  platform: NodeJS.Platform = process.platform,
+  hostArch: string = process.arch,
+): string | undefined {
+  const host = guestArchOfNode(hostArch) ?? hostArch;
+  if (host !== arch) {
+    return `${accel.toUpperCase()} runs guests of the host's own architecture (${host}) only, not ${arch}; use TCG`;
+  }
+  if (accel === "hvf" && platform !== "darwin") return `HVF needs macOS (this is ${platform})`;
+  if (accel === "kvm" && platform !== "linux") return `KVM needs Linux (this is ${platform})`;
   return undefined;
 }
 

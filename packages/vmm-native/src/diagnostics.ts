@@ -4,7 +4,8 @@ import { detectCgroupSupport } from "./confine/cgroup.js";
 import { findTool } from "./confine/host-tools.js";
 import { resolveConfinement } from "./confine/options.js";
 import { chooseEngine } from "./engine.js";
-import { GUEST_ASSETS_FIX, resolveGuestAssets } from "./guest-assets.js";
+import { guestAssetsFix, resolveGuestAssets } from "./guest-assets.js";
+import { hostGuestArch } from "./machine-model.js";
 import { networkDiagnostic } from "./network/diagnostic.js";
 import { qemuRequirements } from "./qemu-args.js";
 import { findQemu } from "./qemu-binary.js";
@@ -25,13 +26,18 @@ export interface DiagnosticCheck {
   fix?: string;
 }
 
+/** Checks are of the host's own guest architecture (x86_64 here, aarch64 on Apple Silicon and Arm Linux). */
+const ARCH = hostGuestArch();
+const GUEST_ASSETS_FIX = guestAssetsFix(ARCH);
 const QEMU_FIX =
-  "install QEMU 10 from Debian bookworm-backports: `apt-get install -t bookworm-backports qemu-system-x86` " +
-  "(enable bookworm-backports in /etc/apt/sources.list.d first)";
+  process.platform === "darwin"
+    ? "install QEMU from Homebrew: `brew install qemu` (found in /opt/homebrew/bin or /usr/local/bin)"
+    : `install QEMU 10 from Debian bookworm-backports: \`apt-get install -t bookworm-backports ${ARCH === "aarch64" ? "qemu-system-arm" : "qemu-system-x86"}\` ` +
+      "(enable bookworm-backports in /etc/apt/sources.list.d first)";
 
 function qemuCheck(): DiagnosticCheck {
   try {
-    const q = findQemu(qemuRequirements({}, "tcg"));
+    const q = findQemu(qemuRequirements({ arch: ARCH }, "tcg"));
     const caps = readCapabilities(q.path);
     const major = Number(q.version.split(".")[0]);
     const base = {
@@ -55,7 +61,7 @@ function qemuCheck(): DiagnosticCheck {
 
 function guestCheck(): DiagnosticCheck {
   try {
-    const g = resolveGuestAssets();
+    const g = resolveGuestAssets(ARCH);
     return {
       id: "guest",
       title: "guest kernel and agent",
@@ -75,10 +81,10 @@ function guestCheck(): DiagnosticCheck {
 
 async function acceleratorCheck(): Promise<DiagnosticCheck> {
   const title = "accelerator";
-  const hw = hardwareAccelerator();
+  const hw = hardwareAccelerator(ARCH);
   let guest: ReturnType<typeof resolveGuestAssets>;
   try {
-    guest = resolveGuestAssets();
+    guest = resolveGuestAssets(ARCH);
   } catch {
     return {
       id: "accelerator",
@@ -89,7 +95,7 @@ async function acceleratorCheck(): Promise<DiagnosticCheck> {
     };
   }
   try {
-    const e = await chooseEngine({ accel: "auto", kernel: guest.kernel, initrd: guest.initrd });
+    const e = await chooseEngine({ arch: ARCH, accel: "auto", kernel: guest.kernel, initrd: guest.initrd });
     if (e.accel !== "tcg") {
       return {
         id: "accelerator",
@@ -121,6 +127,14 @@ async function acceleratorCheck(): Promise<DiagnosticCheck> {
 }
 
 function setprivCheck(): DiagnosticCheck {
+  if (process.platform === "darwin") {
+    return {
+      id: "setpriv",
+      title: "orphan protection",
+      status: "ok",
+      summary: "a watcher on a pipe from Node kills QEMU when Node dies (macOS has no parent-death signal)",
+    };
+  }
   const found = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
   return found
     ? {

@@ -6,6 +6,7 @@ import { probeAccelerator } from "./accel-probe.js";
 import {
   type Accelerator,
   type AcceleratorRequest,
+  acceleratorArchProblem,
   cpuModelFor,
   hardwareAccelerator,
   kvmAccessProblem,
@@ -13,6 +14,7 @@ import {
 } from "./accelerator.js";
 import { VmmError } from "./errors.js";
 import { cacheRoot } from "./guest-assets.js";
+import { type GuestArch, hostGuestArch } from "./machine-model.js";
 import { qemuRequirements } from "./qemu-args.js";
 import { findQemu, type QemuBinary } from "./qemu-binary.js";
 
@@ -30,6 +32,12 @@ export interface Engine {
 export interface EngineRequest {
   /** Requested accelerator; default `auto` (or `SUPERMACHINE_ACCEL`). */
   accel?: AcceleratorRequest;
+  /**
+   * Guest architecture (default: the host's). A guest of another architecture
+   * than the host's runs under TCG: auto mode does not probe for it, and an
+   * explicit `kvm`/`hvf` fails with `ACCEL_UNAVAILABLE`.
+   */
+  arch?: GuestArch;
   /** Guest kernel the probe boots (and whose hash keys the cached verdict). */
   kernel: string;
   /** Guest initramfs holding the agent. */
@@ -126,11 +134,12 @@ export function acceleratorVerdict(
     durationMs: 0,
     probedAt: new Date().toISOString(),
   };
-  const problem = accel === "kvm" ? kvmAccessProblem() : undefined;
+  const arch = req.arch ?? hostGuestArch();
+  const problem = acceleratorArchProblem(accel, arch) ?? (accel === "kvm" ? kvmAccessProblem() : undefined);
   if (problem) return Promise.resolve({ ...base, ok: false, reason: problem });
   let qemu: QemuBinary;
   try {
-    qemu = findQemu(qemuRequirements({ network: req.network }, accel));
+    qemu = findQemu(qemuRequirements({ network: req.network, arch }, accel));
     base.guestKernelSha256 = sha256File(req.kernel);
   } catch (err) {
     return Promise.resolve({ ...base, ok: false, reason: (err as Error).message });
@@ -158,6 +167,7 @@ export function acceleratorVerdict(
     const cached = readVerdict(file);
     if (cached) return cached;
     const r = await probeAccelerator({
+      arch,
       accel,
       cpuModel,
       qemu,
@@ -177,7 +187,7 @@ function tcgEngine(req: EngineRequest, fallbackReason?: string): Engine {
   return {
     accel: "tcg",
     cpuModel: cpuModelFor("tcg"),
-    qemu: findQemu(qemuRequirements({ network: req.network }, "tcg")),
+    qemu: findQemu(qemuRequirements({ network: req.network, arch: req.arch ?? hostGuestArch() }, "tcg")),
     ...(fallbackReason ? { fallbackReason } : {}),
   };
 }
@@ -197,7 +207,8 @@ function warnFallback(accel: Accelerator, reason: string): void {
  * Chooses how VMs run: the accelerator, its CPU model and a QEMU binary that
  * has every backend and device the machine needs.
  *
- * - `tcg`: software emulation, no probe.
+ * - `tcg`: software emulation, no probe. A guest of another architecture than
+ *   the host's always gets it in auto mode.
  * - `kvm` / `hvf`: proven by booting the real guest to its agent handshake
  *   (once, then cached); a failure throws `ACCEL_UNAVAILABLE` with the reason.
  * - `auto` (default): the host's hardware accelerator if its probe passes,
@@ -209,7 +220,7 @@ export async function chooseEngine(req: EngineRequest): Promise<Engine> {
     throw new VmmError("ACCEL_UNAVAILABLE", `unknown accelerator ${JSON.stringify(requested)}`);
   }
   if (requested === "tcg") return tcgEngine(req);
-  const hw = requested === "auto" ? hardwareAccelerator() : requested;
+  const hw = requested === "auto" ? hardwareAccelerator(req.arch ?? hostGuestArch()) : requested;
   if (!hw || hw === "tcg") return tcgEngine(req);
   const verdict = await acceleratorVerdict(hw, req);
   if (verdict.ok) {

@@ -23,6 +23,7 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `NETWORK_SETUP_FAILED`: creating a VM's network namespace, its rules or its uplink failed.
  * - `CONFINEMENT_FAILED`: a confinement layer could not be applied (a tool missing, a file QEMU could not read).
  * - `RUN_DIR_UNSAFE`: the run directory root is a symlink, someone else's, or open to others.
+ * - `UNSUPPORTED_ARCH`: a guest architecture the engine does not know (`x86_64` and `aarch64` it does).
  */
 export type VmmErrorCode =
   | "QEMU_NOT_FOUND"
@@ -44,7 +45,8 @@ export type VmmErrorCode =
   | "NETWORK_UNAVAILABLE"
   | "NETWORK_SETUP_FAILED"
   | "CONFINEMENT_FAILED"
-  | "RUN_DIR_UNSAFE";
+  | "RUN_DIR_UNSAFE"
+  | "UNSUPPORTED_ARCH";
 
 /** Every error thrown by `@supermachine/vmm-native`. */
 export class VmmError extends SupermachineError {

@@ -2,6 +2,7 @@ export type { ProbeResult, ProbeTarget } from "./accel-probe.js";
 export { probeAccelerator } from "./accel-probe.js";
 export type { Accelerator, AcceleratorRequest } from "./accelerator.js";
 export {
+  acceleratorArchProblem,
   cpuModelFor,
   hardwareAccelerator,
   kvmAccessProblem,
@@ -31,11 +32,23 @@ export {
   GUEST_ASSETS_FIX,
   GUEST_PACKAGE,
   guestAssetsCandidates,
+  guestAssetsEnvVar,
+  guestAssetsFix,
+  guestCacheManifest,
   guestPackageManifest,
+  guestPackageName,
   resolveGuestAssets,
 } from "./guest-assets.js";
 export type { BootOptions, CaptureOptions, RestoreOptions, StartOptions } from "./machine.js";
 export { engineForSnapshot, Machine, PreparedRestore } from "./machine.js";
+export type { GuestArch, MachineModel } from "./machine-model.js";
+export {
+  GUEST_ARCHES,
+  guestArchOfNode,
+  hostGuestArch,
+  machineModel,
+  parseGuestArch,
+} from "./machine-model.js";
 export type { Cidr } from "./network/addresses.js";
 export { parseCidr } from "./network/addresses.js";
 export type { NetworkNamespace } from "./network/namespace.js";
@@ -54,10 +67,12 @@ export { isNonPublic, NON_PUBLIC_V4, NON_PUBLIC_V6 } from "./network/ranges.js";
 export type { NetworkLease } from "./network/registry.js";
 export { acquireNetwork, liveNetworkNamespaces } from "./network/registry.js";
 export { networkTools } from "./network/tools.js";
+export type { GuardedCommand } from "./orphan-guard.js";
+export { guardAgainstOrphans, STDIN_WATCH_SCRIPT } from "./orphan-guard.js";
 export type { MachineSpec, ProcessSpec } from "./qemu-args.js";
 export { buildQemuArgs, kernelCmdline, MACHINE_TYPE, optionValue, qemuRequirements } from "./qemu-args.js";
 export type { QemuBinary } from "./qemu-binary.js";
-export { findQemu, qemuCandidates } from "./qemu-binary.js";
+export { findQemu, QEMU_SEARCH_DIRS, qemuCandidates } from "./qemu-binary.js";
 export type { QemuCapabilities, QemuRequirements } from "./qemu-capabilities.js";
 export { missingCapabilities, readCapabilities } from "./qemu-capabilities.js";
 export type { QmpConnectOptions } from "./qmp/qmp-client.js";

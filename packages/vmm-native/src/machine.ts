@@ -77,7 +77,8 @@ export interface CaptureOptions {
 let nextId = 1;
 
 /**
- * One QEMU microVM process and everything the host needs to drive it: QMP,
+ * One QEMU VM process (x86_64 `microvm` or aarch64 `virt`, see `machineModel`)
+ * and everything the host needs to drive it: QMP,
  * the agent channel (a unix socket to a virtio-serial port), the console
  * (a bounded ring in this process).
  *
@@ -176,6 +177,7 @@ export class Machine {
     const engine =
       opts.engine ??
       (await chooseEngine({
+        arch: spec.arch ?? "x86_64",
         accel: opts.accel,
         kernel: spec.kernel,
         initrd: spec.initrd,
@@ -383,7 +385,8 @@ export class Machine {
       }
       writeMachineRecord(destDir, {
         engineFormat: 1,
-        spec: this.spec,
+        arch: this.spec.arch ?? "x86_64",
+        spec: { ...this.spec, arch: this.spec.arch ?? "x86_64" },
         qemuVersion: this.qemuVersion,
         accel: this.accel,
         cpuModel: this.engine.cpuModel,
@@ -573,6 +576,7 @@ export async function engineForSnapshot(record: MachineRecord, accel?: Accelerat
     throw new VmmError("ACCEL_MISMATCH", `snapshot names an unknown accelerator ${JSON.stringify(baked)}`);
   }
   const verdict = await acceleratorVerdict(baked, {
+    arch: record.spec.arch ?? "x86_64",
     kernel: record.spec.kernel,
     initrd: record.spec.initrd,
     network: record.spec.network,

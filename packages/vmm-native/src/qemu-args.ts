@@ -1,5 +1,6 @@
 import type { Accelerator } from "./accelerator.js";
 import { VmmError } from "./errors.js";
+import { type GuestArch, machineModel } from "./machine-model.js";
 import type { QemuRequirements } from "./qemu-capabilities.js";
 
 /**
@@ -8,7 +9,13 @@ import type { QemuRequirements } from "./qemu-capabilities.js";
  * which is why snapshots record it.
  */
 export interface MachineSpec {
-  /** Guest kernel (bzImage). */
+  /**
+   * Guest architecture: picks the machine model (`microvm` for x86_64, `virt`
+   * for aarch64) and the QEMU binary. Absent means x86_64 (records written
+   * before other architectures existed).
+   */
+  arch?: GuestArch;
+  /** Guest kernel (bzImage on x86_64, Image on aarch64). */
   kernel: string;
   /** Initramfs holding the guest init/agent. */
   initrd: string;
@@ -43,24 +50,30 @@ export interface ProcessSpec {
 
 /** Kernel command line used for every guest. */
 export function kernelCmdline(spec: MachineSpec): string {
-  const parts = ["console=ttyS0", "quiet", "panic=-1", "reboot=t", "tsc=reliable", "no_timer_check"];
+  const model = machineModel(spec.arch);
+  const parts = [`console=${model.console}`, "quiet", "panic=-1", ...model.cmdline];
   if (spec.rootfs) parts.push("sm.root=/dev/vda");
   if (spec.cmdline) parts.push(spec.cmdline);
   return parts.join(" ");
 }
 
-/** The QEMU machine type every guest uses. */
+/** The QEMU machine type of x86_64 guests (see `machineModel` for the others). */
 export const MACHINE_TYPE = "microvm";
 
 /** Devices {@link buildQemuArgs} attaches (whatever the spec). */
 const BASE_DEVICES = ["virtio-serial-device", "virtserialport", "virtio-rng-device", "virtio-blk-device"];
 
 /** What a QEMU binary must support to run `spec` under `accel`. */
-export function qemuRequirements(spec: Pick<MachineSpec, "network">, accel: Accelerator): QemuRequirements {
+export function qemuRequirements(
+  spec: Pick<MachineSpec, "network" | "arch">,
+  accel: Accelerator,
+): QemuRequirements {
   const network = spec.network !== false;
+  const model = machineModel(spec.arch);
   return {
+    arch: model.arch,
     accel,
-    machine: MACHINE_TYPE,
+    machine: model.machineType,
     netdevs: network ? ["user"] : [],
     devices: network ? [...BASE_DEVICES, "virtio-net-device"] : BASE_DEVICES,
   };
@@ -85,13 +98,17 @@ function plainPath(value: string, what: string): string {
   return value;
 }
 
-/** Builds the QEMU argument vector for a microvm guest. */
+/**
+ * Builds the QEMU argument vector of a guest: its architecture's machine
+ * model (`microvm` or `virt`) with the same devices, all on virtio-mmio.
+ */
 export function buildQemuArgs(spec: MachineSpec, proc: ProcessSpec): string[] {
   const accel = proc.accel;
+  const model = machineModel(spec.arch);
   const memPath = optionValue(proc.memoryFile, "memory file path");
   const args = [
     "-M",
-    `${MACHINE_TYPE},acpi=off,pit=on,pic=on,rtc=on,memory-backend=mem`,
+    [model.machineType, ...model.machineOptions, "memory-backend=mem"].join(","),
     "-accel",
     accel,
     "-cpu",

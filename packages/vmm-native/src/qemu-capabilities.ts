@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cacheRoot } from "./guest-assets.js";
+import type { GuestArch } from "./machine-model.js";
 
 /** What one QEMU binary can do, as it reports itself (`--version`, `-accel/-machine/-netdev/-device help`). */
 export interface QemuCapabilities {
@@ -20,6 +21,8 @@ export interface QemuCapabilities {
 
 /** What a machine model needs from a QEMU binary. */
 export interface QemuRequirements {
+  /** Guest architecture (which system emulator); absent means x86_64. */
+  arch?: GuestArch;
   accel: string;
   machine: string;
   netdevs: readonly string[];
@@ -103,8 +106,10 @@ export function readCapabilities(path: string): QemuCapabilities {
     version: parseVersion(ask(path, ["--version"])),
     accels: parseNameList(ask(path, ["-accel", "help"])),
     machines: parseMachines(ask(path, ["-machine", "help"])),
-    netdevs: parseNameList(ask(path, ["-netdev", "help"])),
-    devices: parseDevices(ask(path, ["-device", "help"])),
+    // `-M none`: a system emulator without a default machine (qemu-system-aarch64) refuses
+    // these questions otherwise; the lists do not depend on the machine
+    netdevs: parseNameList(ask(path, ["-M", "none", "-netdev", "help"])),
+    devices: parseDevices(ask(path, ["-M", "none", "-device", "help"])),
   };
   cache.set(key, caps);
   try {

@@ -1,12 +1,11 @@
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import type { LaunchPlan } from "./confine/launch.js";
 import type { ConsoleSink } from "./console-tail.js";
 import { type ExitInfo, VmExitedError } from "./errors.js";
-
-const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+import { guardAgainstOrphans } from "./orphan-guard.js";
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
@@ -45,8 +44,9 @@ function childOf(pid: number): number | undefined {
  * One QEMU process. Started from a {@link LaunchPlan} (confined: the spawned
  * process is bubblewrap's monitor, QEMU its child, whose pid bubblewrap
  * reports; killed with its parent) or, with the plain constructor, through
- * `setpriv --pdeathsig KILL` on Linux so the kernel kills it when the Node
- * process dies, even by SIGKILL: no orphans.
+ * `guardAgainstOrphans` (`setpriv --pdeathsig KILL` on Linux, a stdin
+ * watcher on macOS) so QEMU dies when the Node process dies, even by
+ * SIGKILL: no orphans.
  */
 export class QemuProcess {
   /** Resolves once QEMU has exited, with how it ended. Never rejects. */
@@ -71,18 +71,27 @@ export class QemuProcess {
     private readonly plan?: LaunchPlan,
   ) {
     if (plan) {
-      const stdio: StdioOptions = ["ignore", "ignore", "pipe", plan.infoFd ? "pipe" : "ignore", ...plan.fds];
+      const stdio: StdioOptions = [
+        plan.stdinPipe ? "pipe" : "ignore",
+        "ignore",
+        "pipe",
+        plan.infoFd ? "pipe" : "ignore",
+        ...plan.fds,
+      ];
       try {
         this.child = spawn(plan.command, plan.args, { stdio, env: plan.env, detached: false });
       } finally {
         plan.spawned();
       }
     } else {
-      const [cmd, argv] = SETPRIV
-        ? [SETPRIV, ["--pdeathsig", "KILL", "--", binary, ...args]]
-        : [binary, args];
-      this.child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], detached: false });
+      const g = guardAgainstOrphans(binary, args);
+      this.child = spawn(g.command, g.args, {
+        stdio: [g.stdinPipe ? "pipe" : "ignore", "ignore", "pipe"],
+        detached: false,
+      });
     }
+    // the orphan guard's pipe (macOS): held open while QEMU runs, never written
+    this.child.stdin?.on("error", () => {});
     const info = plan?.infoFd ? (this.child.stdio[3] as Readable | null) : null;
     if (!info) this.qemuPid = this.child.pid ?? -1;
     this.started = info ? this.readQemuPid(info) : Promise.resolve();
@@ -103,6 +112,7 @@ export class QemuProcess {
           stderrTail: this.stderrBuf,
         };
         plan?.cleanup();
+        this.child.stdin?.destroy(); // QEMU is gone: let the orphan guard's watcher exit
         resolve(this.exitInfo);
       };
       this.child.once("exit", done);

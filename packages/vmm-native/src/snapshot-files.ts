@@ -1,6 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VmmError } from "./errors.js";
+import { GUEST_ARCHES, type GuestArch } from "./machine-model.js";
 import type { MachineSpec } from "./qemu-args.js";
 
 /** Name of the device-state file inside a snapshot directory. */
@@ -14,6 +15,8 @@ export const MACHINE_FILE = "machine.json";
 export interface MachineRecord {
   /** Engine snapshot format version. */
   engineFormat: 1;
+  /** Guest architecture (absent in records written before aarch64 guests: x86_64). Equals `spec.arch`. */
+  arch?: GuestArch;
   spec: MachineSpec;
   qemuVersion: string;
   accel: string;
@@ -70,6 +73,9 @@ export function openSnapshotFiles(dir: string): SnapshotFiles {
     !spec.initrd
   ) {
     throw invalid(dir, `${MACHINE_FILE} lacks a complete machine spec`);
+  }
+  if (spec.arch !== undefined && !GUEST_ARCHES.includes(spec.arch)) {
+    throw invalid(dir, `${MACHINE_FILE} names an unknown guest architecture ${JSON.stringify(spec.arch)}`);
   }
   const stateFile = join(dir, STATE_FILE);
   const memoryFile = join(dir, MEMORY_FILE);

@@ -12,7 +12,8 @@ const FIXES: Record<string, string> = {
   OCI_NETWORK:
     "check that the registry is reachable from this host; a plain-HTTP registry other than localhost needs --insecure-registry HOST",
   OCI_REGISTRY_ERROR: "the registry refused the request; retry, or check the registry's logs",
-  OCI_NO_MATCHING_PLATFORM: "the image has no linux/amd64 variant: pick a tag built for it",
+  OCI_NO_MATCHING_PLATFORM:
+    "the image has no variant for the guest architecture (the message lists what it offers): pick a tag built for it, or another guest `arch`",
   OCI_PULL_POLICY: "the image is not in the local cache: drop `--pull never`",
   OCI_DIGEST_MISMATCH: "the registry served corrupt data: retry, and check any proxy in between",
   OCI_CREDENTIAL_HELPER: "the docker credential helper failed: run it by hand or `docker login` again",

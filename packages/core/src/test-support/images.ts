@@ -1,7 +1,13 @@
 import { ensureTestImages } from "../../../../test-support/test-images.js";
 
 /** A test layout of `scripts/test-images/build.sh`. */
-export type TestLayout = "busybox" | "multilayer" | "multiarch" | "debian";
+export type TestLayout =
+  | "busybox"
+  | "multilayer"
+  | "multiarch"
+  | "debian"
+  | "busybox-multiarch"
+  | "debian-arm64";
 
 /**
  * Path of one test layout. Every layout is made current first (each checked

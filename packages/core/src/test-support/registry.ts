@@ -74,7 +74,15 @@ export async function startRegistry(): Promise<TestRegistry> {
       const ref = `${host}/${repo}:${tag}`;
       await run(
         "skopeo",
-        ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layoutDir}:${layoutTag}`, `docker://${ref}`],
+        // --all: a multi-arch index is copied whole, not only the host's platform
+        [
+          "copy",
+          "--quiet",
+          "--all",
+          "--dest-tls-verify=false",
+          `oci:${layoutDir}:${layoutTag}`,
+          `docker://${ref}`,
+        ],
         {
           maxBuffer: 16 << 20,
         },

@@ -2,6 +2,7 @@ import { closeSync, constants, existsSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Accelerator, kvmDevice } from "../accelerator.js";
 import { VmmError } from "../errors.js";
+import { guardAgainstOrphans } from "../orphan-guard.js";
 import type { RunDir } from "../run-dir.js";
 import { cgroupLimits, createVmCgroup, detectCgroupSupport, removeVmCgroup } from "./cgroup.js";
 import {
@@ -99,12 +100,17 @@ const FIRST_FILE_FD = 4;
 /**
  * The final command line, environment and descriptors of a QEMU launch.
  * Spawn `command` with `args`, `env` and stdio
- * `["ignore", "ignore", "pipe", infoFd ? "pipe" : "ignore", ...fds]`
+ * `[stdinPipe ? "pipe" : "ignore", "ignore", "pipe", infoFd ? "pipe" : "ignore", ...fds]`
  * (see `QemuProcess`), then call {@link LaunchPlan.spawned}.
  */
 export interface LaunchPlan {
   command: string;
   args: string[];
+  /**
+   * The child's stdin must be a pipe held open while QEMU runs (the macOS
+   * orphan guard, see `guardAgainstOrphans`); absent or false: ignored.
+   */
+  stdinPipe?: boolean;
   env: Record<string, string>;
   /** Open descriptors the child inherits at fd 4, 5, ... */
   fds: number[];
@@ -143,15 +149,19 @@ function underDir(path: string, dir: string): string | undefined {
 
 let cgroupSeq = 0;
 
-/** An unconfined launch: QEMU as the caller, only the parent-death signal (Linux). */
+/**
+ * An unconfined launch: QEMU as the caller, only the orphan guard (the
+ * parent-death signal on Linux, a stdin watcher on macOS).
+ */
 function plainPlan(req: LaunchRequest, confinement: Confinement): LaunchPlan {
   const setpriv = process.platform === "linux" ? findTool("setpriv") : undefined;
   const qemuDir = req.files.runDir.qemuDir;
-  const argv = setpriv ? ["--pdeathsig", "KILL", "--", req.qemu, ...req.args] : req.args;
-  const all = [...(req.prefix ?? []), setpriv ?? req.qemu, ...argv];
+  const guarded = guardAgainstOrphans(req.qemu, req.args, process.platform, setpriv);
+  const all = [...(req.prefix ?? []), guarded.command, ...guarded.args];
   return {
     command: all[0]!,
     args: all.slice(1),
+    stdinPipe: guarded.stdinPipe,
     env: { ...process.env } as Record<string, string>,
     fds: [],
     infoFd: false,

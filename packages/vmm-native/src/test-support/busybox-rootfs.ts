@@ -8,17 +8,18 @@ const APPLETS = execFileSync("/bin/busybox", ["--list"], { encoding: "utf8" })
   .filter((a) => a && a !== "busybox");
 
 /**
- * Makes a small ext4 root file system holding Debian's busybox-static, for
+ * Makes a small ext4 root file system holding Debian's busybox-static (the
+ * host's, or `busybox`: another build of the same version, e.g. arm64), for
  * engine tests that need a guest userland without pulling an image.
  */
-export function makeBusyboxRootfs(dir: string): string {
+export function makeBusyboxRootfs(dir: string, busybox = "/bin/busybox"): string {
   const root = join(dir, "rootfs");
   const image = join(dir, "rootfs.ext4");
   if (existsSync(image)) return image;
   rmSync(root, { recursive: true, force: true });
   for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"])
     mkdirSync(join(root, d), { recursive: true });
-  copyFileSync("/bin/busybox", join(root, "bin/busybox"));
+  copyFileSync(busybox, join(root, "bin/busybox"));
   for (const a of APPLETS) symlinkSync("busybox", join(root, "bin", a));
   writeFileSync(
     join(root, "etc/passwd"),
