@@ -3,6 +3,10 @@ import { buildRootfs, pullImage } from "@supermachine/oci";
 import {
   computeFingerprint,
   defaultSnapshotsDir,
+  type LoadedSnapshot,
+  readSnapshotMetadata,
+  resolveSnapshotDir,
+  type SnapshotError,
   type SnapshotMetadata,
   SnapshotStore,
 } from "@supermachine/snapshot";
@@ -10,8 +14,9 @@ import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
 import { bakeSnapshot } from "./bake.js";
 import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
-import type { BuildOptions, NetworkOptions, PoolOptions } from "./options.js";
+import type { BuildOptions, FromSnapshotOptions, NetworkOptions, PoolOptions } from "./options.js";
 import { Pool } from "./pool.js";
+import { isRootfsMissing, rebuildSnapshotRootfs } from "./rootfs-inputs.js";
 import { type NetworkChoice, networkOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
 
@@ -25,6 +30,8 @@ export class Image {
     /** The snapshot's metadata. */
     readonly metadata: SnapshotMetadata,
     private readonly dir: string,
+    /** The root fs image on this host (found by its digest in the root fs store). */
+    readonly rootfsPath: string,
     /** The `network` option of the `Image.build` call that returned this image (it wins over the metadata's policy). */
     private readonly requestedNetwork?: NetworkChoice,
   ) {}
@@ -82,10 +89,26 @@ export class Image {
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
     const key = { name: options.name, ref: image.reference, fingerprint };
     const expectedAssets = { kernelHash: assets.kernelHash, agentHash: assets.agentHash };
-    const cached = await store.lookup(key, { expectedAssets });
+    let rootfsMissing: SnapshotError | undefined;
+    const lookup = () =>
+      store.lookup(key, {
+        expectedAssets,
+        onInvalid: (e) => {
+          if (isRootfsMissing(e)) rootfsMissing = e;
+        },
+      });
+    let cached = await lookup();
+    if (!cached && rootfsMissing) {
+      // a snapshot copied or moved here without its root fs: rebuild it from the layers (same bytes)
+      await rebuildSnapshotRootfs(await readSnapshotMetadata(store.pathOf(store.nameFor(key))), {
+        image,
+        onProgress: progress,
+      }).catch(() => undefined); // a root fs that cannot be rebuilt identically: bake again below
+      cached = await lookup();
+    }
     if (cached) {
       progress({ phase: "cached", snapshotPath: cached.dir });
-      return new Image(cached.metadata, cached.dir, network);
+      return new Image(cached.metadata, cached.dir, cached.rootfsPath, network);
     }
 
     const published = await store.publish(
@@ -99,6 +122,7 @@ export class Image {
         const baked = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
+          rootfsDigest: rootfs.digest,
           assets,
           engine,
           memoryMib: plan.memoryMib,
@@ -124,7 +148,7 @@ export class Image {
           extraFiles: extraFiles.map(fingerprintFile),
           workload,
           assets: expectedAssets,
-          rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
+          rootfs: { path: rootfs.path, digest: rootfs.digest },
           engine: baked,
           network: { card: network.card, ...(network.policy ? { policy: { ...network.policy } } : {}) },
         };
@@ -136,21 +160,38 @@ export class Image {
           progress({ phase: "waiting", message: "waiting for another process baking this image" }),
       },
     );
-    return new Image(published.metadata, published.dir, network);
+    return new Image(published.metadata, published.dir, published.rootfsPath, network);
   }
 
   /**
    * Loads a baked image from its snapshot directory or its `restore.snap`
-   * path. Validates the snapshot (files present and complete) without booting.
+   * path, wherever it is: the snapshot names its root fs by digest and its
+   * guest by build hashes, so a directory moved or copied from another path
+   * or host loads as well. Validates the snapshot (files present and
+   * complete) without booting. A root fs this host lacks is rebuilt from
+   * the image's layers (pulled if needed) and checked byte for byte
+   * (`SNAPSHOT_ROOTFS_UNAVAILABLE` when that cannot be done).
    */
-  static async fromSnapshot(path: string): Promise<Image> {
-    const loaded = await SnapshotStore.load(path);
-    return new Image(loaded.metadata, loaded.dir);
+  static async fromSnapshot(path: string, options: FromSnapshotOptions = {}): Promise<Image> {
+    const load = () => SnapshotStore.load(path, { rootfsDirs: options.rootfsDirs });
+    try {
+      const loaded = await load();
+      return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
+    } catch (err) {
+      if (!isRootfsMissing(err) || options.rebuildRootfs === false) throw err;
+      const metadata = await readSnapshotMetadata(await resolveSnapshotDir(path));
+      await rebuildSnapshotRootfs(metadata, {
+        insecureRegistries: options.insecureRegistries,
+        onProgress: options.onProgress,
+      });
+      const loaded = await load();
+      return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
+    }
   }
 
-  /** @internal Wraps already-validated snapshot metadata (used by `Vm.snapshot`). */
-  static fromLoaded(metadata: SnapshotMetadata, dir: string): Image {
-    return new Image(metadata, dir);
+  /** @internal Wraps an already-validated snapshot (used by `Vm.snapshot`). */
+  static fromLoaded(loaded: LoadedSnapshot): Image {
+    return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
   }
 
   /** Creates a pool of VMs restored from this image; `min` VMs are started before it resolves. */

@@ -16,6 +16,7 @@ export type {
   ExecOutput,
   ExecWaitResult,
   ExtraFileSpec,
+  FromSnapshotOptions,
   LogsOptions,
   NetworkOptions,
   PoolOptions,

@@ -90,6 +90,21 @@ export interface BuildOptions {
   network?: "none" | NetworkOptions;
 }
 
+/** Options of `Image.fromSnapshot`. */
+export interface FromSnapshotOptions {
+  /**
+   * Root fs stores searched for the snapshot's root fs (by digest), in
+   * order. Default: the default store (`$SUPERMACHINE_CACHE/oci/rootfs`).
+   */
+  rootfsDirs?: string[];
+  /** Rebuild a missing root fs from the image's layers (default true). */
+  rebuildRootfs?: boolean;
+  /** Registries reachable over plain HTTP besides localhost (for that rebuild's pull). */
+  insecureRegistries?: string[];
+  /** Progress of a root fs rebuild. */
+  onProgress?: (p: BuildProgress) => void;
+}
+
 /** Options of `image.pool()`. */
 export interface PoolOptions {
   /** VMs kept ready; started eagerly. Default 1. */

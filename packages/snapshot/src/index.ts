@@ -4,7 +4,14 @@ export type { DiskUsage } from "./files.js";
 export type { FingerprintExtraFile, FingerprintInputs } from "./fingerprint.js";
 export { computeFingerprint } from "./fingerprint.js";
 export type { LoadedSnapshot, LoadOptions } from "./load.js";
-export { loadSnapshot, readSnapshotMetadata, resolveSnapshotDir, validateSnapshotFiles } from "./load.js";
+export {
+  loadSnapshot,
+  readSnapshotMetadata,
+  resolveRootfs,
+  resolveSnapshotDir,
+  rootfsFileName,
+  validateSnapshotFiles,
+} from "./load.js";
 export type { LockOptions, LockOwner } from "./lock.js";
 export { acquireLock, SnapshotLock, tryAcquireLock } from "./lock.js";
 export type {

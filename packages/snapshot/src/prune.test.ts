@@ -98,7 +98,7 @@ describe("prune", () => {
     expect(existsSync(fresh)).toBe(true);
     expect(existsSync(hidden)).toBe(true);
     expect(existsSync(join(t.rootfs, "subdir"))).toBe(true);
-    expect((await store.load("uses-r2")).metadata.rootfs.path).toBe(r2);
+    expect((await store.load("uses-r2")).rootfsPath).toBe(r2);
 
     const all = await store.prune({ rootfsDir: t.rootfs, rootfsGraceMs: 0 });
     expect(all.removedRootfs).toEqual([fresh]);

@@ -1,7 +1,9 @@
 import { lstat, readdir, readFile, rm, unlink } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { rootfsFileName } from "./load.js";
 import { LOCK_PREFIX } from "./lock.js";
 import { METADATA_FILE } from "./metadata.js";
+import { ROOTFS_DIGEST } from "./parse-metadata.js";
 import { scratchOwner } from "./publish.js";
 import type { SnapshotListEntry, SnapshotStore } from "./store.js";
 
@@ -48,12 +50,17 @@ function isStaleLockTemp(entry: string): boolean {
   return entry.startsWith(LOCK_PREFIX) && entry.endsWith(".tmp");
 }
 
-async function rootfsPathOf(dir: string): Promise<string | undefined> {
+/** The root fs file name (`<hex>.ext4`) a snapshot directory's metadata references, if it parses that far. */
+async function rootfsNameOf(dir: string): Promise<string | undefined> {
   try {
     const json = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as {
-      rootfs?: { path?: unknown };
+      rootfs?: { digest?: unknown; path?: unknown };
     };
-    return typeof json.rootfs?.path === "string" ? resolve(json.rootfs.path) : undefined;
+    if (typeof json.rootfs?.digest === "string" && ROOTFS_DIGEST.test(json.rootfs.digest)) {
+      return rootfsFileName(json.rootfs.digest);
+    }
+    // format 1 named the file by path
+    return typeof json.rootfs?.path === "string" ? basename(json.rootfs.path) : undefined;
   } catch {
     return undefined;
   }
@@ -144,15 +151,15 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
     const referenced = new Set<string>();
     for (const entry of await readdir(store.dir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
-      const p = await rootfsPathOf(join(store.dir, entry));
-      if (p) referenced.add(p);
+      const n = await rootfsNameOf(join(store.dir, entry));
+      if (n) referenced.add(n);
     }
     const rootfsDir = resolve(options.rootfsDir);
     const grace = options.rootfsGraceMs ?? 600_000;
     for (const entry of await readdir(rootfsDir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
       const path = join(rootfsDir, entry);
-      if (referenced.has(path)) continue;
+      if (referenced.has(entry)) continue;
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile() || Date.now() - st.mtimeMs < grace) continue;
       await unlink(path).catch(() => {});

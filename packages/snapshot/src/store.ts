@@ -318,6 +318,7 @@ export class SnapshotStore {
       metadata: result.metadata,
       stateFile: result.stateFile,
       memoryFile: result.memoryFile,
+      rootfsPath: result.rootfsPath,
     };
   }
 }
