@@ -1,4 +1,5 @@
 import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { buildRootfs, pullImage } from "@supermachine/oci";
 import {
   computeFingerprint,
@@ -14,8 +15,21 @@ import { chooseEngine, resolveGuestAssets } from "@supermachine/vmm-native";
 import { bakeSnapshot } from "./bake.js";
 import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
-import type { BuildOptions, FromSnapshotOptions, NetworkOptions, PoolOptions } from "./options.js";
+import type {
+  BuildOptions,
+  FromSnapshotOptions,
+  NetworkOptions,
+  PoolOptions,
+  PushOptions,
+  PushResult,
+} from "./options.js";
 import { Pool } from "./pool.js";
+import {
+  artifactRef,
+  pullPublishedSnapshot,
+  pushLoadedSnapshot,
+  snapshotRepositoryFor,
+} from "./registry-snapshots.js";
 import { isRootfsMissing, rebuildSnapshotRootfs } from "./rootfs-inputs.js";
 import { type NetworkChoice, networkOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
@@ -111,6 +125,46 @@ export class Image {
       return new Image(cached.metadata, cached.dir, cached.rootfsPath, network);
     }
 
+    const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
+    const networkRecord = {
+      card: network.card,
+      ...(network.policy ? { policy: { ...network.policy } } : {}),
+    };
+    const share = options.registrySnapshots;
+    if (share !== undefined && share !== false && share !== "pull" && share !== "pull-push") {
+      throw new CoreError(
+        "INVALID_OPTIONS",
+        `registrySnapshots must be "pull", "pull-push" or false, got ${JSON.stringify(share)}`,
+      );
+    }
+    const repository = share ? snapshotRepositoryFor(image.reference, options.snapshotRepository) : undefined;
+    if (repository) {
+      const pulled = await pullPublishedSnapshot({
+        store,
+        key,
+        image,
+        repository,
+        expected: {
+          manifestDigest: image.manifestDigest,
+          memoryMib: plan.memoryMib,
+          vcpus: plan.vcpus,
+          guestPort: plan.guestPort,
+          listenerRequired: plan.listenerRequired,
+          trigger: plan.trigger,
+          ...(plan.warmupTag !== undefined ? { warmupTag: plan.warmupTag } : {}),
+          extraFiles: extraFiles.map(fingerprintFile),
+          workload,
+          assets: expectedAssets,
+          engine: { accel: engine.accel, cpuModel: engine.cpuModel, qemuVersion: engine.qemu.version },
+          networkCard: network.card,
+        },
+        network: networkRecord,
+        insecureRegistries: options.insecureRegistries,
+        onProgress: progress,
+      });
+      if (pulled) return new Image(pulled.metadata, pulled.dir, pulled.rootfsPath, network);
+    }
+
     const published = await store.publish(
       key,
       async (tmpDir) => {
@@ -118,7 +172,6 @@ export class Image {
         const rootfs = await buildRootfs(image, {
           onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
         });
-        const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
         const baked = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
@@ -150,7 +203,7 @@ export class Image {
           assets: expectedAssets,
           rootfs: { path: rootfs.path, digest: rootfs.digest },
           engine: baked,
-          network: { card: network.card, ...(network.policy ? { policy: { ...network.policy } } : {}) },
+          network: networkRecord,
         };
       },
       {
@@ -160,7 +213,35 @@ export class Image {
           progress({ phase: "waiting", message: "waiting for another process baking this image" }),
       },
     );
+    if (share === "pull-push" && repository && published.built) {
+      // a bake that cannot be published is still a bake: say so and keep it
+      await pushLoadedSnapshot(published, {
+        repository: options.snapshotRepository,
+        insecureRegistries: options.insecureRegistries,
+        onProgress: progress,
+      }).catch((err: unknown) =>
+        progress({
+          phase: "registry",
+          action: "push-failed",
+          ref: artifactRef(repository, fingerprint),
+          message: `publishing the snapshot failed: ${(err as Error).message}`,
+        }),
+      );
+    }
     return new Image(published.metadata, published.dir, published.rootfsPath, network);
+  }
+
+  /**
+   * Publishes this image's snapshot to a registry as an OCI artifact (its
+   * device state, guest memory without zero pages, metadata; the image
+   * manifest it was baked from as subject), tagged by its fingerprint, so
+   * that `Image.build` with `registrySnapshots` on other hosts pulls it
+   * instead of baking. Default repository: the image's own. Uses the
+   * credentials image pulls use (Docker config), asking for push access.
+   */
+  async push(options: PushOptions = {}): Promise<PushResult> {
+    const loaded = await SnapshotStore.load(this.dir, { rootfsDirs: [dirname(this.rootfsPath)] });
+    return pushLoadedSnapshot(loaded, options);
   }
 
   /**

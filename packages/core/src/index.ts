@@ -21,6 +21,8 @@ export type {
   NetworkOptions,
   PoolOptions,
   PoolStats,
+  PushOptions,
+  PushResult,
   ReadFileOptions,
   StagedFileMode,
   WarmupVm,

@@ -571,6 +571,7 @@ export class RegistryClient {
    * Needs the `push` option.
    */
   async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<string | undefined> {
+    await this.ping();
     const res = await this.repoWrite(
       `${this.repoBase()}/manifests/${reference}`,
       "PUT",
@@ -618,7 +619,9 @@ export class RegistryClient {
     );
   }
 
+  /** `<base>/v2/<repository>`; call after {@link ping}. */
   private repoBase(): string {
+    if (!this.base) throw new RegistryError(`${this.opts.registry}: not pinged yet`);
     return `${this.base}/v2/${this.opts.repository}`;
   }
 

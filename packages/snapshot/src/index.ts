@@ -28,6 +28,7 @@ export type { SnapshotRegistry } from "./artifact/registry.js";
 export type { SnapshotErrorCode } from "./errors.js";
 export { SnapshotError } from "./errors.js";
 export type { DiskUsage } from "./files.js";
+export { diskUsage } from "./files.js";
 export type { FingerprintExtraFile, FingerprintInputs } from "./fingerprint.js";
 export { computeFingerprint } from "./fingerprint.js";
 export type { LoadedSnapshot, LoadOptions } from "./load.js";
