@@ -16,6 +16,7 @@ const parts = {
   oci: "packages/oci/bench/oci.bench.mjs",
   bake: "packages/core/bench/bake.bench.mjs",
   pool: "packages/core/bench/pool.bench.mjs",
+  share: "packages/core/bench/share.bench.mjs",
 };
 const wanted = process.argv.slice(2).filter((a) => a in parts);
 mkdirSync(join(root, "bench-results"), { recursive: true });
