@@ -177,7 +177,15 @@ export async function pullPublishedSnapshot(o: PullPublishedOptions): Promise<Pu
   const stored = await o.store.pull(
     o.key,
     registry,
-    { ...artifact, metadata: { ...artifact.metadata, network: o.network } },
+    // what this host knows first-hand replaces the artifact's word: the image as pulled here, the build's network
+    {
+      ...artifact,
+      metadata: {
+        ...artifact.metadata,
+        image: { ref: o.image.reference, manifestDigest: o.image.manifestDigest, config: o.image.config },
+        network: o.network,
+      },
+    },
     {
       expectedAssets: o.expected.assets,
       onProgress: (p) => progress({ phase: "download", bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
