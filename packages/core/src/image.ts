@@ -59,6 +59,13 @@ export class Image {
     const plan = resolveBuildOptions(options);
     const progress = options.onProgress ?? (() => {});
     const network = networkOption(options.network, true);
+    const share = options.registrySnapshots;
+    if (share !== undefined && share !== false && share !== "pull" && share !== "pull-push") {
+      throw new CoreError(
+        "INVALID_OPTIONS",
+        `registrySnapshots must be "pull", "pull-push" or false, got ${JSON.stringify(share)}`,
+      );
+    }
     const assets = resolveGuestAssets();
     // chosen (and a hardware accelerator proven, once per host) before the
     // fingerprint: a bake under TCG and one under KVM are different snapshots
@@ -114,10 +121,10 @@ export class Image {
     let cached = await lookup();
     if (!cached && rootfsMissing) {
       // a snapshot copied or moved here without its root fs: rebuild it from the layers (same bytes)
-      await rebuildSnapshotRootfs(await readSnapshotMetadata(store.pathOf(store.nameFor(key))), {
-        image,
-        onProgress: progress,
-      }).catch(() => undefined); // a root fs that cannot be rebuilt identically: bake again below
+      const there = await readSnapshotMetadata(store.pathOf(store.nameFor(key))).catch(() => undefined);
+      if (there?.fingerprint === fingerprint) {
+        await rebuildSnapshotRootfs(there, { image, onProgress: progress }).catch(() => undefined); // not identical: bake again below
+      }
       cached = await lookup();
     }
     if (cached) {
@@ -130,13 +137,6 @@ export class Image {
       card: network.card,
       ...(network.policy ? { policy: { ...network.policy } } : {}),
     };
-    const share = options.registrySnapshots;
-    if (share !== undefined && share !== false && share !== "pull" && share !== "pull-push") {
-      throw new CoreError(
-        "INVALID_OPTIONS",
-        `registrySnapshots must be "pull", "pull-push" or false, got ${JSON.stringify(share)}`,
-      );
-    }
     const repository = share ? snapshotRepositoryFor(image.reference, options.snapshotRepository) : undefined;
     if (repository) {
       const pulled = await pullPublishedSnapshot({

@@ -105,4 +105,26 @@ describe("a snapshot directory is relocatable", () => {
     expect(err.details?.digest).toBe(baked.metadata.rootfs.digest);
     expect(existsSync(join(hostC.cache, "oci", "rootfs"))).toBe(false);
   }, 60_000);
+
+  it("Image.build on another host finds the copied snapshot, rebuilds its root fs and does not boot", async () => {
+    const hostD = simulatedHost(root, "d");
+    mkdirSync(hostD.snapshotsDir, { recursive: true });
+    cpSync(moved, join(hostD.snapshotsDir, baked.snapshotPath.split("/").at(-1)!), { recursive: true });
+    const events: BuildProgress[] = [];
+    const { result: image, started } = await watchQemuStarts(() =>
+      hostD.run(() =>
+        Image.build({
+          ref: fx.busyboxRef,
+          insecureRegistries: fx.insecureRegistries,
+          onProgress: (p) => events.push(p),
+        }),
+      ),
+    );
+    expect(events.some((e) => e.phase === "cached")).toBe(true);
+    expect(events.some((e) => e.phase === "rootfs" && /rebuilding/.test(e.message))).toBe(true);
+    expect(events.some((e) => e.phase === "boot")).toBe(false);
+    expect(started).toEqual([]);
+    expect(image.rootfsPath.startsWith(hostD.cache)).toBe(true);
+    expect(await hostD.run(() => execIn(image))).toBe(expected);
+  }, 300_000);
 });
