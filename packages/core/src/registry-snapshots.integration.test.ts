@@ -178,4 +178,25 @@ describe("bake once per fleet", () => {
       baked.metadata.fingerprint,
     );
   }, 300_000);
+
+  it("`supermachine build --registry-snapshots pull` restores on a fresh host without booting", async () => {
+    const hostE = simulatedHost(root, "host-e");
+    const r = await hostE.run(async () =>
+      spawnSync(
+        process.execPath,
+        [bin, "build", ref, "--registry-snapshots", "pull", "--insecure-registry", reg.host, "--json"],
+        { encoding: "utf8", env: process.env },
+      ),
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: string; snapshotPath?: string });
+    const names = events.map((e) => e.event);
+    expect(names).toContain("restored");
+    expect(names).not.toContain("boot");
+    expect(events.at(-1)).toMatchObject({ event: "done", cached: false });
+    expect(events.at(-1)?.snapshotPath?.startsWith(hostE.snapshotsDir)).toBe(true);
+  }, 300_000);
 });
