@@ -201,7 +201,7 @@ export class Image {
           extraFiles: extraFiles.map(fingerprintFile),
           workload,
           assets: expectedAssets,
-          rootfs: { path: rootfs.path, digest: rootfs.digest },
+          rootfs: { path: rootfs.path, digest: rootfs.digest, sha256: rootfs.sha256 },
           engine: baked,
           network: networkRecord,
         };

@@ -21,7 +21,6 @@ import {
 } from "@supermachine/snapshot";
 import { CoreError } from "./errors.js";
 import type { BuildProgress, PushOptions, PushResult } from "./options.js";
-import { sha256OfFile } from "./rootfs-inputs.js";
 
 /** A registry repository snapshots are published in. */
 export interface SnapshotRepository {
@@ -164,8 +163,7 @@ export async function pullPublishedSnapshot(o: PullPublishedOptions): Promise<Pu
     onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
   });
   const want = artifact.metadata.rootfs;
-  const sha = rootfs.digest === want.digest ? await sha256OfFile(rootfs.path) : undefined;
-  if (sha !== want.sha256 || rootfs.sizeBytes !== want.size) {
+  if (rootfs.digest !== want.digest || rootfs.sha256 !== want.sha256 || rootfs.sizeBytes !== want.size) {
     progress({
       phase: "registry",
       action: "unusable",

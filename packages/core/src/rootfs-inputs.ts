@@ -72,6 +72,7 @@ export async function rebuildSnapshotRootfs(
   if (rootfs.digest !== metadata.rootfs.digest) {
     throw unavailable(`the image's layers give root fs ${rootfs.digest}`);
   }
+  // measured again here: this is the check that the rebuild is byte for byte the baked image
   const sha = await sha256OfFile(rootfs.path);
   if (sha !== metadata.rootfs.sha256 || rootfs.sizeBytes !== metadata.rootfs.size) {
     throw unavailable(

@@ -152,7 +152,10 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
     for (const entry of await readdir(store.dir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
       const n = await rootfsNameOf(join(store.dir, entry));
-      if (n) referenced.add(n);
+      if (n) {
+        referenced.add(n);
+        referenced.add(n.replace(/\.ext4$/, ".json")); // the builder's record of it
+      }
     }
     const rootfsDir = resolve(options.rootfsDir);
     const grace = options.rootfsGraceMs ?? 600_000;

@@ -102,7 +102,8 @@ export async function finalizeMetadata(
 /**
  * The root fs record of a draft: `{digest, size, sha256}`, measured from
  * `path` when the draft names one (which must be the store's file name for
- * the digest), else taken from the draft (a derived snapshot).
+ * the digest; its sha256 is computed unless the draft gives it), else taken
+ * from the draft (a derived snapshot).
  */
 async function measureRootfs(
   r: SnapshotMetadataDraft["rootfs"] | undefined,
@@ -127,7 +128,8 @@ async function measureRootfs(
       { details: { field: "rootfs.path" } },
     );
   }
-  return { digest: r.digest, size: st.size, sha256: await sha256File(path) };
+  // the builder may vouch for the bytes it wrote (`@supermachine/oci` records their sha256 once)
+  return { digest: r.digest, size: st.size, sha256: r.sha256 ?? (await sha256File(path)) };
 }
 
 /** Writes `metadata.json` durably (temp file, fsync, rename) into `dir`. */
