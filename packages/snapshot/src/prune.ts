@@ -2,7 +2,7 @@ import { lstat, readdir, readFile, rm, unlink } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { rootfsFileName } from "./load.js";
 import { LOCK_PREFIX } from "./lock.js";
-import { METADATA_FILE } from "./metadata.js";
+import { METADATA_FILE, SNAPSHOT_FORMAT_VERSION } from "./metadata.js";
 import { ROOTFS_DIGEST } from "./parse-metadata.js";
 import { scratchOwner } from "./publish.js";
 import type { SnapshotListEntry, SnapshotStore } from "./store.js";
@@ -14,9 +14,9 @@ export interface PruneOptions {
   /** Remove valid snapshots created before this date, or more than this many milliseconds ago. */
   olderThan?: Date | number;
   /**
-   * Remove snapshots that fail validation (not those of another format
-   * version, nor those failing with `SNAPSHOT_UNSAFE_PATH`, e.g. a root fs
-   * outside this store's `rootfsDirs`). Default true.
+   * Remove snapshots that fail validation, including those of an older
+   * format version (not those of a newer one, nor those failing with
+   * `SNAPSHOT_UNSAFE_PATH`). Default true.
    */
   removeInvalid?: boolean;
   /**
@@ -98,8 +98,12 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
   const entries = await store.list();
   const expired = selectExpired(entries, options);
   for (const e of entries) {
-    // Another format version, or a root fs outside this process's stores, may be another setup's: keep it.
-    const foreign = e.error?.code === "SNAPSHOT_VERSION" || e.error?.code === "SNAPSHOT_UNSAFE_PATH";
+    // A newer format version, or a root fs leading out of its store, may be another setup's: keep it.
+    // An older format version is superseded (this release bakes it again): invalid like any other.
+    const version = e.error?.details.formatVersion;
+    const older = typeof version === "number" && version < SNAPSHOT_FORMAT_VERSION;
+    const foreign =
+      (e.error?.code === "SNAPSHOT_VERSION" && !older) || e.error?.code === "SNAPSHOT_UNSAFE_PATH";
     const invalid = !e.valid && !foreign && options.removeInvalid !== false;
     if (!expired.has(e.name) && !invalid) continue;
     const lock = await store.tryLock(e.name);
