@@ -6,12 +6,12 @@
 // with a digest error and leaves nothing; another input re-bakes.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RegistryClient } from "@supermachine/oci";
-import { findSnapshotArtifact, snapshotTag } from "@supermachine/snapshot";
+import { findSnapshotArtifact, pushSnapshot, snapshotTag } from "@supermachine/snapshot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry as startStorageRegistry, type TestRegistry } from "../../../test-support/registry.js";
 import { type BuildOptions, type BuildProgress, Image } from "./index.js";
@@ -143,6 +143,47 @@ describe("bake once per fleet", () => {
     );
     expect(other.code).toBe("SNAPSHOT_ARTIFACT_INVALID");
   }, 600_000);
+
+  it("an artifact whose machine.json names host paths is refused before anything is kept", async () => {
+    // a copy of A's snapshot whose engine record points QEMU at host files, its metadata made consistent
+    const evil = join(root, "evil-snapshot");
+    cpSync(baked.snapshotPath, evil, { recursive: true });
+    const machine = JSON.parse(readFileSync(join(evil, "machine.json"), "utf8"));
+    machine.guest = { kernel: "/etc/passwd", initrd: "/etc/hostname" };
+    const machineBytes = Buffer.from(JSON.stringify(machine));
+    writeFileSync(join(evil, "machine.json"), machineBytes);
+    const metadata = JSON.parse(readFileSync(join(evil, "metadata.json"), "utf8"));
+    metadata.files["machine.json"] = {
+      size: machineBytes.length,
+      sha256: createHash("sha256").update(machineBytes).digest("hex"),
+    };
+    writeFileSync(join(evil, "metadata.json"), JSON.stringify(metadata));
+    await using push = new RegistryClient({ registry: reg.host, repository: "evil/snapshots", push: true });
+    await pushSnapshot(
+      {
+        dir: evil,
+        metadata,
+        stateFile: join(evil, "restore.snap"),
+        memoryFile: join(evil, "memory.bin"),
+        rootfsPath: baked.rootfsPath,
+      },
+      push,
+    );
+    const hostF = simulatedHost(root, "host-f");
+    const err = await hostF.run(() =>
+      rejection(() =>
+        Image.build({
+          ref,
+          insecureRegistries: [reg.host],
+          registrySnapshots: "pull",
+          snapshotRepository: `${reg.host}/evil/snapshots`,
+        }),
+      ),
+    );
+    expect(err.code).toBe("BAKE_FAILED");
+    expect(err.details?.field).toBe("machine.guest");
+    expect(snapshotDirs(hostF.snapshotsDir)).toEqual([]);
+  }, 300_000);
 
   it("an input that differs (memory size) re-bakes instead of restoring a mismatch", async () => {
     const b = await build(hostB, { registrySnapshots: "pull", memoryMib: 320 });

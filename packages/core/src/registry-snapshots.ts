@@ -19,6 +19,7 @@ import {
   type SnapshotStore,
   snapshotTag,
 } from "@supermachine/snapshot";
+import { openSnapshotFiles } from "@supermachine/vmm-native";
 import { CoreError } from "./errors.js";
 import type { BuildProgress, PushOptions, PushResult } from "./options.js";
 
@@ -187,10 +188,45 @@ export async function pullPublishedSnapshot(o: PullPublishedOptions): Promise<Pu
     {
       expectedAssets: o.expected.assets,
       onProgress: (p) => progress({ phase: "download", bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      verify: (dir, metadata) => verifyMachineRecord(dir, metadata, rootfs.path, o.expected),
     },
   );
   progress({ phase: "restored", snapshotPath: stored.dir, ref, bytes: artifact.blobBytes });
   return stored;
+}
+
+/**
+ * The engine record of a pulled snapshot must name its inputs by hash only
+ * (a path would make this host hand one of its files to QEMU), and agree
+ * with the metadata and this build: guest hashes, root fs digest, memory,
+ * vCPUs, network card, accelerator, CPU model, QEMU version.
+ */
+function verifyMachineRecord(
+  dir: string,
+  metadata: SnapshotMetadata,
+  rootfsPath: string,
+  want: ExpectedMetadata,
+): void {
+  const files = openSnapshotFiles(dir, { rootfs: rootfsPath });
+  const r = files.record;
+  const problems: Array<[string, unknown, unknown]> = [
+    ["guest", r.guest, { kernelHash: want.assets.kernelHash, agentHash: want.assets.agentHash }],
+    ["rootfs", r.rootfs, { digest: metadata.rootfs.digest }],
+    ["spec.memoryMib", r.spec.memoryMib, metadata.memoryMib],
+    ["spec.vcpus", r.spec.vcpus, metadata.vcpus],
+    ["spec.network", r.spec.network ?? true, want.networkCard],
+    ["accel", r.accel, want.engine.accel],
+    ["cpuModel", r.cpuModel, want.engine.cpuModel],
+    ["qemuVersion", r.qemuVersion, want.engine.qemuVersion],
+  ];
+  const bad = problems.find(([, got, exp]) => !isDeepStrictEqual(got, exp));
+  if (bad) {
+    throw new CoreError(
+      "BAKE_FAILED",
+      `the published snapshot's machine.json does not match (${bad[0]}: ${JSON.stringify(bad[1])}, expected ${JSON.stringify(bad[2])}): refusing it`,
+      { details: { field: `machine.${bad[0]}` } },
+    );
+  }
 }
 
 /** Publishes a loaded snapshot (see `Image.push`). */

@@ -208,6 +208,11 @@ export class SnapshotStore {
     options: PublishOptions & {
       limits?: Partial<ArtifactLimits>;
       onProgress?: (p: TransferProgress) => void;
+      /**
+       * Checks the downloaded files before they are stored (e.g. the engine's
+       * `machine.json`, which this package does not read); throwing discards them.
+       */
+      verify?: (dir: string, metadata: SnapshotMetadata) => Promise<void> | void;
     } = {},
   ): Promise<PublishResult> {
     if (artifact.metadata.fingerprint !== key.fingerprint) {
@@ -221,6 +226,7 @@ export class SnapshotStore {
       key,
       async (tmpDir) => {
         await downloadSnapshotArtifact(registry, artifact, tmpDir, options);
+        await options.verify?.(tmpDir, artifact.metadata);
         const { rootfs } = artifact.metadata;
         return {
           ...artifact.metadata,

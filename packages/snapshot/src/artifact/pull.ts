@@ -80,7 +80,16 @@ async function fetchManifest(
 ): Promise<{ bytes: Buffer; digest: string } | undefined> {
   try {
     const m = await registry.getManifest(snapshotTag(fingerprint));
-    return { bytes: m.bytes, digest: sha256Digest(m.bytes) };
+    const digest = sha256Digest(m.bytes);
+    // a registry naming another digest for the bytes it sent is not believed
+    if (m.headerDigest?.startsWith("sha256:") && m.headerDigest !== digest) {
+      throw new SnapshotError(
+        "SNAPSHOT_DIGEST_MISMATCH",
+        `snapshot artifact: the registry names manifest digest ${m.headerDigest} for bytes of digest ${digest}`,
+        { details: { what: "manifest", digest: m.headerDigest, actual: digest } },
+      );
+    }
+    return { bytes: m.bytes, digest };
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
