@@ -8,7 +8,7 @@
 // boot), and the baseline, a fresh host's local cold bake (image pull, root
 // fs, boot, snapshot). Also: bytes moved by the snapshot pull versus the
 // snapshot's size on disk. Prints a table and writes bench-results/share.json.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
@@ -24,6 +24,13 @@ const work = mkdtempSync(join(tmpdir(), "sm-bench-share-"));
 process.env.SUPERMACHINE_RUN_DIR ??= join(work, "run");
 mkdirSync(process.env.SUPERMACHINE_RUN_DIR, { recursive: true });
 let hosts = 0;
+// every host has the same guest installed: a copy of this checkout's guest manifest, taken once
+// (other worktrees on this machine may rewrite the shared one meanwhile)
+const guestManifest = join(work, "guest-assets.json");
+writeFileSync(
+  guestManifest,
+  readFileSync(process.env.SUPERMACHINE_GUEST_ASSETS ?? join(realCache, "guest-assets.json")),
+);
 
 /** A fresh simulated host: runs `fn` with its own HOME, cache and snapshots dir. */
 async function onFreshHost(fn) {
@@ -37,7 +44,7 @@ async function onFreshHost(fn) {
     HOME: home,
     SUPERMACHINE_CACHE: cache,
     SUPERMACHINE_SNAPSHOTS_DIR: join(home, "snapshots"),
-    SUPERMACHINE_GUEST_ASSETS: process.env.SUPERMACHINE_GUEST_ASSETS ?? join(realCache, "guest-assets.json"),
+    SUPERMACHINE_GUEST_ASSETS: guestManifest,
   };
   const saved = {};
   for (const [k, v] of Object.entries(env)) {

@@ -207,7 +207,7 @@ function verifyMachineRecord(
   rootfsPath: string,
   want: ExpectedMetadata,
 ): void {
-  const files = openSnapshotFiles(dir, { rootfs: rootfsPath });
+  const files = openSnapshotFiles(dir, { rootfs: rootfsPath, byHashOnly: true });
   const r = files.record;
   const problems: Array<[string, unknown, unknown]> = [
     ["guest", r.guest, { kernelHash: want.assets.kernelHash, agentHash: want.assets.agentHash }],

@@ -28,6 +28,7 @@ export class VmWorker {
         timeoutMs: recipe.restoreTimeoutMs,
         network: recipe.network,
         rootfsPath: recipe.rootfsPath,
+        byHashOnly: true,
       });
     let machine: Machine;
     if (prepared && !prepared.machine.hasExited) {
@@ -109,6 +110,7 @@ export class SpareRestore {
       timeoutMs: this.recipe.restoreTimeoutMs,
       network: this.recipe.network,
       rootfsPath: this.recipe.rootfsPath,
+      byHashOnly: true,
     }).catch(() => undefined);
   }
 

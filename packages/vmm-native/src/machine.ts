@@ -72,6 +72,8 @@ export interface RestoreOptions extends StartOptions {
    * default root fs store. See {@link openSnapshotFiles}.
    */
   rootfsPath?: string;
+  /** Refuse a snapshot whose `machine.json` names its guest or root fs by host path (see {@link SnapshotInputs.byHashOnly}). */
+  byHashOnly?: boolean;
 }
 
 /** How {@link Machine.captureSnapshot} leaves the VM. */
@@ -285,7 +287,7 @@ export class Machine {
    * This takes QEMU's process start off the restore path.
    */
   static async prepareRestore(snapshotDir: string, opts: RestoreOptions = {}): Promise<PreparedRestore> {
-    const files = openSnapshotFiles(snapshotDir, { rootfs: opts.rootfsPath });
+    const files = openSnapshotFiles(snapshotDir, { rootfs: opts.rootfsPath, byHashOnly: opts.byHashOnly });
     const engine = opts.engine ?? (await engineForSnapshot(files, opts.accel));
     const m = await Machine.start(
       files.spec,

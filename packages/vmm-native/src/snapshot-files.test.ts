@@ -98,5 +98,13 @@ describe("machine.json names its inputs by hash, not by host path", () => {
     );
     expect(codeOf(() => openSnapshotFiles(dir, { guest: guest() })).code).toBe("SNAPSHOT_INVALID");
     expect(() => record({ rootfsDigest: "sha256:x" })).toThrow(/not sha256/);
+    // by path: fine for the engine alone, refused where snapshots may come from elsewhere
+    writeFileSync(
+      join(dir, "machine.json"),
+      JSON.stringify({ ...record(), guest: { kernel: join(dir, "kernel"), initrd: join(dir, "initrd") } }),
+    );
+    expect(openSnapshotFiles(dir, { rootfs: join(dir, "root.ext4") }).spec.kernel).toBe(join(dir, "kernel"));
+    const byPath = codeOf(() => openSnapshotFiles(dir, { rootfs: join(dir, "root.ext4"), byHashOnly: true }));
+    expect(byPath.code).toBe("SNAPSHOT_INVALID");
   });
 });

@@ -58,6 +58,12 @@ export interface SnapshotInputs {
   rootfs?: string;
   /** The guest assets to use (must have the recorded hashes). Default: `resolveGuestAssets()`. */
   guest?: GuestAssets;
+  /**
+   * Refuse a record naming the guest or root fs by host path
+   * (`SNAPSHOT_INVALID`): a snapshot from elsewhere must not make this host
+   * hand its files to QEMU. `@supermachine/core` always sets it.
+   */
+  byHashOnly?: boolean;
 }
 
 const QEMU_VM_MAGIC = 0x5145564d; // "QEVM"
@@ -219,6 +225,15 @@ export function openSnapshotFiles(dir: string, inputs: SnapshotInputs = {}): Sna
   closeSync(fd);
   if (n < 4 || head.readUInt32BE(0) !== QEMU_VM_MAGIC)
     throw invalid(dir, `${STATE_FILE} is not a QEMU device-state stream`);
+  if (
+    inputs.byHashOnly &&
+    (!("kernelHash" in record.guest) || (record.rootfs && !("digest" in record.rootfs)))
+  ) {
+    throw invalid(
+      dir,
+      `${MACHINE_FILE} names its guest or root fs by host path; only records naming them by hash are restored here`,
+    );
+  }
   return { dir, stateFile, memoryFile, record, spec: resolveInputs(dir, record, inputs) };
 }
 

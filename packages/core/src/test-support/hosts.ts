@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -19,6 +19,23 @@ export interface SimulatedHost {
 
 const realCache = process.env.SUPERMACHINE_CACHE ?? join(homedir(), ".cache", "supermachine");
 
+/**
+ * The guest every simulated host under `root` has installed: a copy, taken
+ * once, of the manifest this checkout's guest build wrote (its kernel and
+ * initramfs live in content-addressed directories that stay). A copy,
+ * because other worktrees on this machine rewrite the shared manifest when
+ * they build their own guest, and a host's installed guest does not change
+ * under it.
+ */
+function pinnedGuest(root: string): string {
+  const pinned = join(root, "guest-assets.json");
+  if (!existsSync(pinned)) {
+    const source = process.env.SUPERMACHINE_GUEST_ASSETS ?? join(realCache, "guest-assets.json");
+    writeFileSync(pinned, readFileSync(source));
+  }
+  return pinned;
+}
+
 /** Makes a simulated host under `root/name`. */
 export function simulatedHost(root: string, name: string): SimulatedHost {
   const base = join(root, name);
@@ -30,7 +47,7 @@ export function simulatedHost(root: string, name: string): SimulatedHost {
   // fresh cache does not probe KVM again (10 s on this project's PVM hosts).
   const probes = join(realCache, "accel-probe");
   if (existsSync(probes)) cpSync(probes, join(cache, "accel-probe"), { recursive: true });
-  const guest = process.env.SUPERMACHINE_GUEST_ASSETS ?? join(realCache, "guest-assets.json");
+  const guest = pinnedGuest(root);
   const env: Record<string, string> = {
     HOME: home,
     SUPERMACHINE_CACHE: cache,
