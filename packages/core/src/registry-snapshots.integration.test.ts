@@ -180,8 +180,8 @@ describe("bake once per fleet", () => {
         }),
       ),
     );
-    expect(err.code).toBe("BAKE_FAILED");
-    expect(err.details?.field).toBe("machine.guest");
+    expect(err.code).toBe("SNAPSHOT_INVALID");
+    expect(err.message).toMatch(/names its guest or root fs by host path/);
     expect(snapshotDirs(hostF.snapshotsDir)).toEqual([]);
   }, 300_000);
 
