@@ -159,7 +159,7 @@ try {
     },
     {
       metric: "host A: publish (pack + upload)",
-      value: r1(a.marks["pushed"] - a.marks.upload),
+      value: r1(a.marks.pushed - a.marks.upload),
       unit: "ms",
       note: `after its bake of ${r1(a.marks.snapshot)} ms to snapshot`,
     },
