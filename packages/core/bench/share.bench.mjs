@@ -140,16 +140,16 @@ try {
       note: `n=${cs.n}, min ${r1(cs.min)}, max ${r1(cs.max)}; fresh host: image pull + root fs + boot + snapshot`,
     },
     {
-      metric: "  B: artifact lookup + root fs build + sha256 check p50",
+      metric: "  B: artifact lookup + root fs build p50",
       value: r1(rootfsPart.p50),
       unit: "ms",
-      note: "the root fs is rebuilt from the layers and must be the baked bytes",
+      note: "the root fs is rebuilt from the layers (it must be the baked bytes); the snapshot downloads meanwhile",
     },
     {
-      metric: "  B: snapshot download + unpack p50",
+      metric: "  B: rest of the snapshot pull after the root fs p50",
       value: r1(snapPart.p50),
       unit: "ms",
-      note: "blobs digest-checked, pages written into a sparse memory file",
+      note: "download left, digest checks, unpack into a sparse memory file, checks, store",
     },
     {
       metric: "  of which: boot + snapshot (cold bake) p50",

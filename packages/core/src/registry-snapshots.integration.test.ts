@@ -6,7 +6,15 @@
 // with a digest error and leaves nothing; another input re-bakes.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -184,6 +192,23 @@ describe("bake once per fleet", () => {
     expect(err.message).toMatch(/names its guest or root fs by host path/);
     expect(snapshotDirs(hostF.snapshotsDir)).toEqual([]);
   }, 300_000);
+
+  it("a host whose root fs builds to other bytes bakes instead of restoring over it", async () => {
+    // host G's root fs store already holds an image of the same layers whose bytes differ (as another
+    // e2fsprogs might make them): the published memory must not run over it
+    const hostG = simulatedHost(root, "host-g");
+    const store = join(hostG.cache, "oci", "rootfs");
+    mkdirSync(store, { recursive: true });
+    const name = baked.rootfsPath.split("/").at(-1)!;
+    const bytes = readFileSync(baked.rootfsPath);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff; // the last block: free space
+    writeFileSync(join(store, name), bytes);
+    const g = await build(hostG, { registrySnapshots: "pull" });
+    expect(g.events.some((e) => e.phase === "registry" && e.action === "unusable")).toBe(true);
+    expect(g.phases.has("restored")).toBe(false);
+    expect(g.phases.has("boot")).toBe(true);
+    expect(await probe(hostG, g.image)).toBe(expected);
+  }, 600_000);
 
   it("an input that differs (memory size) re-bakes instead of restoring a mismatch", async () => {
     const b = await build(hostB, { registrySnapshots: "pull", memoryMib: 320 });

@@ -158,13 +158,58 @@ export async function pullPublishedSnapshot(o: PullPublishedOptions): Promise<Pu
       { details: { ref, field: bad } },
     );
   }
-  // the root fs is rebuilt here from the image's layers: it must be the very bytes the snapshot saw
+  // The root fs is rebuilt here from the image's layers (it must be the very bytes the snapshot
+  // saw) while the snapshot downloads; the download is checked against it before it is stored.
   progress({ phase: "rootfs", message: "building root file system" });
-  const rootfs = await buildRootfs(o.image, {
+  let building = true;
+  let lastDownload: { bytesDone: number; bytesTotal: number } | undefined;
+  const rootfsBuild = buildRootfs(o.image, {
     onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
+  }).finally(() => {
+    building = false;
+    // download progress is held back while the root fs reports, then caught up
+    if (lastDownload) progress({ phase: "download", ...lastDownload });
   });
+  rootfsBuild.catch(() => {});
   const want = artifact.metadata.rootfs;
-  if (rootfs.digest !== want.digest || rootfs.sha256 !== want.sha256 || rootfs.sizeBytes !== want.size) {
+  let unusable = false;
+  let stored: PublishResult;
+  try {
+    stored = await o.store.pull(
+      o.key,
+      registry,
+      // what this host knows first-hand replaces the artifact's word: the image as pulled here, the build's network
+      {
+        ...artifact,
+        metadata: {
+          ...artifact.metadata,
+          image: { ref: o.image.reference, manifestDigest: o.image.manifestDigest, config: o.image.config },
+          network: o.network,
+        },
+      },
+      {
+        expectedAssets: o.expected.assets,
+        onProgress: (p) => {
+          lastDownload = { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal };
+          if (!building) progress({ phase: "download", ...lastDownload });
+        },
+        verify: async (dir, metadata) => {
+          const rootfs = await rootfsBuild;
+          if (
+            rootfs.digest !== want.digest ||
+            rootfs.sha256 !== want.sha256 ||
+            rootfs.sizeBytes !== want.size
+          ) {
+            unusable = true;
+            throw new CoreError("BAKE_FAILED", "the published snapshot's root fs builds to other bytes here");
+          }
+          verifyMachineRecord(dir, metadata, rootfs.path, o.expected);
+        },
+      },
+    );
+  } catch (err) {
+    await rootfsBuild.catch(() => {}); // never leave the build running behind the caller
+    if (!unusable) throw err;
     progress({
       phase: "registry",
       action: "unusable",
@@ -173,24 +218,6 @@ export async function pullPublishedSnapshot(o: PullPublishedOptions): Promise<Pu
     });
     return undefined;
   }
-  const stored = await o.store.pull(
-    o.key,
-    registry,
-    // what this host knows first-hand replaces the artifact's word: the image as pulled here, the build's network
-    {
-      ...artifact,
-      metadata: {
-        ...artifact.metadata,
-        image: { ref: o.image.reference, manifestDigest: o.image.manifestDigest, config: o.image.config },
-        network: o.network,
-      },
-    },
-    {
-      expectedAssets: o.expected.assets,
-      onProgress: (p) => progress({ phase: "download", bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
-      verify: (dir, metadata) => verifyMachineRecord(dir, metadata, rootfs.path, o.expected),
-    },
-  );
   progress({ phase: "restored", snapshotPath: stored.dir, ref, bytes: artifact.blobBytes });
   return stored;
 }
