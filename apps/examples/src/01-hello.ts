@@ -8,7 +8,10 @@ const image = await Image.build({
   ref: defaultImageRef(),
   snapshotsDir,
   onProgress: (p) => {
-    if (p.phase !== "pull") console.log(`[build] ${p.phase}: ${"message" in p ? p.message : p.snapshotPath}`);
+    if (p.phase === "pull" || p.phase === "download" || p.phase === "upload") return;
+    console.log(
+      `[build] ${p.phase}: ${"message" in p ? p.message : "snapshotPath" in p ? p.snapshotPath : p.ref}`,
+    );
   },
 });
 console.log(`image ready in ${since(t0)}: ${image.snapshotPath}`);

@@ -22,6 +22,8 @@ export type { BakeTrigger } from "./bake-plan.js";
 export interface BakePlan {
   image: PulledImage;
   rootfsPath: string;
+  /** Content address of the root fs (`sha256:…`): the snapshot names it by this, not by path. */
+  rootfsDigest: string;
   assets: GuestAssets;
   /** Accelerator, CPU model and QEMU binary (chosen before the fingerprint). */
   engine: Engine;
@@ -72,9 +74,12 @@ export async function bakeSnapshot(dir: string, plan: BakePlan): Promise<BakeEng
       arch: plan.assets.arch,
       kernel: plan.assets.kernel,
       initrd: plan.assets.initrd,
+      kernelHash: plan.assets.kernelHash,
+      agentHash: plan.assets.agentHash,
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       rootfs: plan.rootfsPath,
+      rootfsDigest: plan.rootfsDigest,
       network: plan.network.card,
     },
     { memoryFile: `${dir}/memory.bin`, engine: plan.engine, network: plan.network.policy },

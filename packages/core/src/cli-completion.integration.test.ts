@@ -59,6 +59,7 @@ describe("supermachine completion", () => {
         "ls",
         "prune",
         "pull",
+        "push",
         "run",
       ].sort(),
     );

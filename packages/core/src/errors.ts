@@ -19,6 +19,10 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  *   its pool replaces it. Every later call on that `Vm` throws it too.
  * - `VM_LEASE_EXPIRED`: the pool's `maxLeaseMs` ran out; the VM was destroyed
  *   and its pool replaces it. Every later call on that `Vm` throws it.
+ * - `SNAPSHOT_ROOTFS_UNAVAILABLE`: a snapshot's root fs is not on this host and
+ *   cannot be rebuilt from its image's layers (image gone, moved tag, other bytes).
+ * - `SNAPSHOT_PUSH_UNSUPPORTED`: a snapshot cannot be published for this image
+ *   (e.g. a local `oci:` image without a `snapshotRepository`).
  */
 export type CoreErrorCode =
   | "INVALID_OPTIONS"
@@ -36,7 +40,9 @@ export type CoreErrorCode =
   | "EXEC_OUTPUT_TOO_LARGE"
   | "FILE_TOO_LARGE"
   | "VM_UNRESPONSIVE"
-  | "VM_LEASE_EXPIRED";
+  | "VM_LEASE_EXPIRED"
+  | "SNAPSHOT_ROOTFS_UNAVAILABLE"
+  | "SNAPSHOT_PUSH_UNSUPPORTED";
 
 /** Errors raised by `@supermachine/core` itself (lower layers raise their own codes). */
 export class CoreError extends SupermachineError {

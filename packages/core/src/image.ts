@@ -1,8 +1,13 @@
 import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { buildRootfs, platformForGuestArch, pullImage } from "@supermachine/oci";
 import {
   computeFingerprint,
   defaultSnapshotsDir,
+  type LoadedSnapshot,
+  readSnapshotMetadata,
+  resolveSnapshotDir,
+  type SnapshotError,
   type SnapshotMetadata,
   SnapshotStore,
 } from "@supermachine/snapshot";
@@ -10,8 +15,22 @@ import { chooseEngine, type GuestArch, resolveGuestAssets } from "@supermachine/
 import { bakeSnapshot } from "./bake.js";
 import { type ExtraFile, fingerprintFile, fingerprintInputs, resolveBuildOptions } from "./bake-plan.js";
 import { CoreError } from "./errors.js";
-import type { BuildOptions, NetworkOptions, PoolOptions } from "./options.js";
+import type {
+  BuildOptions,
+  FromSnapshotOptions,
+  NetworkOptions,
+  PoolOptions,
+  PushOptions,
+  PushResult,
+} from "./options.js";
 import { Pool } from "./pool.js";
+import {
+  artifactRef,
+  pullPublishedSnapshot,
+  pushLoadedSnapshot,
+  snapshotRepositoryFor,
+} from "./registry-snapshots.js";
+import { isRootfsMissing, rebuildSnapshotRootfs } from "./rootfs-inputs.js";
 import { type NetworkChoice, networkOption } from "./validate.js";
 import { workloadFromImage } from "./workload.js";
 
@@ -25,6 +44,8 @@ export class Image {
     /** The snapshot's metadata. */
     readonly metadata: SnapshotMetadata,
     private readonly dir: string,
+    /** The root fs image on this host (found by its digest in the root fs store). */
+    readonly rootfsPath: string,
     /** The `network` option of the `Image.build` call that returned this image (it wins over the metadata's policy). */
     private readonly requestedNetwork?: NetworkChoice,
   ) {}
@@ -38,6 +59,13 @@ export class Image {
     const plan = resolveBuildOptions(options);
     const progress = options.onProgress ?? (() => {});
     const network = networkOption(options.network, true);
+    const share = options.registrySnapshots;
+    if (share !== undefined && share !== false && share !== "pull" && share !== "pull-push") {
+      throw new CoreError(
+        "INVALID_OPTIONS",
+        `registrySnapshots must be "pull", "pull-push" or false, got ${JSON.stringify(share)}`,
+      );
+    }
     const assets = resolveGuestAssets(plan.arch);
     // chosen (and a hardware accelerator proven, once per host) before the
     // fingerprint: a bake under TCG and one under KVM are different snapshots
@@ -85,10 +113,59 @@ export class Image {
     const store = new SnapshotStore({ dir: options.snapshotsDir ?? defaultSnapshotsDir() });
     const key = { name: options.name, ref: image.reference, fingerprint };
     const expectedAssets = { kernelHash: assets.kernelHash, agentHash: assets.agentHash };
-    const cached = await store.lookup(key, { expectedAssets });
+    let rootfsMissing: SnapshotError | undefined;
+    const lookup = () =>
+      store.lookup(key, {
+        expectedAssets,
+        onInvalid: (e) => {
+          if (isRootfsMissing(e)) rootfsMissing = e;
+        },
+      });
+    let cached = await lookup();
+    if (!cached && rootfsMissing) {
+      // a snapshot copied or moved here without its root fs: rebuild it from the layers (same bytes)
+      const there = await readSnapshotMetadata(store.pathOf(store.nameFor(key))).catch(() => undefined);
+      if (there?.fingerprint === fingerprint) {
+        await rebuildSnapshotRootfs(there, { image, onProgress: progress }).catch(() => undefined); // not identical: bake again below
+      }
+      cached = await lookup();
+    }
     if (cached) {
       progress({ phase: "cached", snapshotPath: cached.dir });
-      return new Image(cached.metadata, cached.dir, network);
+      return new Image(cached.metadata, cached.dir, cached.rootfsPath, network);
+    }
+
+    const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
+    const networkRecord = {
+      card: network.card,
+      ...(network.policy ? { policy: { ...network.policy } } : {}),
+    };
+    const repository = share ? snapshotRepositoryFor(image.reference, options.snapshotRepository) : undefined;
+    if (repository) {
+      const pulled = await pullPublishedSnapshot({
+        store,
+        key,
+        image,
+        repository,
+        expected: {
+          manifestDigest: image.manifestDigest,
+          memoryMib: plan.memoryMib,
+          vcpus: plan.vcpus,
+          guestPort: plan.guestPort,
+          listenerRequired: plan.listenerRequired,
+          trigger: plan.trigger,
+          ...(plan.warmupTag !== undefined ? { warmupTag: plan.warmupTag } : {}),
+          extraFiles: extraFiles.map(fingerprintFile),
+          workload,
+          assets: expectedAssets,
+          engine: { accel: engine.accel, cpuModel: engine.cpuModel, qemuVersion: engine.qemu.version },
+          networkCard: network.card,
+        },
+        network: networkRecord,
+        insecureRegistries: options.insecureRegistries,
+        onProgress: progress,
+      });
+      if (pulled) return new Image(pulled.metadata, pulled.dir, pulled.rootfsPath, network);
     }
 
     const published = await store.publish(
@@ -98,10 +175,10 @@ export class Image {
         const rootfs = await buildRootfs(image, {
           onProgress: (m: string) => progress({ phase: "rootfs", message: m }),
         });
-        const workload = workloadFromImage(image.config, { cmd: options.cmd, env: options.env });
         const baked = await bakeSnapshot(tmpDir, {
           image,
           rootfsPath: rootfs.path,
+          rootfsDigest: rootfs.digest,
           assets,
           engine,
           memoryMib: plan.memoryMib,
@@ -127,9 +204,9 @@ export class Image {
           extraFiles: extraFiles.map(fingerprintFile),
           workload,
           assets: expectedAssets,
-          rootfs: { path: rootfs.path, digest: rootfs.digest, size: rootfs.sizeBytes },
+          rootfs: { path: rootfs.path, digest: rootfs.digest, sha256: rootfs.sha256 },
           engine: baked,
-          network: { card: network.card, ...(network.policy ? { policy: { ...network.policy } } : {}) },
+          network: networkRecord,
         };
       },
       {
@@ -139,21 +216,66 @@ export class Image {
           progress({ phase: "waiting", message: "waiting for another process baking this image" }),
       },
     );
-    return new Image(published.metadata, published.dir, network);
+    if (share === "pull-push" && repository && published.built) {
+      // a bake that cannot be published is still a bake: say so and keep it
+      await pushLoadedSnapshot(published, {
+        repository: options.snapshotRepository,
+        insecureRegistries: options.insecureRegistries,
+        onProgress: progress,
+      }).catch((err: unknown) =>
+        progress({
+          phase: "registry",
+          action: "push-failed",
+          ref: artifactRef(repository, fingerprint),
+          message: `publishing the snapshot failed: ${(err as Error).message}`,
+        }),
+      );
+    }
+    return new Image(published.metadata, published.dir, published.rootfsPath, network);
+  }
+
+  /**
+   * Publishes this image's snapshot to a registry as an OCI artifact (its
+   * device state, guest memory without zero pages, metadata; the image
+   * manifest it was baked from as subject), tagged by its fingerprint, so
+   * that `Image.build` with `registrySnapshots` on other hosts pulls it
+   * instead of baking. Default repository: the image's own. Uses the
+   * credentials image pulls use (Docker config), asking for push access.
+   */
+  async push(options: PushOptions = {}): Promise<PushResult> {
+    const loaded = await SnapshotStore.load(this.dir, { rootfsDirs: [dirname(this.rootfsPath)] });
+    return pushLoadedSnapshot(loaded, options);
   }
 
   /**
    * Loads a baked image from its snapshot directory or its `restore.snap`
-   * path. Validates the snapshot (files present and complete) without booting.
+   * path, wherever it is: the snapshot names its root fs by digest and its
+   * guest by build hashes, so a directory moved or copied from another path
+   * or host loads as well. Validates the snapshot (files present and
+   * complete) without booting. A root fs this host lacks is rebuilt from
+   * the image's layers (pulled if needed) and checked byte for byte
+   * (`SNAPSHOT_ROOTFS_UNAVAILABLE` when that cannot be done).
    */
-  static async fromSnapshot(path: string): Promise<Image> {
-    const loaded = await SnapshotStore.load(path);
-    return new Image(loaded.metadata, loaded.dir);
+  static async fromSnapshot(path: string, options: FromSnapshotOptions = {}): Promise<Image> {
+    const load = () => SnapshotStore.load(path, { rootfsDirs: options.rootfsDirs });
+    try {
+      const loaded = await load();
+      return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
+    } catch (err) {
+      if (!isRootfsMissing(err) || options.rebuildRootfs === false) throw err;
+      const metadata = await readSnapshotMetadata(await resolveSnapshotDir(path));
+      await rebuildSnapshotRootfs(metadata, {
+        insecureRegistries: options.insecureRegistries,
+        onProgress: options.onProgress,
+      });
+      const loaded = await load();
+      return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
+    }
   }
 
-  /** @internal Wraps already-validated snapshot metadata (used by `Vm.snapshot`). */
-  static fromLoaded(metadata: SnapshotMetadata, dir: string): Image {
-    return new Image(metadata, dir);
+  /** @internal Wraps an already-validated snapshot (used by `Vm.snapshot`). */
+  static fromLoaded(loaded: LoadedSnapshot): Image {
+    return new Image(loaded.metadata, loaded.dir, loaded.rootfsPath);
   }
 
   /** Creates a pool of VMs restored from this image; `min` VMs are started before it resolves. */

@@ -37,7 +37,27 @@ export type BuildProgress =
   | { phase: "snapshot"; message: string }
   /** Another process holds this bake's lock: the build waits, then uses that process's snapshot. */
   | { phase: "waiting"; message: string }
-  | { phase: "cached"; snapshotPath: string };
+  | { phase: "cached"; snapshotPath: string }
+  /**
+   * `registrySnapshots`: looking for a published snapshot (`lookup`), none
+   * matched (`miss`: the build bakes), one was found but cannot be used here
+   * (`unusable`, e.g. its root fs builds to other bytes on this host: the
+   * build bakes), or publishing failed (`push-failed`: the bake is kept).
+   */
+  | {
+      phase: "registry";
+      action: "lookup" | "miss" | "unusable" | "push-failed";
+      ref: string;
+      message: string;
+    }
+  /** Bytes of a published snapshot being pulled. */
+  | { phase: "download"; bytesDone: number; bytesTotal: number }
+  /** The snapshot was pulled from the registry and stored: no boot. */
+  | { phase: "restored"; snapshotPath: string; ref: string; bytes: number }
+  /** Bytes of the snapshot being published (`pack`: compressing guest memory first). */
+  | { phase: "upload"; bytesDone: number; bytesTotal: number; step: "pack" | "upload" }
+  /** The snapshot was published. */
+  | { phase: "pushed"; ref: string; manifestDigest: string; bytes: number };
 
 /** Options of `Image.build`. Only `ref` is required. */
 export interface BuildOptions {
@@ -99,6 +119,66 @@ export interface BuildOptions {
    * of the cache key). Default `{}`: public internet only, DNS on.
    */
   network?: "none" | NetworkOptions;
+  /**
+   * Share bakes through a registry. On a local miss, `"pull"` looks for a
+   * snapshot published for the same fingerprint (which covers the image
+   * manifest, every build option, the guest build, QEMU version,
+   * accelerator and CPU model) and, if there is one, pulls it and uses it
+   * without booting (progress `restored`); otherwise bakes.
+   * `"pull-push"` also publishes what it bakes (progress `pushed`). Default
+   * `false`: the registry is only used for the image. A pulled artifact
+   * whose digests do not verify fails the build (`SNAPSHOT_DIGEST_MISMATCH`)
+   * and nothing is kept.
+   */
+  registrySnapshots?: "pull" | "pull-push" | false;
+  /**
+   * Repository the snapshots are published in and looked up from,
+   * `HOST[:PORT]/PATH`. Default: the image's own repository (required for
+   * `oci:`/`docker-archive:` images).
+   */
+  snapshotRepository?: string;
+}
+
+/** Options of `Image.push`. */
+export interface PushOptions {
+  /** Repository to publish in, `HOST[:PORT]/PATH`. Default: the image's own repository. */
+  repository?: string;
+  /** Registries reachable over plain HTTP besides localhost. */
+  insecureRegistries?: string[];
+  /** gzip level of the guest memory pages, 1-9. Default 3. */
+  compressionLevel?: number;
+  /** Progress (`upload`, then `pushed`). */
+  onProgress?: (p: BuildProgress) => void;
+}
+
+/** What `Image.push` published. */
+export interface PushResult {
+  /** `HOST/REPO:supermachine-snapshot-<fingerprint>`. */
+  ref: string;
+  /** Digest of the artifact's manifest. */
+  manifestDigest: string;
+  /** Bytes of the artifact (what a pull downloads). */
+  artifactBytes: number;
+  /** Bytes the snapshot directory takes on disk (allocated blocks). */
+  snapshotDiskBytes: number;
+  /** Guest memory pages, and how many were non-zero (the only ones sent). */
+  totalPages: number;
+  presentPages: number;
+}
+
+/** Options of `Image.fromSnapshot`. */
+export interface FromSnapshotOptions {
+  /**
+   * Root fs stores searched for the snapshot's root fs (by digest), in
+   * order. Default: the default store (`$SUPERMACHINE_CACHE/oci/rootfs`).
+   */
+  rootfsDirs?: string[];
+  /** Rebuild a missing root fs from the image's layers (default true). */
+  rebuildRootfs?: boolean;
+  /** Registries reachable over plain HTTP besides localhost (for that rebuild's pull). */
+  insecureRegistries?: string[];
+  /** Progress of a root fs rebuild. */
+  onProgress?: (p: BuildProgress) => void;
 }
 
 /** Options of `image.pool()`. */

@@ -57,6 +57,7 @@ export class Pool {
     const recipe: RestoreRecipe = {
       network: network.policy ?? image.network.policy,
       snapshotDir: image.snapshotPath,
+      rootfsPath: image.rootfsPath,
       restoreTimeoutMs,
       startWorkload: image.metadata.trigger === "pre-exec" && image.metadata.workload.argv.length > 0,
     };

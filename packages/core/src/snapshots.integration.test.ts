@@ -40,7 +40,8 @@ describe("pullRootfs", () => {
     expect(r.manifestDigest).toBe(image.metadata.image.manifestDigest);
     expect(r.platform).toBe("linux/amd64");
     expect(r.layers.length).toBeGreaterThan(0);
-    expect(r.rootfsPath).toBe(image.metadata.rootfs.path);
+    expect(r.rootfsPath).toBe(image.rootfsPath);
+    expect(r.rootfsDigest).toBe(image.metadata.rootfs.digest);
     expect(statSync(r.rootfsPath).size).toBe(r.rootfsBytes);
     expect(r.rootfsDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(r.reused).toBe(true); // the bake above built it
@@ -121,6 +122,6 @@ describe("snapshots API", () => {
     expect(r.removedSnapshots).toEqual([image.snapshotPath.split("/").at(-1)]);
     expect(r.freedBytes).toBeGreaterThan(0);
     expect(existsSync(image.snapshotPath)).toBe(false);
-    expect(existsSync(image.metadata.rootfs.path)).toBe(true); // shared root fs kept without `rootfs: true`
+    expect(existsSync(image.rootfsPath)).toBe(true); // shared root fs kept without `rootfs: true`
   });
 });

@@ -3,10 +3,12 @@ import { join } from "node:path";
 import { isSupermachineError } from "@supermachine/errors";
 import { BlobCache, defaultCacheDir } from "@supermachine/oci";
 import {
+  defaultRootfsDir,
   defaultSnapshotsDir,
   MEMORY_FILE,
   readSnapshotMetadata,
   resolveSnapshotDir,
+  rootfsFileName,
   type SnapshotMetadata,
   SnapshotStore,
   STATE_FILE,
@@ -182,7 +184,9 @@ async function dirSizes(dir: string, metadata: SnapshotMetadata): Promise<Snapsh
     diskBytes += st.blocks * 512;
     if (name === MEMORY_FILE) memoryAllocatedBytes = st.blocks * 512;
   }
-  const rootfs = await stat(metadata.rootfs.path).catch(() => undefined);
+  const rootfs = await stat(join(defaultRootfsDir(), rootfsFileName(metadata.rootfs.digest))).catch(
+    () => undefined,
+  );
   return {
     memoryBytes: metadata.memoryMib * 1024 * 1024,
     memoryAllocatedBytes,

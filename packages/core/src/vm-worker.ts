@@ -4,6 +4,8 @@ import { type GuestSession, openGuestSession } from "./guest-session.js";
 /** How a worker is restored: which snapshot, with what timeout, and whether to start the workload. */
 export interface RestoreRecipe {
   snapshotDir: string;
+  /** The snapshot's root fs on this host (the store found it by digest). */
+  rootfsPath: string;
   restoreTimeoutMs: number;
   /** Send WORKLOAD_START after the handshake (pre-exec bakes). */
   startWorkload: boolean;
@@ -25,6 +27,8 @@ export class VmWorker {
       Machine.prepareRestore(recipe.snapshotDir, {
         timeoutMs: recipe.restoreTimeoutMs,
         network: recipe.network,
+        rootfsPath: recipe.rootfsPath,
+        byHashOnly: true,
       });
     let machine: Machine;
     if (prepared && !prepared.machine.hasExited) {
@@ -107,6 +111,8 @@ export class SpareRestore {
     this.spare = Machine.prepareRestore(this.recipe.snapshotDir, {
       timeoutMs: this.recipe.restoreTimeoutMs,
       network: this.recipe.network,
+      rootfsPath: this.recipe.rootfsPath,
+      byHashOnly: true,
     }).catch(() => undefined);
   }
 

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { isSupermachineError } from "@supermachine/errors";
 import { SnapshotStore } from "@supermachine/snapshot";
@@ -240,9 +240,15 @@ export class Vm {
     // the derived image records the network of the image it came from (card and policy)
     const { card, policy } = image.network;
     const base = { ...image.metadata, network: { card, ...(policy ? { policy: { ...policy } } : {}) } };
-    return SnapshotStore.writeDerived(dir, base, async (tmp) => {
-      await w.machine.captureSnapshot(tmp, { resume: true });
-    }).then((loaded) => Image.fromLoaded(loaded.metadata, loaded.dir));
+    return SnapshotStore.writeDerived(
+      dir,
+      base,
+      async (tmp) => {
+        await w.machine.captureSnapshot(tmp, { resume: true });
+      },
+      // the derived snapshot uses the same root fs, wherever this host keeps it
+      { rootfsDirs: [dirname(image.rootfsPath)] },
+    ).then((loaded) => Image.fromLoaded(loaded));
   }
 
   private socketDir(): string {

@@ -55,7 +55,7 @@ export type {
   RegistryReference,
 } from "./reference.js";
 export { DOCKER_HUB, parseReference, parseRegistryReference } from "./reference.js";
-export type { FetchedManifest, RegistryClientOptions } from "./registry-client.js";
+export type { FetchedManifest, RegistryClientOptions, UploadBody } from "./registry-client.js";
 export { RegistryClient } from "./registry-client.js";
 export type { BuildRootfsOptions, RootfsImage } from "./rootfs.js";
 export { buildRootfs, rootfsDigest } from "./rootfs.js";

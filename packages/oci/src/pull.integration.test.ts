@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -71,8 +72,17 @@ describe("registry without auth", () => {
     expect(statPath(fs.path, "/tmp")).toMatchObject({ mode: 0o1777 });
     expect(statPath(fs.path, "/home/www")).toMatchObject({ uid: 1000, gid: 1000 });
     expect(catFile(fs.path, "/etc/passwd")).toMatch(/^www:x:1000:1000:/m);
+    // the sha256 of its bytes is computed once and kept in the <hex>.json record
+    const sha = createHash("sha256").update(readFileSync(fs.path)).digest("hex");
+    expect(fs.sha256).toBe(sha);
     const again = await buildRootfs(img);
-    expect(again).toMatchObject({ path: fs.path, digest: fs.digest, reused: true });
+    expect(again).toMatchObject({ path: fs.path, digest: fs.digest, reused: true, sha256: sha });
+    const record = fs.path.replace(/\.ext4$/, ".json");
+    expect(JSON.parse(readFileSync(record, "utf8"))).toMatchObject({ sha256: sha, size: fs.sizeBytes });
+    // a record without it (an older build) gets it computed again
+    const { sha256: _dropped, ...older } = JSON.parse(readFileSync(record, "utf8"));
+    writeFileSync(record, JSON.stringify(older));
+    expect((await buildRootfs(img)).sha256).toBe(sha);
   });
 
   it("applies whiteouts, opaque dirs, hardlinks across layers, devices, xattrs and long names", async () => {

@@ -41,7 +41,15 @@ export interface RegistryClientOptions {
   backoffMs?: number;
   /** Caps on response bodies (`maxManifestBytes`, `maxTokenBytes`); defaults in `DEFAULT_LIMITS`. */
   limits?: Partial<OciLimits>;
+  /**
+   * Ask the token server for `pull,push` access (needed by {@link RegistryClient.pushBlob}
+   * and {@link RegistryClient.putManifest}). Default false: `pull` only.
+   */
+  push?: boolean;
 }
+
+/** A body to upload: bytes, or a function opening a fresh stream each time it is sent. */
+export type UploadBody = Buffer | (() => Readable);
 
 /** A fetched manifest. */
 export interface FetchedManifest {
@@ -306,7 +314,7 @@ export class RegistryClient {
         `unsupported auth challenge ${challenge.scheme} from ${this.opts.registry}`,
       );
     }
-    const scope = `repository:${this.opts.repository}:pull`;
+    const scope = `repository:${this.opts.repository}:${this.opts.push ? "pull,push" : "pull"}`;
     const url = this.tokenRealm(challenge.params.realm);
     let res: Response;
     if (creds && "identityToken" in creds) {
@@ -505,6 +513,182 @@ export class RegistryClient {
     );
     const len = Number(res.headers["content-length"]);
     return { body: res.body as unknown as Readable, size: Number.isFinite(len) ? len : undefined };
+  }
+
+  /** True when the repository has blob `digest` (HEAD); false on 404. */
+  async hasBlob(digest: string): Promise<boolean> {
+    try {
+      const res = await this.repoRequest(
+        `blobs/${digest}`,
+        "HEAD",
+        {},
+        { manifest: false, name: `blob ${digest}` },
+      );
+      await res.body.dump();
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Uploads a blob in one request (`POST` an upload session, then `PUT` it
+   * with `?digest=`); the registry verifies the digest. Skipped when the
+   * repository already has it. Needs the `push` option.
+   */
+  async pushBlob(digest: string, size: number, body: UploadBody): Promise<void> {
+    if (await this.hasBlob(digest)) return;
+    const start = await this.repoWrite(`${this.repoBase()}/blobs/uploads/`, "POST", {
+      "content-length": "0",
+    });
+    if (start.statusCode !== 202) {
+      throw await this.writeError(start, `starting the upload of blob ${digest}`);
+    }
+    await start.body.dump();
+    const location = start.headers.location;
+    if (typeof location !== "string" || !location) {
+      throw new RegistryError(`${this.opts.registry}: the upload of blob ${digest} got no Location`);
+    }
+    const url = new URL(location, `${this.base}/`);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new RegistryError(`${this.opts.registry}: upload Location with scheme ${url.protocol}`);
+    }
+    url.searchParams.set("digest", digest);
+    const done = await this.repoWrite(
+      url.toString(),
+      "PUT",
+      { "content-type": "application/octet-stream", "content-length": String(size) },
+      body,
+    );
+    if (done.statusCode !== 201) throw await this.writeError(done, `uploading blob ${digest}`);
+    await done.body.dump();
+  }
+
+  /**
+   * Stores a manifest under `reference` (a tag or its digest); returns the
+   * digest the registry reports (`Docker-Content-Digest`), else undefined.
+   * Needs the `push` option.
+   */
+  async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<string | undefined> {
+    await this.ping();
+    const res = await this.repoWrite(
+      `${this.repoBase()}/manifests/${reference}`,
+      "PUT",
+      { "content-type": mediaType, "content-length": String(bytes.length) },
+      bytes,
+    );
+    if (res.statusCode !== 201 && res.statusCode !== 200) {
+      throw await this.writeError(res, `storing manifest ${reference}`);
+    }
+    await res.body.dump();
+    const dcd = res.headers["docker-content-digest"];
+    return typeof dcd === "string" ? dcd : undefined;
+  }
+
+  /**
+   * The OCI referrers of manifest `digest` (an image index, bounded by
+   * `maxManifestBytes`), filtered by `artifactType` when the registry
+   * supports it; undefined when the registry has no referrers API (404).
+   */
+  async getReferrers(digest: string, artifactType?: string): Promise<Buffer | undefined> {
+    const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : "";
+    let res: Response;
+    try {
+      res = await this.repoRequest(
+        `referrers/${digest}${q}`,
+        "GET",
+        { accept: "application/vnd.oci.image.index.v1+json" },
+        { manifest: true, name: `referrers of ${digest}` },
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+    const max = this.limits.maxManifestBytes;
+    return readBounded(
+      res.body,
+      max,
+      () =>
+        new LimitExceededError(
+          "maxManifestBytes",
+          max,
+          `${this.opts.registry}/${this.opts.repository}: referrers of ${digest} larger than ${formatBytes(max)}`,
+        ),
+      contentLength(res.headers["content-length"]),
+    );
+  }
+
+  /** `<base>/v2/<repository>`; call after {@link ping}. */
+  private repoBase(): string {
+    if (!this.base) throw new RegistryError(`${this.opts.registry}: not pinged yet`);
+    return `${this.base}/v2/${this.opts.repository}`;
+  }
+
+  private async writeError(res: Response, what: string): Promise<Error> {
+    const text = await readErrorText(res.body);
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      return new UnauthorizedError(
+        `${this.opts.registry}/${this.opts.repository}: ${what}: access denied (HTTP ${res.statusCode}); pushing needs credentials with push access`,
+        {
+          details: { registry: this.opts.registry, repository: this.opts.repository, status: res.statusCode },
+        },
+      );
+    }
+    return new RegistryError(
+      `${this.opts.registry}/${this.opts.repository}: ${what}: HTTP ${res.statusCode} ${text.slice(0, 300)}`,
+      {
+        details: { status: res.statusCode },
+      },
+    );
+  }
+
+  /**
+   * A POST/PUT to the registry (no redirects followed; uploads are not
+   * retried except once after a 401 with a fresh token). The Authorization
+   * header goes only to the registry's own origin.
+   */
+  private async repoWrite(
+    url: string,
+    method: "POST" | "PUT",
+    headers: Record<string, string>,
+    body?: UploadBody,
+  ): Promise<Response> {
+    await this.ping();
+    if (!this.authorization && (this.challenge || (this.opts.auth && "token" in this.opts.auth))) {
+      await this.authenticate(this.challenge);
+    }
+    const sameOrigin = new URL(url).origin === new URL(this.base!).origin;
+    const once = async () => {
+      if (this.opts.signal?.aborted) throw new AbortedError({ cause: this.opts.signal.reason });
+      const h: Record<string, string> = { "user-agent": USER_AGENT, ...headers };
+      if (this.authorization && sameOrigin) h.authorization = this.authorization;
+      return request(url, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : Buffer.isBuffer(body) ? body : body(),
+        dispatcher: this.dispatcher,
+        signal: this.opts.signal,
+      }).catch((err: unknown) => {
+        if (this.opts.signal?.aborted) throw new AbortedError({ cause: err });
+        throw new NetworkError(`${method} ${url}: ${(err as Error).message}`, { cause: err });
+      });
+    };
+    let res = await once();
+    if (res.statusCode === 401 && sameOrigin) {
+      const header = res.headers["www-authenticate"];
+      await res.body.dump();
+      const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
+      const challenge =
+        challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+      if (challenge) {
+        this.challenge = challenge;
+        this.authorization = undefined;
+        await this.authenticate(challenge);
+        res = await once();
+      }
+    }
+    return res;
   }
 
   /** Closes the connection pool. Idempotent. */

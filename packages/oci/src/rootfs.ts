@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { BlobCache, defaultCacheDir, tempName } from "./blob-cache.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
@@ -42,6 +43,12 @@ export interface RootfsImage {
   digest: string;
   /** Size of the image file in bytes. */
   sizeBytes: number;
+  /**
+   * sha256 (hex) of the image file's bytes: computed once when it is built
+   * and kept next to it in `<hex>.json` (computed again when that record
+   * lacks it or names another size).
+   */
+  sha256: string;
   /** True when an existing image was reused and nothing was built. */
   reused: boolean;
 }
@@ -102,14 +109,28 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
   const existing = await stat(path).catch(() => undefined);
   if (existing) {
     progress(`reusing root file system ${digest}`);
-    return { path, digest, sizeBytes: existing.size, reused: true };
+    return {
+      path,
+      digest,
+      sizeBytes: existing.size,
+      sha256: await recordedSha256(dir, hex, path, existing.size),
+      reused: true,
+    };
   }
   await mkdir(dir, { recursive: true });
   return withFileLock(
     join(dir, `${hex}.lock`),
     async () => {
       const again = await stat(path).catch(() => undefined);
-      if (again) return { path, digest, sizeBytes: again.size, reused: true };
+      if (again) {
+        return {
+          path,
+          digest,
+          sizeBytes: again.size,
+          sha256: await recordedSha256(dir, hex, path, again.size),
+          reused: true,
+        };
+      }
       const work = join(cacheDir, "tmp", `rootfs-${process.pid}-${randomBytes(6).toString("hex")}`);
       await mkdir(work, { recursive: true });
       const sources: ByteSource[] = [];
@@ -203,9 +224,11 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
             ],
             { E2FSPROGS_FAKE_TIME: "1" },
           );
+          const built = await stat(tmp);
+          const sha256 = await sha256OfFile(tmp);
           await writeFile(
             `${tmp}.json`,
-            JSON.stringify({ digest, diffIds, encoder: ENCODER, stats }, null, 2),
+            JSON.stringify({ digest, diffIds, encoder: ENCODER, stats, size: built.size, sha256 }, null, 2),
           );
           await rename(`${tmp}.json`, join(dir, `${hex}.json`));
           await rename(tmp, path);
@@ -216,7 +239,13 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
         }
         const st = await stat(path);
         progress(`root file system ready: ${path}`);
-        return { path, digest, sizeBytes: st.size, reused: false };
+        return {
+          path,
+          digest,
+          sizeBytes: st.size,
+          sha256: await recordedSha256(dir, hex, path, st.size),
+          reused: false,
+        };
       } finally {
         for (const s of sources) await s.close().catch(() => {});
         await rm(work, { recursive: true, force: true });
@@ -225,6 +254,35 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
     opts.signal,
     () => progress(`waiting for another process building root file system ${digest}`),
   );
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/**
+ * The sha256 of a root fs image, from its `<hex>.json` record when that
+ * names this size, else computed (and recorded, best effort).
+ */
+async function recordedSha256(dir: string, hex: string, path: string, size: number): Promise<string> {
+  const recordPath = join(dir, `${hex}.json`);
+  let record: Record<string, unknown> = {};
+  try {
+    record = JSON.parse(await readFile(recordPath, "utf8")) as Record<string, unknown>;
+    if (record.size === size && typeof record.sha256 === "string" && /^[0-9a-f]{64}$/.test(record.sha256)) {
+      return record.sha256;
+    }
+  } catch {
+    // no record (an image built by an older version): compute it
+  }
+  const sha256 = await sha256OfFile(path);
+  const tmp = `${recordPath}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify({ ...record, size, sha256 }, null, 2))
+    .then(() => rename(tmp, recordPath))
+    .catch(() => rm(tmp, { force: true }));
+  return sha256;
 }
 
 function uuidFrom(hex: string): string {

@@ -21,6 +21,14 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  *   not absolute and normalized, holds NUL/control characters or (where it reaches QEMU) a
  *   comma, or the root fs image lies outside the root fs stores (`details.field`,
  *   `details.problem`).
+ * - `SNAPSHOT_ARTIFACT_NOT_FOUND`: no snapshot artifact for that fingerprint in the registry.
+ * - `SNAPSHOT_ARTIFACT_INVALID`: a snapshot artifact (manifest, metadata, page map) is
+ *   malformed, names another fingerprint, or does not fit what the caller expects
+ *   (`details.problem`).
+ * - `SNAPSHOT_DIGEST_MISMATCH`: a pulled blob's bytes do not have the digest (or size) its
+ *   descriptor names; nothing of the pull is kept.
+ * - `SNAPSHOT_LIMIT_EXCEEDED`: an artifact asks for more than the pull's caps allow
+ *   (`details.limit`).
  */
 export type SnapshotErrorCode =
   | "SNAPSHOT_NOT_FOUND"
@@ -35,7 +43,11 @@ export type SnapshotErrorCode =
   | "SNAPSHOT_LOCK_TIMEOUT"
   | "SNAPSHOT_ABORTED"
   | "SNAPSHOT_DEST_NOT_EMPTY"
-  | "SNAPSHOT_UNSAFE_PATH";
+  | "SNAPSHOT_UNSAFE_PATH"
+  | "SNAPSHOT_ARTIFACT_NOT_FOUND"
+  | "SNAPSHOT_ARTIFACT_INVALID"
+  | "SNAPSHOT_DIGEST_MISMATCH"
+  | "SNAPSHOT_LIMIT_EXCEEDED";
 
 /** Every error thrown by `@supermachine/snapshot`; switch on {@link SnapshotError.code}. */
 export class SnapshotError extends SupermachineError {

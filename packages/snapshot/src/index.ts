@@ -1,10 +1,45 @@
+export type { Descriptor, SnapshotManifest } from "./artifact/format.js";
+export {
+  buildManifest,
+  FINGERPRINT_ANNOTATION,
+  MACHINE_MEDIA_TYPE,
+  METADATA_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+  PAGE_MAP_MEDIA_TYPE,
+  PAGE_SIZE,
+  PAGES_MEDIA_TYPE,
+  parseManifest as parseSnapshotManifest,
+  SNAPSHOT_ARTIFACT_TYPE,
+  STATE_MEDIA_TYPE,
+  sha256Digest,
+  snapshotTag,
+} from "./artifact/format.js";
+export type { PackedMemory } from "./artifact/memory-pages.js";
+export { countPresentPages, packMemory, unpackMemory } from "./artifact/memory-pages.js";
+export type { ArtifactLimits, FindArtifactOptions, SnapshotArtifact } from "./artifact/pull.js";
+export {
+  DEFAULT_ARTIFACT_LIMITS,
+  downloadSnapshotArtifact,
+  findSnapshotArtifact,
+} from "./artifact/pull.js";
+export type { PushSnapshotOptions, PushSnapshotResult, TransferProgress } from "./artifact/push.js";
+export { ARTIFACT_FILES, pushSnapshot } from "./artifact/push.js";
+export type { SnapshotRegistry } from "./artifact/registry.js";
 export type { SnapshotErrorCode } from "./errors.js";
 export { SnapshotError } from "./errors.js";
 export type { DiskUsage } from "./files.js";
+export { diskUsage } from "./files.js";
 export type { FingerprintExtraFile, FingerprintInputs } from "./fingerprint.js";
 export { computeFingerprint } from "./fingerprint.js";
 export type { LoadedSnapshot, LoadOptions } from "./load.js";
-export { loadSnapshot, readSnapshotMetadata, resolveSnapshotDir, validateSnapshotFiles } from "./load.js";
+export {
+  loadSnapshot,
+  readSnapshotMetadata,
+  resolveRootfs,
+  resolveSnapshotDir,
+  rootfsFileName,
+  validateSnapshotFiles,
+} from "./load.js";
 export type { LockOptions, LockOwner } from "./lock.js";
 export { acquireLock, SnapshotLock, tryAcquireLock } from "./lock.js";
 export type {

@@ -7,9 +7,10 @@ import {
   METADATA_FILE,
   type SnapshotAssets,
   type SnapshotMetadata,
+  type SnapshotRootfs,
   STATE_FILE,
 } from "./metadata.js";
-import { metadataFormatVersion, parseSnapshotMetadata } from "./parse-metadata.js";
+import { metadataFormatVersion, parseSnapshotMetadata, ROOTFS_DIGEST } from "./parse-metadata.js";
 import { assertSafePath, defaultRootfsDir, isInside } from "./paths.js";
 
 /** A validated snapshot on disk. */
@@ -22,6 +23,8 @@ export interface LoadedSnapshot {
   stateFile: string;
   /** Absolute path of `memory.bin`. */
   memoryFile: string;
+  /** Absolute path of the root fs image on this host, found by its digest in the root fs stores. */
+  rootfsPath: string;
 }
 
 /** Options of {@link loadSnapshot}. */
@@ -31,10 +34,10 @@ export interface LoadOptions {
   /** Check the sha256 of the small files (`restore.snap`, ...). Default true; the memory file is never read. */
   verifyChecksums?: boolean;
   /**
-   * Directories a snapshot's root fs image may live in (it must be a
-   * regular file inside one of them, symlinks resolved); anything else is
-   * `SNAPSHOT_UNSAFE_PATH`. Default: `[defaultRootfsDir()]`, where
-   * `@supermachine/oci` builds root fs images by default.
+   * The root fs stores: directories searched, in order, for the snapshot's
+   * root fs image `<hex>.ext4` (a regular file, symlinks resolved inside
+   * the store). Default: `[defaultRootfsDir()]`, where `@supermachine/oci`
+   * builds root fs images by default.
    */
   rootfsDirs?: string[];
 }
@@ -141,14 +144,14 @@ export async function readSnapshotMetadata(dir: string): Promise<SnapshotMetadat
  * Checks a snapshot's files against its metadata with `stat` only (plus
  * the checksums of small files when asked): every recorded file present
  * with its recorded size, the memory file exactly `memoryMib` MiB, the
- * guest assets the expected ones, the root fs image inside `rootfsDirs` (a
- * regular file, symlinks resolved), present and unchanged in size.
+ * guest assets the expected ones, the root fs image found by its digest in
+ * one of `rootfsDirs` (see {@link resolveRootfs}). Returns the root fs path.
  */
 export async function validateSnapshotFiles(
   dir: string,
   metadata: SnapshotMetadata,
   options: LoadOptions = {},
-): Promise<void> {
+): Promise<string> {
   const memWant = metadata.memoryMib * MIB;
   const memRecorded = metadata.files[MEMORY_FILE]?.size;
   if (memRecorded !== memWant) {
@@ -202,42 +205,70 @@ export async function validateSnapshotFiles(
       }
     }
   }
-  const rootfsDirs = (options.rootfsDirs ?? [defaultRootfsDir()]).map((d) => resolve(d));
-  const rootfsPath = metadata.rootfs.path;
-  const outside = (problem: string) =>
-    new SnapshotError(
-      "SNAPSHOT_UNSAFE_PATH",
-      `snapshot ${dir} names root fs ${rootfsPath}, which ${problem} (root fs stores: ${rootfsDirs.join(", ")}); pass rootfsDirs to allow another store`,
-      { details: { dir, field: "rootfs.path", path: rootfsPath, problem, rootfsDirs } },
-    );
-  if (!rootfsDirs.some((d) => isInside(d, rootfsPath) && resolve(rootfsPath) !== d)) {
-    throw outside("is outside the root fs stores");
+  return resolveRootfs(dir, metadata.rootfs, options.rootfsDirs);
+}
+
+/**
+ * Finds a snapshot's root fs image by its digest: `<hex>.ext4` in the first
+ * of `rootfsDirs` (default `[defaultRootfsDir()]`) that has it, a regular
+ * file (not a symlink) still inside that store once symlinks are resolved,
+ * of the recorded size. Returns its path. Throws `SNAPSHOT_ROOTFS_MISSING`
+ * (no store has it; `details.digest`, `details.rootfsDirs`),
+ * `SNAPSHOT_ROOTFS_CHANGED` (a file of another size) or
+ * `SNAPSHOT_UNSAFE_PATH` (a symlink, or a path leading out of the store).
+ */
+export async function resolveRootfs(
+  dir: string,
+  rootfs: Pick<SnapshotRootfs, "digest" | "size">,
+  rootfsDirsOption?: string[],
+): Promise<string> {
+  const rootfsDirs = (rootfsDirsOption ?? [defaultRootfsDir()]).map((d) => resolve(d));
+  const name = rootfsFileName(rootfs.digest);
+  for (const store of rootfsDirs) {
+    const path = join(store, name);
+    const link = await lstat(path).catch(() => undefined);
+    if (!link) continue;
+    const outside = (problem: string) =>
+      new SnapshotError(
+        "SNAPSHOT_UNSAFE_PATH",
+        `snapshot ${dir}: root fs ${path} ${problem} (root fs stores: ${rootfsDirs.join(", ")})`,
+        { details: { dir, field: "rootfs.digest", path, problem, rootfsDirs } },
+      );
+    if (!link.isFile()) throw outside(link.isSymbolicLink() ? "is a symbolic link" : "is not a regular file");
+    // Symlinked directories on the way must not lead out of the store either.
+    const real = await realpath(path);
+    const realStore = await realpath(store).catch(() => undefined);
+    if (realStore === undefined || !isInside(realStore, real) || real === realStore) {
+      throw outside(`resolves to ${real}, outside the root fs stores`);
+    }
+    if (link.size !== rootfs.size) {
+      throw new SnapshotError(
+        "SNAPSHOT_ROOTFS_CHANGED",
+        `snapshot ${dir} needs root fs ${rootfs.digest} of ${rootfs.size} bytes, found ${link.size} bytes at ${path}`,
+        { details: { dir, rootfs: path, digest: rootfs.digest, size: link.size, expectedSize: rootfs.size } },
+      );
+    }
+    return path;
   }
-  const rootfs = await statOrUndefined(rootfsPath);
-  if (!rootfs) {
+  throw new SnapshotError(
+    "SNAPSHOT_ROOTFS_MISSING",
+    `snapshot ${dir} needs root fs ${rootfs.digest} (${rootfs.size} bytes), which no root fs store has (looked in ${rootfsDirs.join(", ")}); it is rebuilt from the image's layers by Image.build/Image.fromSnapshot when they can be pulled`,
+    { details: { dir, digest: rootfs.digest, size: rootfs.size, rootfsDirs } },
+  );
+}
+
+/** The file name of a root fs image in a store: `<hex>.ext4` of its `sha256:<hex>` digest. */
+export function rootfsFileName(digest: string): string {
+  if (!ROOTFS_DIGEST.test(digest)) {
     throw new SnapshotError(
-      "SNAPSHOT_ROOTFS_MISSING",
-      `snapshot ${dir} needs root fs ${metadata.rootfs.path} (digest ${metadata.rootfs.digest}), which no longer exists`,
-      { details: { dir, rootfs: metadata.rootfs.path, digest: metadata.rootfs.digest } },
-    );
-  }
-  const link = await lstat(rootfsPath);
-  if (!link.isFile()) throw outside(link.isSymbolicLink() ? "is a symbolic link" : "is not a regular file");
-  // Symlinked directories on the way must not lead out of the store either.
-  const real = await realpath(rootfsPath);
-  const realDirs = await Promise.all(rootfsDirs.map((d) => realpath(d).catch(() => undefined)));
-  if (!realDirs.some((d) => d !== undefined && isInside(d, real) && real !== d)) {
-    throw outside(`resolves to ${real}, outside the root fs stores`);
-  }
-  if (rootfs.size !== metadata.rootfs.size) {
-    throw new SnapshotError(
-      "SNAPSHOT_ROOTFS_CHANGED",
-      `snapshot ${dir} needs root fs ${metadata.rootfs.path} of ${metadata.rootfs.size} bytes, found ${rootfs.size} bytes`,
+      "SNAPSHOT_METADATA_INVALID",
+      `root fs digest ${JSON.stringify(digest)} is not sha256:<64 hex>`,
       {
-        details: { dir, rootfs: metadata.rootfs.path, size: rootfs.size, expectedSize: metadata.rootfs.size },
+        details: { field: "rootfs.digest" },
       },
     );
   }
+  return `${digest.slice("sha256:".length)}.ext4`;
 }
 
 /**
@@ -245,8 +276,8 @@ export async function validateSnapshotFiles(
  * path. Never reads the memory file. Throws a {@link SnapshotError}:
  * `SNAPSHOT_NOT_FOUND`, `SNAPSHOT_CORRUPT` (missing or truncated file, bad
  * metadata; `details.file`/`details.field` say which), `SNAPSHOT_VERSION`,
- * `SNAPSHOT_UNSAFE_PATH` (a path in the metadata, or the directory's own, is
- * unsafe, or the root fs lies outside `rootfsDirs`), `SNAPSHOT_ASSET_MISMATCH`,
+ * `SNAPSHOT_UNSAFE_PATH` (a guest path in the metadata, or the directory's
+ * own path, is unsafe, or the root fs leads out of its store), `SNAPSHOT_ASSET_MISMATCH`,
  * `SNAPSHOT_ROOTFS_MISSING` or `SNAPSHOT_ROOTFS_CHANGED`.
  */
 export async function loadSnapshot(
@@ -255,6 +286,6 @@ export async function loadSnapshot(
 ): Promise<LoadedSnapshot> {
   const dir = await resolveSnapshotDir(pathOrRestoreSnap);
   const metadata = await readSnapshotMetadata(dir);
-  await validateSnapshotFiles(dir, metadata, options);
-  return { dir, metadata, stateFile: join(dir, STATE_FILE), memoryFile: join(dir, MEMORY_FILE) };
+  const rootfsPath = await validateSnapshotFiles(dir, metadata, options);
+  return { dir, metadata, stateFile: join(dir, STATE_FILE), memoryFile: join(dir, MEMORY_FILE), rootfsPath };
 }

@@ -1,5 +1,10 @@
-/** The snapshot format version this package writes and reads. */
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/**
+ * The snapshot format version this package writes and reads. Version 2
+ * names the root fs by content (digest, size, sha256) instead of by a host
+ * path, so a snapshot directory can move; version 1 is refused with
+ * `SNAPSHOT_VERSION` (bake it again).
+ */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 
 /** Name of the metadata file inside a snapshot directory. */
 export const METADATA_FILE = "metadata.json";
@@ -70,14 +75,18 @@ export interface SnapshotAssets {
   agentHash: string;
 }
 
-/** The content-addressed root fs image a snapshot uses (not copied into the snapshot). */
+/**
+ * The content-addressed root fs image a snapshot uses (not copied into the
+ * snapshot, and named by content, never by a host path): it is found as
+ * `<hex>.ext4` in one of the root fs stores (`rootfsDirs`).
+ */
 export interface SnapshotRootfs {
-  /** Absolute path of the root fs image. */
-  path: string;
-  /** Content digest of the root fs image (as its builder names it). */
+  /** Content address of the root fs image as `@supermachine/oci` names it: `sha256:` + 64 hex. */
   digest: string;
-  /** Size in bytes at bake time (checked on load). */
+  /** Size in bytes (checked on load). */
   size: number;
+  /** sha256 (hex) of the image file's bytes, checked when a missing root fs is rebuilt or pulled. */
+  sha256: string;
 }
 
 /** What the guest init ran as the workload. */
@@ -122,10 +131,10 @@ export interface SnapshotFileRecord {
   sha256?: string;
 }
 
-/** The contents of `metadata.json` (format version 1). See the package README. */
+/** The contents of `metadata.json` (format version 2). See the package README. */
 export interface SnapshotMetadata {
-  /** Always 1 for this format. */
-  formatVersion: 1;
+  /** Always 2 for this format. */
+  formatVersion: 2;
   /** {@link computeFingerprint} of the bake inputs (64 hex chars). */
   fingerprint: string;
   /** For `vm-snapshot` snapshots: the fingerprint of the snapshot the VM was restored from. */
@@ -165,17 +174,20 @@ export interface SnapshotMetadata {
 /**
  * What a publish build callback returns: the metadata minus what the store
  * fills in itself (`formatVersion`, `fingerprint` and `createdAt` default to
- * the publish key and now; `files` and `rootfs.size` are measured from disk;
- * `extraFiles` defaults to none). A full {@link SnapshotMetadata} is accepted.
+ * the publish key and now; `files` are measured from disk; `extraFiles`
+ * defaults to none). The root fs is given by `digest` and either `path`
+ * (where it is now: its size and sha256 are measured from it, and it must
+ * be the store's `<hex>.ext4`) or `size` and `sha256` (a derived snapshot
+ * reusing its parent's). A full {@link SnapshotMetadata} is accepted.
  */
 export type SnapshotMetadataDraft = Omit<
   SnapshotMetadata,
   "formatVersion" | "fingerprint" | "createdAt" | "files" | "rootfs" | "extraFiles"
 > & {
-  formatVersion?: 1;
+  formatVersion?: 2;
   fingerprint?: string;
   createdAt?: string;
   files?: Record<string, SnapshotFileRecord>;
-  rootfs: Omit<SnapshotRootfs, "size"> & { size?: number };
+  rootfs: { digest: string; path?: string; size?: number; sha256?: string };
   extraFiles?: SnapshotExtraFile[];
 };

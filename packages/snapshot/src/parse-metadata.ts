@@ -128,12 +128,8 @@ function parseFiles(v: unknown): Record<string, SnapshotFileRecord> {
   return out;
 }
 
-/** `rootfs.path`: a safe absolute path (it is handed to QEMU as a drive file, so no commas). */
-function rootfsPath(rootfs: Obj): string {
-  const path = str(rootfs, "path", "rootfs.path", { nonEmpty: true });
-  assertSafePath(path, "metadata field `rootfs.path`", { qemu: true, details: { field: "rootfs.path" } });
-  return path;
-}
+/** A root fs content address: `sha256:` and 64 lowercase hex digits (it names a file, so nothing else). */
+export const ROOTFS_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * Reads the format version of parsed `metadata.json` contents without
@@ -155,17 +151,21 @@ function parseNetwork(v: unknown): SnapshotNetwork {
  * Strictly validates parsed `metadata.json` contents and returns a clean
  * copy holding only the fields of the format (unknown fields are dropped).
  *
- * Throws `SNAPSHOT_VERSION` for a `formatVersion` other than 1,
- * `SNAPSHOT_UNSAFE_PATH` for a path that is not absolute and normalized or
- * holds NUL, control characters or (`rootfs.path`) commas, and
+ * Throws `SNAPSHOT_VERSION` for a `formatVersion` other than 2,
+ * `SNAPSHOT_UNSAFE_PATH` for a guest path that is not absolute and
+ * normalized or holds NUL or control characters, and
  * `SNAPSHOT_METADATA_INVALID` naming the first bad field (`details.field`).
  */
 export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
   const m = obj(json, "(root)");
   if (m.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
+    const hint =
+      m.formatVersion === 1
+        ? "; version 1 named its root fs by a host path and cannot move: bake the image again"
+        : "";
     throw new SnapshotError(
       "SNAPSHOT_VERSION",
-      `snapshot format version ${describe(m.formatVersion)} is not supported (this build reads version ${SNAPSHOT_FORMAT_VERSION})`,
+      `snapshot format version ${describe(m.formatVersion)} is not supported (this build reads version ${SNAPSHOT_FORMAT_VERSION})${hint}`,
       { details: { field: "formatVersion", formatVersion: m.formatVersion } },
     );
   }
@@ -186,7 +186,7 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
 
   return withOptional(
     {
-      formatVersion: 1,
+      formatVersion: SNAPSHOT_FORMAT_VERSION,
       fingerprint: str(m, "fingerprint", "fingerprint", { pattern: HEX64 }),
       createdAt,
       image: {
@@ -228,9 +228,9 @@ export function parseSnapshotMetadata(json: unknown): SnapshotMetadata {
         agentHash: str(assets, "agentHash", "assets.agentHash", { nonEmpty: true }),
       },
       rootfs: {
-        path: rootfsPath(rootfs),
-        digest: str(rootfs, "digest", "rootfs.digest", { nonEmpty: true }),
+        digest: str(rootfs, "digest", "rootfs.digest", { pattern: ROOTFS_DIGEST }),
         size: int(rootfs, "size", "rootfs.size", 0, Number.MAX_SAFE_INTEGER),
+        sha256: str(rootfs, "sha256", "rootfs.sha256", { pattern: HEX64 }),
       },
       files: parseFiles(m.files),
     },

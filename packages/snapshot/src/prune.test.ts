@@ -62,19 +62,26 @@ describe("prune", () => {
     expect((await store.list()).map((e) => e.name)).toEqual(["newest"]);
   });
 
-  it("removes invalid snapshots but not those of another format version", async () => {
+  it("removes invalid snapshots and older formats, but not those of a newer format version", async () => {
     const r1 = await writeRootfs(t.rootfs, "r1");
     await publishAged("broken", HOUR, r1, "0b");
     await publishAged("future", HOUR, r1, "0f");
+    await publishAged("older", HOUR, r1, "01");
     await publishAged("good", HOUR, r1, "09");
     await rm(join(t.snapshots, "broken", "memory.bin"));
-    const meta = JSON.parse(await readFile(join(t.snapshots, "future", "metadata.json"), "utf8"));
-    meta.formatVersion = 2;
-    await writeFile(join(t.snapshots, "future", "metadata.json"), JSON.stringify(meta));
+    for (const [name, version] of [
+      ["future", 3],
+      ["older", 1],
+    ] as const) {
+      const meta = JSON.parse(await readFile(join(t.snapshots, name, "metadata.json"), "utf8"));
+      meta.formatVersion = version;
+      await writeFile(join(t.snapshots, name, "metadata.json"), JSON.stringify(meta));
+    }
 
     expect((await store.prune({ removeInvalid: false })).removedSnapshots).toEqual([]);
     const res = await store.prune();
-    expect(res.removedSnapshots).toEqual(["broken"]);
+    // format 1 (root fs by host path) is superseded: this release bakes it again anyway
+    expect(res.removedSnapshots.sort()).toEqual(["broken", "older"]);
     expect(await readdir(t.snapshots)).toEqual(["future", "good"]);
   });
 
@@ -98,7 +105,7 @@ describe("prune", () => {
     expect(existsSync(fresh)).toBe(true);
     expect(existsSync(hidden)).toBe(true);
     expect(existsSync(join(t.rootfs, "subdir"))).toBe(true);
-    expect((await store.load("uses-r2")).metadata.rootfs.path).toBe(r2);
+    expect((await store.load("uses-r2")).rootfsPath).toBe(r2);
 
     const all = await store.prune({ rootfsDir: t.rootfs, rootfsGraceMs: 0 });
     expect(all.removedRootfs).toEqual([fresh]);

@@ -1,7 +1,9 @@
 import { lstat, readdir, readFile, rm, unlink } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { rootfsFileName } from "./load.js";
 import { LOCK_PREFIX } from "./lock.js";
-import { METADATA_FILE } from "./metadata.js";
+import { METADATA_FILE, SNAPSHOT_FORMAT_VERSION } from "./metadata.js";
+import { ROOTFS_DIGEST } from "./parse-metadata.js";
 import { scratchOwner } from "./publish.js";
 import type { SnapshotListEntry, SnapshotStore } from "./store.js";
 
@@ -12,9 +14,9 @@ export interface PruneOptions {
   /** Remove valid snapshots created before this date, or more than this many milliseconds ago. */
   olderThan?: Date | number;
   /**
-   * Remove snapshots that fail validation (not those of another format
-   * version, nor those failing with `SNAPSHOT_UNSAFE_PATH`, e.g. a root fs
-   * outside this store's `rootfsDirs`). Default true.
+   * Remove snapshots that fail validation, including those of an older
+   * format version (not those of a newer one, nor those failing with
+   * `SNAPSHOT_UNSAFE_PATH`). Default true.
    */
   removeInvalid?: boolean;
   /**
@@ -48,12 +50,17 @@ function isStaleLockTemp(entry: string): boolean {
   return entry.startsWith(LOCK_PREFIX) && entry.endsWith(".tmp");
 }
 
-async function rootfsPathOf(dir: string): Promise<string | undefined> {
+/** The root fs file name (`<hex>.ext4`) a snapshot directory's metadata references, if it parses that far. */
+async function rootfsNameOf(dir: string): Promise<string | undefined> {
   try {
     const json = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as {
-      rootfs?: { path?: unknown };
+      rootfs?: { digest?: unknown; path?: unknown };
     };
-    return typeof json.rootfs?.path === "string" ? resolve(json.rootfs.path) : undefined;
+    if (typeof json.rootfs?.digest === "string" && ROOTFS_DIGEST.test(json.rootfs.digest)) {
+      return rootfsFileName(json.rootfs.digest);
+    }
+    // format 1 named the file by path
+    return typeof json.rootfs?.path === "string" ? basename(json.rootfs.path) : undefined;
   } catch {
     return undefined;
   }
@@ -91,8 +98,12 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
   const entries = await store.list();
   const expired = selectExpired(entries, options);
   for (const e of entries) {
-    // Another format version, or a root fs outside this process's stores, may be another setup's: keep it.
-    const foreign = e.error?.code === "SNAPSHOT_VERSION" || e.error?.code === "SNAPSHOT_UNSAFE_PATH";
+    // A newer format version, or a root fs leading out of its store, may be another setup's: keep it.
+    // An older format version is superseded (this release bakes it again): invalid like any other.
+    const version = e.error?.details.formatVersion;
+    const older = typeof version === "number" && version < SNAPSHOT_FORMAT_VERSION;
+    const foreign =
+      (e.error?.code === "SNAPSHOT_VERSION" && !older) || e.error?.code === "SNAPSHOT_UNSAFE_PATH";
     const invalid = !e.valid && !foreign && options.removeInvalid !== false;
     if (!expired.has(e.name) && !invalid) continue;
     const lock = await store.tryLock(e.name);
@@ -144,15 +155,18 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
     const referenced = new Set<string>();
     for (const entry of await readdir(store.dir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
-      const p = await rootfsPathOf(join(store.dir, entry));
-      if (p) referenced.add(p);
+      const n = await rootfsNameOf(join(store.dir, entry));
+      if (n) {
+        referenced.add(n);
+        referenced.add(n.replace(/\.ext4$/, ".json")); // the builder's record of it
+      }
     }
     const rootfsDir = resolve(options.rootfsDir);
     const grace = options.rootfsGraceMs ?? 600_000;
     for (const entry of await readdir(rootfsDir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
       const path = join(rootfsDir, entry);
-      if (referenced.has(path)) continue;
+      if (referenced.has(entry)) continue;
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile() || Date.now() - st.mtimeMs < grace) continue;
       await unlink(path).catch(() => {});

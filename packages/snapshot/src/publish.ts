@@ -1,13 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
-import { describeFiles } from "./files.js";
+import { describeFiles, sha256File } from "./files.js";
 import type { LoadedSnapshot, LoadOptions } from "./load.js";
-import { validateSnapshotFiles } from "./load.js";
+import { rootfsFileName, validateSnapshotFiles } from "./load.js";
 import {
   MEMORY_FILE,
   METADATA_FILE,
+  SNAPSHOT_FORMAT_VERSION,
   type SnapshotMetadata,
   type SnapshotMetadataDraft,
   STATE_FILE,
@@ -78,22 +79,7 @@ export async function finalizeMetadata(
       { details: { field: "fingerprint" } },
     );
   }
-  const rootfsPath =
-    typeof draft.rootfs?.path === "string" && draft.rootfs.path ? resolve(draft.rootfs.path) : undefined;
-  let rootfsSize: number | undefined;
-  if (rootfsPath !== undefined) {
-    const st = await stat(rootfsPath).catch(() => undefined);
-    if (!st) {
-      throw new SnapshotError(
-        "SNAPSHOT_ROOTFS_MISSING",
-        `root fs ${rootfsPath} given for the snapshot does not exist`,
-        {
-          details: { rootfs: rootfsPath },
-        },
-      );
-    }
-    rootfsSize = st.size;
-  }
+  const rootfs = await measureRootfs(draft.rootfs);
   const files = await describeFiles(buildDir);
   for (const required of [STATE_FILE, MEMORY_FILE]) {
     if (!files[required]) {
@@ -104,13 +90,46 @@ export async function finalizeMetadata(
   }
   return parseSnapshotMetadata({
     ...draft,
-    formatVersion: draft.formatVersion ?? 1,
+    formatVersion: draft.formatVersion ?? SNAPSHOT_FORMAT_VERSION,
     fingerprint,
     createdAt: draft.createdAt ?? new Date().toISOString(),
     extraFiles: draft.extraFiles ?? [],
-    rootfs: { ...draft.rootfs, path: rootfsPath ?? draft.rootfs?.path, size: rootfsSize },
+    rootfs,
     files,
   });
+}
+
+/**
+ * The root fs record of a draft: `{digest, size, sha256}`, measured from
+ * `path` when the draft names one (which must be the store's file name for
+ * the digest; its sha256 is computed unless the draft gives it), else taken
+ * from the draft (a derived snapshot).
+ */
+async function measureRootfs(
+  r: SnapshotMetadataDraft["rootfs"] | undefined,
+): Promise<{ digest: unknown; size: unknown; sha256: unknown }> {
+  if (typeof r !== "object" || r === null) return { digest: undefined, size: undefined, sha256: undefined };
+  if (r.path === undefined) return { digest: r.digest, size: r.size, sha256: r.sha256 };
+  const path = resolve(r.path);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) {
+    throw new SnapshotError(
+      "SNAPSHOT_ROOTFS_MISSING",
+      `root fs ${path} given for the snapshot does not exist`,
+      {
+        details: { rootfs: path, digest: r.digest },
+      },
+    );
+  }
+  if (basename(path) !== rootfsFileName(r.digest)) {
+    throw new SnapshotError(
+      "SNAPSHOT_METADATA_INVALID",
+      `root fs ${path} is not named after its digest ${r.digest} (${rootfsFileName(r.digest)})`,
+      { details: { field: "rootfs.path" } },
+    );
+  }
+  // the builder may vouch for the bytes it wrote (`@supermachine/oci` records their sha256 once)
+  return { digest: r.digest, size: st.size, sha256: r.sha256 ?? (await sha256File(path)) };
 }
 
 /** Writes `metadata.json` durably (temp file, fsync, rename) into `dir`. */
@@ -206,7 +225,10 @@ export async function buildAndPlace(
     const draft = await build(buildDir);
     await restrictModes(buildDir);
     const metadata = await finalizeMetadata(buildDir, draft, fingerprint);
-    await validateSnapshotFiles(buildDir, metadata, { ...options, verifyChecksums: false });
+    const rootfsPath = await validateSnapshotFiles(buildDir, metadata, {
+      ...options,
+      verifyChecksums: false,
+    });
     await writeMetadata(buildDir, metadata);
     await moveIntoPlace(dir, buildDir, name);
     const target = join(dir, name);
@@ -215,6 +237,7 @@ export async function buildAndPlace(
       metadata,
       stateFile: join(target, STATE_FILE),
       memoryFile: join(target, MEMORY_FILE),
+      rootfsPath,
     };
   } catch (err) {
     await rm(buildDir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { appendFile, chmod, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -5,7 +6,15 @@ import { SnapshotError } from "./errors.js";
 import { loadSnapshot } from "./load.js";
 import { defaultSnapshotName } from "./names.js";
 import { SnapshotStore } from "./store.js";
-import { ASSETS, fakeBuild, fp, makeTestDirs, type TestDirs, writeRootfs } from "./test-support/fixtures.js";
+import {
+  ASSETS,
+  fakeBuild,
+  fp,
+  makeTestDirs,
+  rootfsDigestOf,
+  type TestDirs,
+  writeRootfs,
+} from "./test-support/fixtures.js";
 
 let t: TestDirs;
 let store: SnapshotStore;
@@ -48,9 +57,16 @@ describe("SnapshotStore publish / lookup / load", () => {
     expect(await visibleEntries()).toEqual([published.name]);
 
     const meta = published.metadata;
-    expect(meta.formatVersion).toBe(1);
+    expect(meta.formatVersion).toBe(2);
     expect(meta.fingerprint).toBe(fp("1a"));
-    expect(meta.rootfs).toEqual({ path: rootfsPath, digest: "sha256:rootfs1", size: 4096 });
+    expect(meta.rootfs).toEqual({
+      digest: rootfsDigestOf("r1"),
+      size: 4096,
+      sha256: createHash("sha256")
+        .update(await readFile(rootfsPath))
+        .digest("hex"),
+    });
+    expect(published.rootfsPath).toBe(rootfsPath);
     expect(meta.files["memory.bin"]).toEqual({ size: 8 * 1024 * 1024 });
     expect(meta.files["restore.snap"]?.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(meta.files["machine.json"]?.size).toBeGreaterThan(0);
@@ -298,7 +314,7 @@ describe("validation on load", () => {
     expect((await expectCode(loadSnapshot(dir), "SNAPSHOT_ROOTFS_CHANGED")).details.size).toBe(5);
     await rm(rootfsPath);
     const err = await expectCode(loadSnapshot(dir), "SNAPSHOT_ROOTFS_MISSING");
-    expect(err.details.rootfs).toBe(rootfsPath);
+    expect(err.details.digest).toBe(rootfsDigestOf("r1"));
   });
 
   it("lookup treats an invalid snapshot as absent, reports why, and publish replaces it", async () => {

@@ -2,6 +2,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import { type ArtifactLimits, downloadSnapshotArtifact, type SnapshotArtifact } from "./artifact/pull.js";
+import {
+  type PushSnapshotOptions,
+  type PushSnapshotResult,
+  pushSnapshot,
+  type TransferProgress,
+} from "./artifact/push.js";
+import type { SnapshotRegistry } from "./artifact/registry.js";
 import { SnapshotError } from "./errors.js";
 import { type DiskUsage, diskUsage } from "./files.js";
 import {
@@ -184,6 +192,64 @@ export class SnapshotStore {
     return loadSnapshot(pathOrRestoreSnap, options);
   }
 
+  /**
+   * Pulls a snapshot artifact (see {@link findSnapshotArtifact}) into this
+   * store under `key`, through the same lock, temp directory and atomic
+   * rename as {@link SnapshotStore.publish}: every blob is verified against
+   * its digest on the way in and the result validated like any snapshot
+   * (its root fs must already be in a root fs store); on any failure, a
+   * digest mismatch included, nothing is kept. Returns the existing snapshot
+   * (`built: false`) when a valid one with this fingerprint is already there.
+   */
+  async pull(
+    key: SnapshotKey,
+    registry: SnapshotRegistry,
+    artifact: SnapshotArtifact,
+    options: PublishOptions & {
+      limits?: Partial<ArtifactLimits>;
+      onProgress?: (p: TransferProgress) => void;
+      /**
+       * Checks the downloaded files before they are stored (e.g. the engine's
+       * `machine.json`, which this package does not read); throwing discards them.
+       */
+      verify?: (dir: string, metadata: SnapshotMetadata) => Promise<void> | void;
+    } = {},
+  ): Promise<PublishResult> {
+    if (artifact.metadata.fingerprint !== key.fingerprint) {
+      throw new SnapshotError(
+        "SNAPSHOT_ARTIFACT_INVALID",
+        `snapshot artifact of fingerprint ${artifact.metadata.fingerprint} cannot be stored as ${key.fingerprint}`,
+        { details: { problem: "fingerprint" } },
+      );
+    }
+    return this.publish(
+      key,
+      async (tmpDir) => {
+        await downloadSnapshotArtifact(registry, artifact, tmpDir, options);
+        await options.verify?.(tmpDir, artifact.metadata);
+        const { rootfs } = artifact.metadata;
+        return {
+          ...artifact.metadata,
+          files: undefined,
+          rootfs: { digest: rootfs.digest, size: rootfs.size, sha256: rootfs.sha256 },
+        };
+      },
+      options,
+    );
+  }
+
+  /**
+   * Publishes the snapshot `pathOrName` of this store as an OCI artifact in
+   * `registry` (see {@link pushSnapshot}).
+   */
+  async push(
+    pathOrName: string,
+    registry: SnapshotRegistry,
+    options: PushSnapshotOptions & LoadOptions = {},
+  ): Promise<PushSnapshotResult> {
+    return pushSnapshot(await this.load(pathOrName, options), registry, options);
+  }
+
   /** Takes this store's cross-process lock for `name` (see {@link acquireLock}). */
   async lock(name: string, options: LockOptions = {}): Promise<SnapshotLock> {
     assertSnapshotName(name);
@@ -318,6 +384,7 @@ export class SnapshotStore {
       metadata: result.metadata,
       stateFile: result.stateFile,
       memoryFile: result.memoryFile,
+      rootfsPath: result.rootfsPath,
     };
   }
 }

@@ -1,7 +1,8 @@
-// A snapshot directory someone has edited: metadata.json pointing the root fs
-// at host files, at paths with `..`, commas (QEMU option injection) or
-// symlinks out of the store. Every load must fail with SNAPSHOT_UNSAFE_PATH
-// before anything is opened.
+// A snapshot directory someone has edited: metadata.json naming the root fs
+// by something that is not a digest (a host path, `..`, commas for QEMU
+// option injection), or a store holding symlinks out of it. Every load must
+// fail with a typed error before anything is opened.
+import { createHash } from "node:crypto";
 import { cp, mkdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -10,7 +11,15 @@ import type { LoadedSnapshot } from "./load.js";
 import { loadSnapshot } from "./load.js";
 import { defaultRootfsDir } from "./paths.js";
 import { SnapshotStore } from "./store.js";
-import { ASSETS, fakeBuild, fp, makeTestDirs, type TestDirs, writeRootfs } from "./test-support/fixtures.js";
+import {
+  ASSETS,
+  fakeBuild,
+  fp,
+  makeTestDirs,
+  rootfsDigestOf,
+  type TestDirs,
+  writeRootfs,
+} from "./test-support/fixtures.js";
 
 let t: TestDirs;
 let store: SnapshotStore;
@@ -30,7 +39,7 @@ afterEach(async () => {
 });
 
 /** Rewrites the snapshot's metadata.json through `edit` (as an attacker with write access to it would). */
-type Editable = { rootfs: { path: string; size: number }; extraFiles: unknown[] };
+type Editable = { rootfs: { digest: string; size: number }; extraFiles: unknown[] };
 async function tamper(edit: (m: Editable) => void, dir = snap.dir): Promise<void> {
   const path = join(dir, "metadata.json");
   const m = JSON.parse(await readFile(path, "utf8"));
@@ -38,38 +47,52 @@ async function tamper(edit: (m: Editable) => void, dir = snap.dir): Promise<void
   await writeFile(path, JSON.stringify(m));
 }
 
-async function unsafe(p: Promise<unknown>): Promise<SnapshotError> {
+async function failsWith(p: Promise<unknown>, code: string): Promise<SnapshotError> {
   const err = await p.then(
     () => undefined,
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(SnapshotError);
-  expect((err as SnapshotError).code).toBe("SNAPSHOT_UNSAFE_PATH");
+  expect((err as SnapshotError).code).toBe(code);
   return err as SnapshotError;
 }
+const unsafe = (p: Promise<unknown>) => failsWith(p, "SNAPSHOT_UNSAFE_PATH");
 
 describe("a tampered snapshot cannot point QEMU outside the snapshot and root fs stores", () => {
-  it("the default root fs store is $SUPERMACHINE_CACHE/oci/rootfs", () => {
+  it("the root fs is named by digest and found in the default store, $SUPERMACHINE_CACHE/oci/rootfs", async () => {
     expect(defaultRootfsDir()).toBe(t.rootfs);
-    expect(snap.metadata.rootfs.path.startsWith(`${t.rootfs}/`)).toBe(true);
+    expect(snap.rootfsPath).toBe(join(t.rootfs, `${rootfsDigestOf("r1").slice(7)}.ext4`));
+    const onDisk = await readFile(join(snap.dir, "metadata.json"), "utf8");
+    // no host path of this machine is in the metadata: the directory can move
+    expect(onDisk).not.toContain(t.root);
+    expect(JSON.parse(onDisk).rootfs).toEqual({
+      digest: rootfsDigestOf("r1"),
+      size: 4096,
+      sha256: createHash("sha256")
+        .update(await readFile(snap.rootfsPath))
+        .digest("hex"),
+    });
   });
 
-  it("a root fs outside the store (an existing host file) is SNAPSHOT_UNSAFE_PATH", async () => {
-    await tamper((m) => {
-      m.rootfs.path = "/etc/passwd";
-    });
-    const err = await unsafe(loadSnapshot(snap.dir));
-    expect(err.details).toMatchObject({ field: "rootfs.path", path: "/etc/passwd", rootfsDirs: [t.rootfs] });
-    expect(err.details.problem).toBe("is outside the root fs stores");
-    // Judged by the path alone: a missing file outside the store is unsafe, not merely missing.
-    await tamper((m) => {
-      m.rootfs.path = "/nonexistent/rootfs.ext4";
-    });
-    expect((await unsafe(loadSnapshot(snap.dir))).details.problem).toBe("is outside the root fs stores");
-    await tamper((m) => {
-      m.rootfs.path = "/etc/passwd";
-    });
-    // lookup reports it as invalid and treats it as absent; list marks it; prune keeps it (not ours to judge).
+  it("a digest that is not sha256:<64 hex> (a path, `..`, a comma, a control character) is refused", async () => {
+    const hex = rootfsDigestOf("r1").slice(7);
+    const bad = [
+      "/etc/passwd",
+      `sha256:${hex}/../../../etc/passwd`,
+      `sha256:../../${hex.slice(6)}`,
+      `sha256:${hex},if=none`,
+      `sha256:${hex}\n`,
+      `sha512:${hex}${hex}`,
+      `sha256:${hex.toUpperCase()}`,
+    ];
+    for (const digest of bad) {
+      await tamper((m) => {
+        m.rootfs.digest = digest;
+      });
+      const err = await failsWith(loadSnapshot(snap.dir), "SNAPSHOT_CORRUPT");
+      expect(err.details).toMatchObject({ field: "rootfs.digest", file: "metadata.json" });
+    }
+    // lookup reports it as invalid and treats it as absent; list marks it
     const seen: SnapshotError[] = [];
     expect(
       await store.lookup(
@@ -77,74 +100,80 @@ describe("a tampered snapshot cannot point QEMU outside the snapshot and root fs
         { onInvalid: (e) => seen.push(e) },
       ),
     ).toBeUndefined();
-    expect(seen.map((e) => e.code)).toEqual(["SNAPSHOT_UNSAFE_PATH"]);
-    const [entry] = await store.list();
-    expect(entry).toMatchObject({ name: "web", valid: false, error: { code: "SNAPSHOT_UNSAFE_PATH" } });
-    expect((await store.prune()).removedSnapshots).toEqual([]);
+    expect(seen.map((e) => e.code)).toEqual(["SNAPSHOT_CORRUPT"]);
   });
 
-  it("`..`, `//`, commas and control characters in rootfs.path are refused before any file is touched", async () => {
-    const inStore = (s: string) => `${t.rootfs}/${s}`;
-    const bad = [
-      inStore("../../../../etc/passwd"),
-      inStore("./r1.ext4"),
-      `${t.rootfs}//r1.ext4`,
-      inStore("r1.ext4,if=none,id=x"),
-      inStore("r1.ext4\nx"),
-      "relative/r1.ext4",
-    ];
-    // The comma one exists inside the store: only the comma makes it unsafe.
-    await writeFile(inStore("r1.ext4,if=none,id=x"), Buffer.alloc(4096));
-    for (const path of bad) {
-      await tamper((m) => {
-        m.rootfs.path = path;
-      });
-      const err = await unsafe(loadSnapshot(snap.dir));
-      expect(err.details).toMatchObject({ field: "rootfs.path", file: "metadata.json" });
-    }
+  it("a digest no store has is SNAPSHOT_ROOTFS_MISSING naming the digest and the stores looked in", async () => {
+    await tamper((m) => {
+      m.rootfs.digest = rootfsDigestOf("elsewhere");
+    });
+    const err = await failsWith(loadSnapshot(snap.dir), "SNAPSHOT_ROOTFS_MISSING");
+    expect(err.details).toMatchObject({ digest: rootfsDigestOf("elsewhere"), rootfsDirs: [t.rootfs] });
   });
 
   it("a symlink in the store leading out of it is refused, as is a symlinked directory", async () => {
     const outside = join(t.root, "outside");
     await mkdir(outside);
-    await writeRootfs(outside, "evil");
-    await symlink(join(outside, "evil.ext4"), join(t.rootfs, "link.ext4"));
+    const evil = await writeRootfs(outside, "evil");
+    const name = `${rootfsDigestOf("evil").slice(7)}.ext4`;
+    await symlink(evil, join(t.rootfs, name));
     await tamper((m) => {
-      m.rootfs.path = join(t.rootfs, "link.ext4");
-      m.rootfs.size = 4096;
+      m.rootfs.digest = rootfsDigestOf("evil");
     });
     expect((await unsafe(loadSnapshot(snap.dir))).details.problem).toBe("is a symbolic link");
-    await symlink(outside, join(t.rootfs, "sub"));
-    await tamper((m) => {
-      m.rootfs.path = join(t.rootfs, "sub", "evil.ext4");
-    });
-    expect(String((await unsafe(loadSnapshot(snap.dir))).details.problem)).toMatch(/^resolves to .*outside/);
+    // a store that is itself reached through a symlinked directory
+    const viaLink = join(t.root, "linked-store");
+    await symlink(outside, viaLink);
+    await expect(loadSnapshot(snap.dir, { rootfsDirs: [viaLink] })).resolves.toBeDefined();
+    // a store whose file resolves to another directory (a symlinked subdirectory of the store)
+    const sub = join(t.rootfs, "sub");
+    await symlink(outside, sub);
+    await mkdir(join(t.root, "store2"));
+    await symlink(join(sub, name), join(t.root, "store2", name)).catch(() => {});
+    expect(
+      String(
+        (await unsafe(loadSnapshot(snap.dir, { rootfsDirs: [join(t.root, "store2")] }))).details.problem,
+      ),
+    ).toMatch(/symbolic link/);
   });
 
-  it("rootfsDirs names the stores a caller trusts (per call or per store)", async () => {
+  it("rootfsDirs names the stores searched, in order (per call or per store)", async () => {
     const other = join(t.root, "other-store");
     await mkdir(other);
-    const path = await writeRootfs(other, "r2");
+    await writeRootfs(other, "r2");
     await tamper((m) => {
-      m.rootfs.path = path;
+      m.rootfs.digest = rootfsDigestOf("r2");
     });
-    await unsafe(loadSnapshot(snap.dir));
-    await expect(loadSnapshot(snap.dir, { rootfsDirs: [t.rootfs, other] })).resolves.toBeDefined();
+    await failsWith(loadSnapshot(snap.dir), "SNAPSHOT_ROOTFS_MISSING");
+    const found = await loadSnapshot(snap.dir, { rootfsDirs: [t.rootfs, other] });
+    expect(found.rootfsPath).toBe(join(other, `${rootfsDigestOf("r2").slice(7)}.ext4`));
     const trusting = new SnapshotStore({ dir: t.snapshots, rootfsDirs: [other] });
     await expect(trusting.load("web")).resolves.toBeDefined();
-    // ... and the default store is then no longer trusted by that store.
+    // ... and the default store is then not searched by that store.
     await tamper((m) => {
-      m.rootfs.path = join(t.rootfs, "r1.ext4");
+      m.rootfs.digest = rootfsDigestOf("r1");
     });
-    await unsafe(trusting.load("web"));
+    await failsWith(trusting.load("web"), "SNAPSHOT_ROOTFS_MISSING");
     await expect(store.load("web")).resolves.toBeDefined();
   });
 
-  it("publish refuses a root fs outside the store, and a build whose metadata names one", async () => {
+  it("publish refuses a root fs not named after its digest, or outside the stores", async () => {
     const other = join(t.root, "other-store");
     await mkdir(other);
     const path = await writeRootfs(other, "r3");
-    await unsafe(store.publish({ name: "w2", ref: REF, fingerprint: fp("2b") }, fakeBuild(path)));
+    await failsWith(
+      store.publish({ name: "w2", ref: REF, fingerprint: fp("2b") }, fakeBuild(path)),
+      "SNAPSHOT_ROOTFS_MISSING",
+    );
+    const misnamed = join(t.rootfs, "r1.ext4");
+    await writeFile(misnamed, Buffer.alloc(4096));
+    await failsWith(
+      store.publish(
+        { name: "w3", ref: REF, fingerprint: fp("2c") },
+        fakeBuild(misnamed, { rootfs: { path: misnamed, digest: rootfsDigestOf("r1") } }),
+      ),
+      "SNAPSHOT_METADATA_INVALID",
+    );
     expect((await store.list()).map((e) => e.name)).toEqual(["web"]);
   });
 
@@ -166,7 +195,7 @@ describe("a tampered snapshot cannot point QEMU outside the snapshot and root fs
     await unsafe(
       new SnapshotStore({ dir: commaDir }).publish(
         { name: "x", ref: REF, fingerprint: fp("3c") },
-        fakeBuild(join(t.rootfs, "r1.ext4")),
+        fakeBuild(snap.rootfsPath),
       ),
     );
     // Renamed to a clean path, the same files load.

@@ -11,6 +11,8 @@ import { SupermachineError, type SupermachineErrorOptions } from "@supermachine/
  * - `RESTORE_TIMEOUT` / `RESTORE_FAILED`: restoring from a snapshot did not complete.
  * - `SNAPSHOT_FAILED`: capturing a snapshot failed.
  * - `SNAPSHOT_INVALID`: snapshot files are missing, truncated or unreadable.
+ * - `SNAPSHOT_INPUT_MISSING`: this host lacks an input a snapshot names by hash: the guest
+ *   kernel/agent build (`details.input: "guest"`) or the root fs image (`"rootfs"`, `details.digest`).
  * - `GUEST_ASSETS_MISSING`: the guest kernel or agent has not been built.
  * - `VM_CLOSED`: the machine was already closed.
  * - `BOOT_TIMEOUT`: a guest did not come up in time.
@@ -35,6 +37,7 @@ export type VmmErrorCode =
   | "RESTORE_FAILED"
   | "SNAPSHOT_FAILED"
   | "SNAPSHOT_INVALID"
+  | "SNAPSHOT_INPUT_MISSING"
   | "GUEST_ASSETS_MISSING"
   | "VM_CLOSED"
   | "BOOT_TIMEOUT"

@@ -80,6 +80,14 @@ export { QmpClient } from "./qmp/qmp-client.js";
 export type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp/qmp-types.js";
 export type { RunDirOwner } from "./run-dir.js";
 export { RunDir, reapRunDirs, runRoot } from "./run-dir.js";
-export type { MachineRecord, SnapshotFiles } from "./snapshot-files.js";
-export { MACHINE_FILE, MEMORY_FILE, openSnapshotFiles, STATE_FILE } from "./snapshot-files.js";
+export type { MachineRecord, SnapshotFiles, SnapshotInputs } from "./snapshot-files.js";
+export {
+  defaultRootfsStore,
+  ENGINE_FORMAT,
+  MACHINE_FILE,
+  MEMORY_FILE,
+  machineRecordFor,
+  openSnapshotFiles,
+  STATE_FILE,
+} from "./snapshot-files.js";
 export { WARMUP_RUNS, warmTranslation } from "./translation-warmup.js";

@@ -22,8 +22,8 @@ import { QemuProcess } from "./qemu-process.js";
 import { QmpClient } from "./qmp/qmp-client.js";
 import { RunDir } from "./run-dir.js";
 import {
-  type MachineRecord,
   MEMORY_FILE,
+  machineRecordFor,
   openSnapshotFiles,
   type SnapshotFiles,
   STATE_FILE,
@@ -66,6 +66,14 @@ export interface BootOptions extends StartOptions {
 export interface RestoreOptions extends StartOptions {
   /** Kill QEMU and fail with `RESTORE_TIMEOUT` if the restore takes longer (ms). Default 30 000. */
   timeoutMs?: number;
+  /**
+   * Path of the snapshot's root fs image on this host (e.g. as the snapshot
+   * store resolved it by digest). Default: found by its digest in the
+   * default root fs store. See {@link openSnapshotFiles}.
+   */
+  rootfsPath?: string;
+  /** Refuse a snapshot whose `machine.json` names its guest or root fs by host path (see {@link SnapshotInputs.byHashOnly}). */
+  byHashOnly?: boolean;
 }
 
 /** How {@link Machine.captureSnapshot} leaves the VM. */
@@ -281,10 +289,10 @@ export class Machine {
    * This takes QEMU's process start off the restore path.
    */
   static async prepareRestore(snapshotDir: string, opts: RestoreOptions = {}): Promise<PreparedRestore> {
-    const files = openSnapshotFiles(snapshotDir);
-    const engine = opts.engine ?? (await engineForSnapshot(files.record, opts.accel));
+    const files = openSnapshotFiles(snapshotDir, { rootfs: opts.rootfsPath, byHashOnly: opts.byHashOnly });
+    const engine = opts.engine ?? (await engineForSnapshot(files, opts.accel));
     const m = await Machine.start(
-      files.record.spec,
+      files.spec,
       { ...opts, engine },
       files.memoryFile,
       false,
@@ -383,17 +391,16 @@ export class Machine {
       } else {
         await this.captureViaReplay(destDir);
       }
-      writeMachineRecord(destDir, {
-        engineFormat: 1,
-        arch: this.spec.arch ?? "x86_64",
-        spec: { ...this.spec, arch: this.spec.arch ?? "x86_64" },
-        qemuVersion: this.qemuVersion,
-        accel: this.accel,
-        cpuModel: this.engine.cpuModel,
-        capturedAt: new Date().toISOString(),
-      });
+      writeMachineRecord(
+        destDir,
+        machineRecordFor(this.spec, {
+          qemuVersion: this.qemuVersion,
+          accel: this.accel,
+          cpuModel: this.engine.cpuModel,
+        }),
+      );
       if (opts.resume) await this.resume();
-      return openSnapshotFiles(destDir);
+      return openSnapshotFiles(destDir, { rootfs: this.spec.rootfs });
     } catch (err) {
       if (this.proc.hasExited)
         throw await this.proc.exitedAsError("QEMU exited during snapshot").catch((e) => e);
@@ -558,7 +565,8 @@ export class PreparedRestore {
  * another accelerator fails with `ACCEL_MISMATCH`; a hardware accelerator
  * that cannot run guests here (any more) fails with `ACCEL_UNAVAILABLE`.
  */
-export async function engineForSnapshot(record: MachineRecord, accel?: AcceleratorRequest): Promise<Engine> {
+export async function engineForSnapshot(files: SnapshotFiles, accel?: AcceleratorRequest): Promise<Engine> {
+  const record = files.record;
   const baked = record.accel as Accelerator;
   const cpuModel = record.cpuModel ?? cpuModelFor(baked);
   const requested = requestedAccelerator(accel);
@@ -570,16 +578,16 @@ export async function engineForSnapshot(record: MachineRecord, accel?: Accelerat
       { details: { baked, requested } },
     );
   }
-  const req = qemuRequirements(record.spec, baked);
+  const req = qemuRequirements(files.spec, baked);
   if (baked === "tcg") return { accel: baked, cpuModel, qemu: findQemu(req) };
   if (baked !== "kvm" && baked !== "hvf") {
     throw new VmmError("ACCEL_MISMATCH", `snapshot names an unknown accelerator ${JSON.stringify(baked)}`);
   }
   const verdict = await acceleratorVerdict(baked, {
-    arch: record.spec.arch ?? "x86_64",
-    kernel: record.spec.kernel,
-    initrd: record.spec.initrd,
-    network: record.spec.network,
+    arch: files.spec.arch ?? "x86_64",
+    kernel: files.spec.kernel,
+    initrd: files.spec.initrd,
+    network: files.spec.network,
   });
   if (!verdict.ok) {
     throw new VmmError(

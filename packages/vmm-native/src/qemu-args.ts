@@ -29,6 +29,21 @@ export interface MachineSpec {
   rootfs?: string;
   /** Attach a user-mode (slirp) network card. Default true. */
   network?: boolean;
+  /**
+   * Build hash of `kernel` (as the guest manifest names it). With `agentHash`,
+   * a snapshot's `machine.json` names the guest by these hashes instead of
+   * by paths (relocatable). Default: the hashes of the resolved guest
+   * assets when `kernel`/`initrd` are theirs.
+   */
+  kernelHash?: string;
+  /** Build hash of the init/agent in `initrd`. */
+  agentHash?: string;
+  /**
+   * Content address (`sha256:` + 64 hex) of `rootfs` in the root fs store.
+   * Given, a snapshot's `machine.json` names the root fs by it instead of by
+   * its path (relocatable).
+   */
+  rootfsDigest?: string;
 }
 
 /** Host-side paths and modes of one QEMU process. */

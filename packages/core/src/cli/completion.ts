@@ -29,7 +29,7 @@ function describe(program: Command): CommandInfo[] {
     }));
     options.push({ flags: ["-h", "--help"], description: "show help", takesValue: false, file: false });
     const positional =
-      name === "inspect"
+      name === "inspect" || name === "push"
         ? "snapshots"
         : name === "completion"
           ? "shells"

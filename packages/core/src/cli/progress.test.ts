@@ -134,4 +134,26 @@ describe("build progress", () => {
     expect(events.at(-1)).toMatchObject({ event: "done", snapshotPath: "/x" });
     for (const e of events) expect(typeof e.elapsedMs).toBe("number");
   });
+
+  it("shows a build restored from the registry: lookup, root fs, download, restored (no boot)", () => {
+    const s = sink();
+    const view = new PlainProgress(s.stream);
+    const ref = "127.0.0.1:5000/debian:supermachine-snapshot-ab";
+    view.update({
+      phase: "registry",
+      action: "lookup",
+      ref,
+      message: `looking for a published snapshot ${ref}`,
+    });
+    view.update({ phase: "rootfs", message: "building root file system" });
+    view.update({ phase: "download", bytesDone: 1024, bytesTotal: 4096 });
+    view.update({ phase: "download", bytesDone: 4096, bytesTotal: 4096 });
+    view.update({ phase: "restored", snapshotPath: "/snaps/x", ref, bytes: 4096 });
+    view.finish(true);
+    const lines = s.text().trimEnd().split("\n");
+    expect(lines[0]).toBe(`registry: looking for a published snapshot ${ref}`);
+    expect(lines).toContain("download: 1.0 kB/4.1 kB");
+    expect(lines.at(-1)).toBe(`restored: pulled ${ref} (4.1 kB): no boot: /snaps/x`);
+    expect(lines.some((l) => l.startsWith("boot"))).toBe(false);
+  });
 });

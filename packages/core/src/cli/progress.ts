@@ -19,7 +19,7 @@ interface LayerState {
   logged?: boolean;
 }
 
-type PhaseName = "rootfs" | "boot" | "snapshot" | "cached" | "waiting";
+type PhaseName = Exclude<BuildProgress["phase"], "pull">;
 
 interface PhaseState {
   name: PhaseName;
@@ -35,7 +35,35 @@ const PHASE_LABEL: Record<PhaseName, string> = {
   snapshot: "snapshot",
   cached: "snapshot",
   waiting: "waiting",
+  registry: "registry",
+  download: "download",
+  restored: "snapshot",
+  upload: "push",
+  pushed: "push",
 };
+
+/** Phases that are over as soon as they are reported. */
+const INSTANT: ReadonlySet<PhaseName> = new Set(["cached", "restored", "pushed"]);
+
+/** The one-line message of a non-pull progress event. */
+function messageOf(p: Exclude<BuildProgress, { phase: "pull" }>): string {
+  switch (p.phase) {
+    case "cached":
+      return "cached: no pull, no boot";
+    case "download":
+      return `${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}`;
+    case "restored":
+      return `pulled ${p.ref} (${formatBytes(p.bytes)}): no boot`;
+    case "upload":
+      return p.step === "pack"
+        ? "compressing guest memory (zero pages left out)"
+        : `${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}`;
+    case "pushed":
+      return `pushed ${p.ref} (${formatBytes(p.bytes)})`;
+    default:
+      return p.message;
+  }
+}
 
 /** The state shared by the renderers: layers in first-seen order, then phases. */
 class BuildState {
@@ -63,7 +91,7 @@ class BuildState {
       if (l.done >= l.total && l.end === undefined) l.end = now;
       return { layer: l };
     }
-    const message = p.phase === "cached" ? "cached: no pull, no boot" : p.message;
+    const message = messageOf(p);
     const current = this.phases.at(-1);
     if (current && current.name === p.phase && current.end === undefined) {
       current.message = message;
@@ -75,7 +103,7 @@ class BuildState {
       ended = current;
     }
     const started: PhaseState = { name: p.phase, message, start: now };
-    if (p.phase === "cached") started.end = now;
+    if (INSTANT.has(p.phase)) started.end = now;
     this.phases.push(started);
     return { ended, started };
   }
@@ -165,6 +193,7 @@ export class TtyProgress implements ProgressView {
     const s = this.style;
     const label = PHASE_LABEL[p.name].padEnd(8);
     if (p.name === "cached") return `${label}  ${s.green("cached")}: no pull, no boot`;
+    if (INSTANT.has(p.name)) return `${label}  ${s.green(p.name)}: ${p.message}`;
     if (p.end === undefined) return `${label}  ${p.message}... ${s.dim(formatDuration(now - p.start))}`;
     if (p.failed) return `${label}  ${s.red("failed")} after ${formatDuration(p.end - p.start)}`;
     return `${label}  ${s.green("done")}  ${s.dim(formatDuration(p.end - p.start))}`;
@@ -233,13 +262,15 @@ export class PlainProgress implements ProgressView {
       this.out.write(
         s.name === "cached"
           ? `cached: ${(p as { snapshotPath?: string }).snapshotPath}\n`
-          : `${s.name}: ${s.message}\n`,
+          : s.name === "restored"
+            ? `restored: ${s.message}: ${(p as { snapshotPath?: string }).snapshotPath}\n`
+            : `${s.name}: ${s.message}\n`,
       );
     }
   }
 
   private ended(p: PhaseState): void {
-    if (p.name === "cached" || p.end === undefined) return;
+    if (INSTANT.has(p.name) || p.end === undefined) return;
     this.out.write(
       `${p.name}: ${p.failed ? "failed after" : "done in"} ${formatDuration(p.end - p.start)}\n`,
     );

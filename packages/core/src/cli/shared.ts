@@ -33,6 +33,8 @@ export interface BakeOpts extends CommonOpts {
   pull?: "always" | "missing" | "never";
   accel?: "auto" | "kvm" | "hvf" | "tcg";
   insecureRegistry?: string[];
+  registrySnapshots?: "pull" | "pull-push";
+  snapshotRepository?: string;
 }
 
 /** A help section listing example command lines. */
@@ -68,6 +70,16 @@ export function bakeOptions(cmd: Command): Command {
     )
     .addOption(new Option("--accel <accel>", "accelerator").choices(["auto", "kvm", "hvf", "tcg"]))
     .option("--insecure-registry <host>", "registry reachable over plain HTTP (repeatable)", collect)
+    .addOption(
+      new Option(
+        "--registry-snapshots <mode>",
+        "on a local miss, pull a snapshot published for the same inputs instead of baking (pull), and publish what is baked (pull-push)",
+      ).choices(["pull", "pull-push"]),
+    )
+    .option(
+      "--snapshot-repository <repo>",
+      "HOST[:PORT]/PATH holding published snapshots (default: the image's repository)",
+    )
     .addOption(
       new Option(
         "--network <mode>",
@@ -120,6 +132,8 @@ export function buildOptions(ref: string, o: BakeOpts, onProgress: (p: BuildProg
     ...(o.accel ? { accel: o.accel } : {}),
     ...(o.insecureRegistry?.length ? { insecureRegistries: o.insecureRegistry } : {}),
     ...(networkOf(o) !== undefined ? { network: networkOf(o) } : {}),
+    ...(o.registrySnapshots ? { registrySnapshots: o.registrySnapshots } : {}),
+    ...(o.snapshotRepository ? { snapshotRepository: o.snapshotRepository } : {}),
     onProgress,
   };
 }

@@ -84,8 +84,8 @@ export function inspectionText(i: SnapshotInspection, style: Style): string {
     [
       "root fs",
       i.sizes.rootfsBytes === undefined
-        ? style.red(`missing: ${m.rootfs.path}`)
-        : `${formatBytes(i.sizes.rootfsBytes)} ${m.rootfs.path} (shared)`,
+        ? style.red(`missing here: ${m.rootfs.digest} (rebuilt from the image's layers on first use)`)
+        : `${formatBytes(i.sizes.rootfsBytes)} ${m.rootfs.digest} (shared)`,
     ],
   ]);
   out += sec("fingerprint");

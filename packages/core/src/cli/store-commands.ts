@@ -1,12 +1,81 @@
 import type { Command } from "commander";
-import { inspectSnapshot, isSupermachineError, listSnapshots, pruneSnapshots } from "../index.js";
-import { parseCount, parseDuration } from "./parse.js";
-import { type CommonOpts, common, examples, styleOf } from "./shared.js";
+import { Image, inspectSnapshot, isSupermachineError, listSnapshots, pruneSnapshots } from "../index.js";
+import { collect, parseCount, parseDuration } from "./parse.js";
+import { JsonProgress, silentProgress } from "./progress.js";
+import { type CommonOpts, common, examples, stderrView, styleOf, withView } from "./shared.js";
 import { inspectionText, snapshotTable } from "./snapshot-views.js";
 import { formatBytes } from "./style.js";
 
-/** The snapshot store commands: ls, inspect, prune. */
+/** The snapshot directory `what` names: a snapshot name or directory, else the newest snapshot baked from that image reference. */
+async function snapshotPathOf(what: string, dirOpts: { snapshotsDir?: string }): Promise<string> {
+  try {
+    return (await inspectSnapshot(what, dirOpts)).path;
+  } catch (err) {
+    if (!isSupermachineError(err) || err.code !== "SNAPSHOT_NOT_FOUND") throw err;
+    const match = (await listSnapshots(dirOpts))
+      .filter((s) => s.valid && s.metadata?.image.ref === what)
+      .sort((a, b) => (b.metadata?.createdAt ?? "").localeCompare(a.metadata?.createdAt ?? ""))[0];
+    if (!match) throw err;
+    return match.path;
+  }
+}
+
+/** The snapshot store commands: ls, inspect, prune, push. */
 export function addStoreCommands(program: Command, setExit: (code: number) => void): void {
+  const push = program
+    .command("push")
+    .summary("publish a snapshot to a registry, so other hosts pull it instead of baking")
+    .description(
+      "Publishes a baked snapshot as an OCI artifact (device state, guest memory without its zero pages, metadata; it refers to the image manifest it was baked from), tagged supermachine-snapshot-<fingerprint> in the image's repository or --to. Other hosts then build the image with --registry-snapshots pull and restore it without booting. Credentials: the Docker config, as for pulls. Prints the artifact reference.",
+    )
+    .argument(
+      "<snapshot>",
+      "snapshot name (from ls), snapshot directory, or the image reference it was baked from",
+    )
+    .option("--to <repo>", "HOST[:PORT]/PATH to publish in (default: the image's repository)")
+    .option("--insecure-registry <host>", "registry reachable over plain HTTP (repeatable)", collect)
+    .option("--json", "print one JSON event per line on stdout, then the result")
+    .option("-q, --quiet", "no progress; print the reference only");
+  common(push).addHelpText(
+    "after",
+    examples([
+      "supermachine build 127.0.0.1:5000/debian:12 && supermachine push 127.0.0.1:5000/debian:12",
+      "supermachine push web --to registry.example.com/team/snapshots",
+      "supermachine build 127.0.0.1:5000/debian:12 --registry-snapshots pull   # on another host",
+    ]),
+  );
+  push.action(
+    async (
+      what: string,
+      o: CommonOpts & { to?: string; insecureRegistry?: string[]; json?: boolean; quiet?: boolean },
+    ) => {
+      const path = await snapshotPathOf(what, o.snapshotsDir ? { snapshotsDir: o.snapshotsDir } : {});
+      const image = await Image.fromSnapshot(path, { insecureRegistries: o.insecureRegistry });
+      const view = o.json
+        ? new JsonProgress(process.stdout)
+        : o.quiet
+          ? silentProgress
+          : stderrView(styleOf(o), `push ${what}`);
+      const result = await withView(view, () =>
+        image.push({
+          ...(o.to ? { repository: o.to } : {}),
+          ...(o.insecureRegistry?.length ? { insecureRegistries: o.insecureRegistry } : {}),
+          onProgress: (p) => view.update(p),
+        }),
+      );
+      if (o.json) (view as JsonProgress).emit({ event: "done", ...result });
+      else {
+        if (!o.quiet) {
+          process.stderr.write(
+            `pushed ${formatBytes(result.artifactBytes)} for a snapshot of ${formatBytes(result.snapshotDiskBytes)} on disk (${result.presentPages} of ${result.totalPages} memory pages non-zero)\n`,
+          );
+        }
+        process.stdout.write(`${result.ref}\n`);
+      }
+      setExit(0);
+    },
+  );
+
   const ls = program
     .command("ls")
     .summary("list snapshots with their image, accelerator, size and status")

@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { SnapshotMetadataDraft } from "../metadata.js";
 
 /** A temp directory tree for one test: a snapshots dir and a root fs dir. */
@@ -37,9 +37,14 @@ export async function makeTestDirs(): Promise<TestDirs> {
   };
 }
 
-/** Writes a root fs image file of `size` bytes named after `digest`, returns its path. */
-export async function writeRootfs(rootfsDir: string, digest: string, size = 4096): Promise<string> {
-  const path = join(rootfsDir, `${digest}.ext4`);
+/** The root fs digest the fixtures use for `label`: `sha256:` + sha256 of the label. */
+export function rootfsDigestOf(label: string): string {
+  return `sha256:${createHash("sha256").update(label).digest("hex")}`;
+}
+
+/** Writes a root fs image file of `size` bytes for `label` (named `<hex>.ext4` of {@link rootfsDigestOf}), returns its path. */
+export async function writeRootfs(rootfsDir: string, label: string, size = 4096): Promise<string> {
+  const path = join(rootfsDir, `${rootfsDigestOf(label).slice(7)}.ext4`);
   await writeFile(path, randomBytes(size));
   return path;
 }
@@ -81,7 +86,7 @@ export function draft(rootfsPath: string, over: Partial<SnapshotMetadataDraft> =
     workload: { argv: ["sh"], env: ["PATH=/usr/bin:/bin"], cwd: "/", user: "" },
     engine: { qemuVersion: "10.0.2", machine: "microvm", accel: "tcg" },
     assets: { ...ASSETS },
-    rootfs: { path: rootfsPath, digest: "sha256:rootfs1" },
+    rootfs: { path: rootfsPath, digest: `sha256:${basename(rootfsPath, ".ext4")}` },
     ...over,
   };
 }

@@ -1,0 +1,19 @@
+// tsup.config.ts
+import { defineConfig } from "tsup";
+
+var tsup_config_default = defineConfig({
+  entry: [
+    "src/01-hello.ts",
+    "src/02-pool.ts",
+    "src/03-snapshot-then-restore.ts",
+    "src/04-expose-tcp.ts",
+    "src/05-spawn-streaming.ts",
+  ],
+  format: ["esm"],
+  sourcemap: true,
+  clean: true,
+  target: "node20",
+});
+
+export { tsup_config_default as default };
+//# sourceMappingURL=data:application/json;base64,ewogICJ2ZXJzaW9uIjogMywKICAic291cmNlcyI6IFsidHN1cC5jb25maWcudHMiXSwKICAic291cmNlc0NvbnRlbnQiOiBbImNvbnN0IF9faW5qZWN0ZWRfZmlsZW5hbWVfXyA9IFwiL3dvcmsvd3Qtc2hhcmUvYXBwcy9leGFtcGxlcy90c3VwLmNvbmZpZy50c1wiO2NvbnN0IF9faW5qZWN0ZWRfZGlybmFtZV9fID0gXCIvd29yay93dC1zaGFyZS9hcHBzL2V4YW1wbGVzXCI7Y29uc3QgX19pbmplY3RlZF9pbXBvcnRfbWV0YV91cmxfXyA9IFwiZmlsZTovLy93b3JrL3d0LXNoYXJlL2FwcHMvZXhhbXBsZXMvdHN1cC5jb25maWcudHNcIjtpbXBvcnQgeyBkZWZpbmVDb25maWcgfSBmcm9tIFwidHN1cFwiO1xuXG5leHBvcnQgZGVmYXVsdCBkZWZpbmVDb25maWcoe1xuICBlbnRyeTogW1xuICAgIFwic3JjLzAxLWhlbGxvLnRzXCIsXG4gICAgXCJzcmMvMDItcG9vbC50c1wiLFxuICAgIFwic3JjLzAzLXNuYXBzaG90LXRoZW4tcmVzdG9yZS50c1wiLFxuICAgIFwic3JjLzA0LWV4cG9zZS10Y3AudHNcIixcbiAgICBcInNyYy8wNS1zcGF3bi1zdHJlYW1pbmcudHNcIixcbiAgXSxcbiAgZm9ybWF0OiBbXCJlc21cIl0sXG4gIHNvdXJjZW1hcDogdHJ1ZSxcbiAgY2xlYW46IHRydWUsXG4gIHRhcmdldDogXCJub2RlMjBcIixcbn0pO1xuIl0sCiAgIm1hcHBpbmdzIjogIjtBQUFrTyxTQUFTLG9CQUFvQjtBQUUvUCxJQUFPLHNCQUFRLGFBQWE7QUFBQSxFQUMxQixPQUFPO0FBQUEsSUFDTDtBQUFBLElBQ0E7QUFBQSxJQUNBO0FBQUEsSUFDQTtBQUFBLElBQ0E7QUFBQSxFQUNGO0FBQUEsRUFDQSxRQUFRLENBQUMsS0FBSztBQUFBLEVBQ2QsV0FBVztBQUFBLEVBQ1gsT0FBTztBQUFBLEVBQ1AsUUFBUTtBQUNWLENBQUM7IiwKICAibmFtZXMiOiBbXQp9Cg==
