@@ -53,6 +53,10 @@ describe("Machine under QEMU", () => {
     expect(r.stdout.toString()).toMatch(/^Linux supermachine 6\.1\.\d+ .* x86_64/);
     const fail = await sh(session, "echo oops >&2; exit 7");
     expect(fail).toEqual({ out: "", err: "oops\n", code: 7 });
+    // cgroup2 favours moving processes (each exec joins its own group): no RCU wait per exec
+    expect((await sh(session, "grep -c ' /sys/fs/cgroup cgroup2 .*favordynmods' /proc/mounts")).out).toBe(
+      "1\n",
+    );
     await sh(session, "echo baked > /baked.txt");
     await session.close();
     const files = await m.captureSnapshot(snapDir);

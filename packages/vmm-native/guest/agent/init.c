@@ -150,7 +150,15 @@ int init_setup(void) {
   try_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
   try_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   /* cgroup2 at its usual place: every exec gets a cgroup under EXEC_CGROUP_BASE */
-  try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* favordynmods: moving a process into a cgroup then takes no RCU grace
+   * period. Without it, the first exec after any pause waited for one
+   * (30 ms under TCG with HZ=100: 12 ms back to back, 40-45 ms after 50 ms
+   * idle); forks and exits cost a little more instead. Kernels before 6.0
+   * do not know the option: mount without it. */
+  mkdir("/sys/fs/cgroup", 0755);
+  if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "favordynmods") < 0 &&
+      errno != EBUSY)
+    try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   /* what udev's default rules give on a Docker host: anyone may open these
    * (fusermount, fuse-overlayfs, slirp4netns run unprivileged) */
   if (chmod("/dev/fuse", 0666) < 0) logmsg("/dev/fuse: %s", strerror(errno));
