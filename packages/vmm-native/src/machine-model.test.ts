@@ -10,10 +10,10 @@ import {
   buildQemuArgs,
   kernelCmdline,
   type MachineSpec,
-  type ProcessSpec,
   qemuRequirements,
 } from "./qemu-args.js";
 import { findQemu, qemuCandidates } from "./qemu-binary.js";
+import { after, testProcess } from "./test-support/qemu-args-fixture.js";
 
 const arm: MachineSpec = {
   arch: "aarch64",
@@ -23,22 +23,8 @@ const arm: MachineSpec = {
   vcpus: 2,
   rootfs: "/store/root.ext4",
 };
-const proc: ProcessSpec = {
-  accel: "tcg",
-  cpuModel: "max",
-  memoryFile: "/snap/memory.bin",
-  memoryShared: false,
-  qmpSocket: "/run/q.sock",
-  agentSocket: "/run/a.sock",
-  consolePipe: "/run/console.pipe",
-  incoming: true,
-};
+const proc = testProcess;
 
-function after(args: string[], flag: string, nth = 0): string {
-  const at = args.flatMap((a, i) => (a === flag ? [i] : []))[nth];
-  if (at === undefined) throw new Error(`no ${flag} #${nth} in ${args.join(" ")}`);
-  return args[at + 1] as string;
-}
 function all(args: string[], flag: string): string[] {
   return args.flatMap((a, i) => (a === flag ? [args[i + 1] as string] : []));
 }

@@ -5,9 +5,9 @@ import {
   kernelCmdline,
   type MachineSpec,
   optionValue,
-  type ProcessSpec,
   qemuRequirements,
 } from "./qemu-args.js";
+import { after, testProcess } from "./test-support/qemu-args-fixture.js";
 
 const spec: MachineSpec = {
   kernel: "/k/bzImage",
@@ -16,23 +16,7 @@ const spec: MachineSpec = {
   vcpus: 2,
   rootfs: "/store/root.ext4",
 };
-const proc: ProcessSpec = {
-  accel: "tcg",
-  cpuModel: "max",
-  memoryFile: "/snap/memory.bin",
-  memoryShared: false,
-  qmpSocket: "/run/q.sock",
-  agentSocket: "/run/a.sock",
-  consolePipe: "/run/console.pipe",
-  incoming: true,
-};
-
-/** The value following `flag` (the first one unless `nth` is given). */
-function after(args: string[], flag: string, nth = 0): string {
-  const at = args.flatMap((a, i) => (a === flag ? [i] : []))[nth];
-  if (at === undefined) throw new Error(`no ${flag} #${nth} in ${args.join(" ")}`);
-  return args[at + 1] as string;
-}
+const proc = testProcess;
 
 describe("buildQemuArgs", () => {
   it("builds the microvm device model from the spec and process", () => {
