@@ -6,12 +6,7 @@ import { acceleratorArchProblem, hardwareAccelerator } from "./accelerator.js";
 import { chooseEngine, resetEngineMemo } from "./engine.js";
 import type { VmmError } from "./errors.js";
 import { guestArchOfNode, machineModel, parseGuestArch } from "./machine-model.js";
-import {
-  buildQemuArgs,
-  kernelCmdline,
-  type MachineSpec,
-  qemuRequirements,
-} from "./qemu-args.js";
+import { buildQemuArgs, kernelCmdline, type MachineSpec, qemuRequirements } from "./qemu-args.js";
 import { findQemu, qemuCandidates } from "./qemu-binary.js";
 import { after, testProcess } from "./test-support/qemu-args-fixture.js";
 
