@@ -10,7 +10,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryBreakdownKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
-import { core, layouts, plainBootToFirstExec, qemuPids, r1, sleep, startRegistry } from "./support.mjs";
+import {
+  core,
+  cycleThroughput,
+  layouts,
+  plainBootToFirstExec,
+  qemuPids,
+  r1,
+  sleep,
+  startRegistry,
+} from "./support.mjs";
 
 const { Image } = core;
 const { Machine, openAgentSession, warmTranslation } = await import("@supermachine/vmm-native");
@@ -132,21 +141,7 @@ async function idleMemory(image) {
 }
 
 async function throughput(image, workers) {
-  const pool = await image.pool({ min: workers, max: workers, acquireTimeoutMs: 0 });
-  while (pool.stats().idle < workers) await sleep(5);
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (next++ < CYCLES) {
-        const vm = await pool.acquire();
-        await vm.exec({ argv: ["true"] });
-        await vm.release();
-      }
-    }),
-  );
-  await pool.shutdown();
-  const perSec = CYCLES / ((performance.now() - t0) / 1000);
+  const perSec = await cycleThroughput(image, workers, CYCLES);
   row(`cycle throughput, ${workers} workers`, perSec, "cycles/s", `${CYCLES} acquire+exec+release`);
   results[`throughput${workers}`] = perSec;
 }

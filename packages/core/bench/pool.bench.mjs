@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { memoryKib, printTable, summarize, writeResults } from "../../../scripts/bench/stats.mjs";
 import {
   core,
+  cycleThroughput,
   layouts,
   plainBootToFirstExec,
   qemuPids,
@@ -102,22 +103,7 @@ async function recycle(image) {
 }
 
 async function throughput(image, workers) {
-  const pool = await image.pool({ min: workers, max: workers, acquireTimeoutMs: 0 });
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (next++ < CYCLES) {
-        const vm = await pool.acquire();
-        const r = await vm.exec({ argv: ["true"] });
-        if (r.exitCode !== 0) throw new Error("exec failed");
-        await vm.release();
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  await pool.shutdown();
-  const perSec = CYCLES / secs;
+  const perSec = await cycleThroughput(image, workers, CYCLES);
   rows.push({
     metric: `cycle throughput, ${workers} worker(s)`,
     value: r1(perSec),

@@ -115,3 +115,30 @@ export async function timed(fn) {
 }
 
 /** Rounds to 0.1. */
+
+/**
+ * Acquire + exec `true` + release cycles per second with `workers` holders
+ * sharing `cycles` cycles, on a pool of min = max = `workers` (idle VMs
+ * ready before the clock starts).
+ */
+export async function cycleThroughput(image, workers, cycles) {
+  const pool = await image.pool({ min: workers, max: workers, acquireTimeoutMs: 0 });
+  try {
+    while (pool.stats().idle < workers) await new Promise((r) => setTimeout(r, 5));
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        while (next++ < cycles) {
+          const vm = await pool.acquire();
+          const r = await vm.exec({ argv: ["true"] });
+          if (r.exitCode !== 0) throw new Error("exec failed");
+          await vm.release();
+        }
+      }),
+    );
+    return cycles / ((performance.now() - t0) / 1000);
+  } finally {
+    await pool.shutdown();
+  }
+}
