@@ -9,6 +9,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { layoutPath } from "./test-support/images.js";
 import { qemuPids, waitFor } from "./test-support/procs.js";
 
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
@@ -299,6 +300,25 @@ describe("supermachine logs and run --logs", () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe("cmd-out\n");
     expect(r.err).toMatch(/--- workload logs \(last \d+ of \d+ bytes\) ---\nstart\nerr-line\n/);
+  });
+});
+
+describe("supermachine --arch", () => {
+  it("runs the variant of a multi-arch image for the guest architecture asked, and refuses an unknown one", () => {
+    const multi = `oci:${layoutPath("busybox-multiarch")}:latest`;
+    const dir = join(root, "arch-snaps");
+    for (const arch of ["aarch64", "x86_64"]) {
+      const r = cli(["run", "-q", "--snapshots-dir", dir, "--arch", arch, multi, "--", "uname", "-m"]);
+      expect(noWarnings(r.err)).toBe("");
+      expect({ code: r.code, out: r.out }).toEqual({ code: 0, out: `${arch}\n` });
+    }
+    const listed = JSON.parse(cli(["ls", "--json", "--snapshots-dir", dir]).out) as Array<{
+      metadata: { engine: { arch?: string } };
+    }>;
+    expect(listed.map((s) => s.metadata.engine.arch ?? "x86_64").sort()).toEqual(["aarch64", "x86_64"]);
+    const bad = cli(["build", "--snapshots-dir", dir, "--arch", "mips", multi]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--arch.*mips|mips.*--arch/);
   });
 });
 

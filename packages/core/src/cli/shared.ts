@@ -32,6 +32,7 @@ export interface BakeOpts extends CommonOpts {
   listener?: boolean;
   pull?: "always" | "missing" | "never";
   accel?: "auto" | "kvm" | "hvf" | "tcg";
+  arch?: "x86_64" | "aarch64";
   insecureRegistry?: string[];
   registrySnapshots?: "pull" | "pull-push";
   snapshotRepository?: string;
@@ -69,6 +70,12 @@ export function bakeOptions(cmd: Command): Command {
       new Option("--pull <policy>", "when to contact the registry").choices(["always", "missing", "never"]),
     )
     .addOption(new Option("--accel <accel>", "accelerator").choices(["auto", "kvm", "hvf", "tcg"]))
+    .addOption(
+      new Option(
+        "--arch <arch>",
+        "guest architecture: the image's variant for it, run in that guest (default: the host's)",
+      ).choices(["x86_64", "aarch64"]),
+    )
     .option("--insecure-registry <host>", "registry reachable over plain HTTP (repeatable)", collect)
     .addOption(
       new Option(
@@ -130,6 +137,7 @@ export function buildOptions(ref: string, o: BakeOpts, onProgress: (p: BuildProg
     ...(o.listener ? { listenerRequired: true } : {}),
     ...(o.pull ? { pullPolicy: o.pull } : {}),
     ...(o.accel ? { accel: o.accel } : {}),
+    ...(o.arch ? { arch: o.arch } : {}),
     ...(o.insecureRegistry?.length ? { insecureRegistries: o.insecureRegistry } : {}),
     ...(networkOf(o) !== undefined ? { network: networkOf(o) } : {}),
     ...(o.registrySnapshots ? { registrySnapshots: o.registrySnapshots } : {}),
