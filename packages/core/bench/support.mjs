@@ -47,6 +47,12 @@ export async function startRegistry() {
     `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${host}\n`,
   );
   const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  // a benchmark that throws must not leave its registry running
+  const stop = () => {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", stop);
   for (let i = 0; ; i++) {
     try {
       if ((await fetch(`http://${host}/v2/`)).status === 200) break;
@@ -67,6 +73,7 @@ export async function startRegistry() {
       return `${host}/${repo}:${tag}`;
     },
     async close() {
+      process.removeListener("exit", stop);
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
       rmSync(dir, { recursive: true, force: true });
