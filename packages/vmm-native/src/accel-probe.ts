@@ -1,4 +1,4 @@
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { AgentSession } from "@supermachine/agent-protocol";
 import type { Accelerator } from "./accelerator.js";
@@ -8,6 +8,7 @@ import { buildQemuArgs } from "./qemu-args.js";
 import type { QemuBinary } from "./qemu-binary.js";
 import { QemuProcess } from "./qemu-process.js";
 import { RunDir } from "./run-dir.js";
+import { connectWhenListening } from "./unix-connect.js";
 
 /** The outcome of booting the real guest under one accelerator. */
 export interface ProbeResult {
@@ -32,27 +33,6 @@ export interface ProbeTarget {
   timeoutMs: number;
   /** Parent of the probe's private run directory. */
   runDirParent?: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function connectWhenReady(path: string, deadline: number, proc: QemuProcess): Promise<Socket> {
-  for (;;) {
-    if (proc.hasExited) throw new Error("QEMU exited");
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s = connect(path);
-        s.once("connect", () => {
-          s.off("error", reject);
-          resolve(s);
-        });
-        s.once("error", reject);
-      });
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(10);
-    }
-  }
 }
 
 function firstLines(text: string, n = 3): string {
@@ -113,7 +93,10 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
     died.catch(() => {}); // we kill QEMU ourselves once the race is decided
     await Promise.race([
       (async () => {
-        socket = await connectWhenReady(runDir.agentSocket, deadline, proc);
+        socket = await connectWhenListening(runDir.agentSocket, deadline, {
+          intervalMs: 10,
+          stop: () => (proc.hasExited ? Promise.reject(new Error("QEMU exited")) : undefined),
+        });
         const session = await AgentSession.open(socket, {
           handshakeTimeoutMs: Math.max(1, deadline - Date.now()),
         });

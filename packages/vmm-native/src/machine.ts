@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import {
   type Accelerator,
@@ -30,6 +30,7 @@ import {
   writeMachineRecord,
 } from "./snapshot-files.js";
 import { type MigrationEnd, migrateBetween, migrateToHostFile } from "./state-stream.js";
+import { connectWhenListening } from "./unix-connect.js";
 
 /** Options shared by every way of starting a {@link Machine}. */
 export interface StartOptions {
@@ -322,25 +323,17 @@ export class Machine {
 
   /** Connects a new byte stream to the guest agent's port. */
   async connectAgent(timeoutMs = 10_000): Promise<Socket> {
-    const deadline = Date.now() + timeoutMs;
-    let lastErr: unknown;
-    while (Date.now() < deadline) {
-      if (this.proc.hasExited) return this.proc.exitedAsError("QEMU exited before the agent channel opened");
-      try {
-        return await new Promise<Socket>((resolve, reject) => {
-          const s = connect(this.runDir.agentSocket);
-          s.once("connect", () => {
-            s.off("error", reject);
-            resolve(s);
-          });
-          s.once("error", reject);
-        });
-      } catch (err) {
-        lastErr = err;
-        await new Promise((r) => setTimeout(r, 5));
-      }
+    try {
+      return await connectWhenListening(this.runDir.agentSocket, Date.now() + timeoutMs, {
+        stop: () =>
+          this.proc.hasExited
+            ? this.proc.exitedAsError("QEMU exited before the agent channel opened")
+            : undefined,
+      });
+    } catch (err) {
+      if (err instanceof VmExitedError) throw err;
+      throw new VmmError("QEMU_START_FAILED", "agent socket did not open", { cause: err });
     }
-    throw new VmmError("QEMU_START_FAILED", "agent socket did not open", { cause: lastErr });
   }
 
   /** The typed error describing how this machine's QEMU ended. */

@@ -1,5 +1,5 @@
 import { closeSync, constants, createWriteStream, fsyncSync, openSync, rmSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { shareSocketWithQemu } from "./confine/file-access.js";
@@ -7,6 +7,7 @@ import type { QemuIdentity } from "./confine/options.js";
 import { VmmError } from "./errors.js";
 import { migrateTo, waitForIncoming } from "./migration.js";
 import type { QmpClient } from "./qmp/qmp-client.js";
+import { connectWhenListening } from "./unix-connect.js";
 
 /*
  * Migration streams pass through the engine: QEMU connects to a socket the
@@ -95,24 +96,6 @@ export async function migrateToHostFile(
   }
 }
 
-function connectWhenListening(path: string, timeoutMs: number): Promise<Socket> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = connect(path);
-      s.once("connect", () => {
-        s.removeAllListeners("error");
-        resolve(s);
-      });
-      s.once("error", (err) => {
-        if (Date.now() > deadline) reject(err);
-        else setTimeout(attempt, 5);
-      });
-    };
-    attempt();
-  });
-}
-
 /**
  * Migrates the paused VM `src` (its full state: `x-ignore-shared` off) into
  * `dst`, a QEMU waiting in `-incoming defer`, through the engine, and waits
@@ -133,7 +116,7 @@ export async function migrateBetween(
     const migrated = migrateTo(src.qmp, `unix:${src.qemuPath(path)}`, false, timeoutMs);
     migrated.catch(() => {});
     const incoming = await Promise.race([conn, migrated.then(() => conn)]);
-    forward = await connectWhenListening(inPath, 10_000);
+    forward = await connectWhenListening(inPath, Date.now() + 10_000);
     incoming.pipe(forward);
     forward.pipe(incoming);
     await migrated;

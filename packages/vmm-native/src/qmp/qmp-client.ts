@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { VmmError } from "../errors.js";
+import { connectUnix } from "../unix-connect.js";
 import type { QmpCommand, QmpCommandMap, QmpEvent } from "./qmp-types.js";
 
 interface Pending {
@@ -77,11 +78,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     let lastErr: unknown;
     while (Date.now() < deadline && !aborted) {
       try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once("connect", () => resolve(s));
-          s.once("error", reject);
-        });
+        const socket = await connectUnix(path);
         const client = new QmpClient(socket, options.closeReason);
         await client.greeting(Math.max(1000, deadline - Date.now()));
         await client.execute("qmp_capabilities", {});
