@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AgentSession } from "@supermachine/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { arm64BusyboxPath } from "../../../test-support/test-images.js";
 import { openAgentSession } from "./agent-channel.js";
@@ -10,24 +9,14 @@ import { Machine } from "./machine.js";
 import type { MachineSpec } from "./qemu-args.js";
 import { openSnapshotFiles } from "./snapshot-files.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
+import { machineTracker, sh } from "./test-support/machine-harness.js";
 
 // aarch64 guests on this x86_64 host: QEMU `virt` under TCG, the cross-built kernel and agent
 // (packages/guest-aarch64 or the user cache), Debian's arm64 busybox as the root fs.
 const work = mkdtempSync(join(tmpdir(), "sm-arm-engine-"));
 const snapDir = join(work, "snap");
 let spec: MachineSpec;
-const machines: Machine[] = [];
-
-async function track(m: Promise<Machine>): Promise<Machine> {
-  const got = await m;
-  machines.push(got);
-  return got;
-}
-
-async function sh(session: AgentSession, script: string) {
-  const r = await session.run({ argv: ["sh", "-c", script] });
-  return { out: r.stdout.toString(), err: r.stderr.toString(), code: r.exitCode };
-}
+const { track, closeAll } = machineTracker();
 
 beforeAll(() => {
   const assets = resolveGuestAssets("aarch64");
@@ -43,7 +32,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await Promise.all(machines.map((m) => m.close()));
+  await closeAll();
   rmSync(work, { recursive: true, force: true });
 });
 

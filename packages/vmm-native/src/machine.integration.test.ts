@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AgentSession } from "@supermachine/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAgentSession } from "./agent-channel.js";
 import { isVmExited, VmmError } from "./errors.js";
@@ -10,23 +9,13 @@ import { Machine } from "./machine.js";
 import type { MachineSpec } from "./qemu-args.js";
 import { openSnapshotFiles } from "./snapshot-files.js";
 import { makeBusyboxRootfs } from "./test-support/busybox-rootfs.js";
+import { machineTracker, sh } from "./test-support/machine-harness.js";
 import { WARMUP_RUNS, warmTranslation } from "./translation-warmup.js";
 
 const work = mkdtempSync(join(tmpdir(), "sm-engine-"));
 const snapDir = join(work, "snap");
 let spec: MachineSpec;
-const machines: Machine[] = [];
-
-async function track(m: Promise<Machine>): Promise<Machine> {
-  const got = await m;
-  machines.push(got);
-  return got;
-}
-
-async function sh(session: AgentSession, script: string) {
-  const r = await session.run({ argv: ["sh", "-c", script] });
-  return { out: r.stdout.toString(), err: r.stderr.toString(), code: r.exitCode };
-}
+const { track, closeAll } = machineTracker();
 
 beforeAll(() => {
   const assets = resolveGuestAssets();
@@ -40,7 +29,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await Promise.all(machines.map((m) => m.close()));
+  await closeAll();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -209,8 +198,8 @@ describe("Machine under QEMU", () => {
     const state = readFileSync(join(snapDir, "restore.snap"));
     writeFileSync(join(bad, "restore.snap"), state.subarray(0, Math.floor(state.length / 2)));
     const err = await Machine.restore(bad, { timeoutMs: 20_000 }).then(
-      (m) => {
-        machines.push(m);
+      async (m) => {
+        await track(Promise.resolve(m));
         return undefined;
       },
       (e: unknown) => e,
