@@ -133,7 +133,7 @@ describe("supermachine build progress in a real terminal", () => {
       const m = term.screen().match(progress);
       if (!m) break; // the pull ended before a second frame was captured
       if (bytes(m) > bytes(first)) second = m;
-      else await new Promise((r) => setTimeout(r, 20));
+      else await new Promise((r) => setTimeout(r, 2));
     }
     expect(second, `no later frame during the pull (first: ${first[0]})`).not.toBeNull();
 
