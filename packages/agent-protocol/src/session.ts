@@ -132,6 +132,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
   /** Our per-stream window (announced in HELLO). */
   readonly hostWindow: number;
   private readonly transport: Duplex;
+  private corked = false;
   private readonly decoder: FrameDecoder;
   private readonly handlers = new Map<number, StreamHandler>();
   private nextId = 1;
@@ -438,14 +439,32 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
     const frame = { ...request, stream: id, flags: 0 } as Frame;
     const bytes = encodeFrame(frame, this.agent.maxPayload); // throws before registering
     this.handlers.set(id, handler);
-    this.transport.write(bytes);
+    this.writeBatched(bytes);
     return id;
   }
 
   /** @internal */
   sendControl(frame: Frame): void {
     if (this.closeError) throw this.closeError;
-    this.transport.write(encodeFrame(frame, this.agent.maxPayload));
+    this.writeBatched(encodeFrame(frame, this.agent.maxPayload));
+  }
+
+  /**
+   * Writes a request or control frame together with whatever else this turn
+   * of the event loop writes: a request and what follows it at once (an EXEC
+   * and its STDIN END, say) reach the agent in one write, so the guest wakes
+   * once instead of twice. The frames leave before any I/O is polled again.
+   */
+  private writeBatched(bytes: Uint8Array): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.transport.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.transport.uncork();
+      });
+    }
+    this.transport.write(bytes);
   }
 
   /** @internal */

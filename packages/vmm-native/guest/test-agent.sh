@@ -31,7 +31,7 @@ count() { # parse "...: N passed, N failed" from a suite's output; no such line 
   if [[ $p == 0 && $f == 0 ]]; then fail "$2 ran no checks"; fi
 }
 agent_srcs=("$src"/codec.c "$src"/util.c "$src"/session.c "$src"/guest-context.c "$src"/loop.c "$src"/exec.c \
-  "$src"/exec-cgroup.c "$src"/files.c "$src"/tcp.c "$src"/workload.c "$src"/init.c "$src"/guest-env.c)
+  "$src"/exec-cgroup.c "$src"/clone-into.c "$src"/files.c "$src"/tcp.c "$src"/workload.c "$src"/init.c "$src"/guest-env.c)
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer)
 cflags=(-std=c11 -Wall -Wextra -Werror -g -O1)
 

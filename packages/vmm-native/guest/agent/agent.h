@@ -59,8 +59,7 @@ struct stream {
   char *cwd;
   int chain_i;
   int child_fd[3]; /* child ends kept open while a chain may still run */
-  int cg_fd;       /* cgroup.procs of the exec's own cgroup, or -1 */
-  char *cg_path;   /* the exec's cgroup directory, or NULL */
+  struct cg *cg;   /* the exec's own cgroup (exec-cgroup.c), or NULL */
   int end_sent[2]; /* STDOUT/STDERR END sent */
   /* files; SK_LOGS: bytes = total the workload wrote, inq = the bytes to send */
   int fd;
@@ -88,6 +87,7 @@ struct agent {
   int nstreams;
   struct stream *deadlist;
   int sigfd;
+  int reap_soon; /* an exec's output ended: its process has most likely exited */
   int init_mode;
   const char *chan_path;
   int stop; /* --stdio: host closed the channel */
@@ -140,25 +140,38 @@ struct stream *exec_by_pid(pid_t pid);
 /* PATH, HOSTNAME, HOME (home, "/root" when NULL) and, for a tty, TERM=xterm;
  * overlaid by the workload's env, then by overlay. */
 char **make_env(char **overlay, const char *home, int tty);
+/* Records the signals the agent ignores (call once, at start). */
+void child_signals_init(void);
+/* In a child before exec: empty signal mask, ignored signals back to default. */
 void child_reset_signals(void);
 /* Never returns: execs argv[0] (PATH lookup) or exits 127/126, writing errno
  * to status_fd when it is >= 0. */
 void child_exec_path(char **argv, char **envp, int status_fd);
 
+/* clone-into.c: starts fn(arg) in a child that shares this memory, runs on
+ * [stack, stack + size) and is born in the cgroup cg_dir (if >= 0); the
+ * caller waits until it execs or exits (CLONE_VFORK). -1 with errno (ENOSYS
+ * on architectures without it). */
+pid_t clone_vfork_into(int (*fn)(void *), void *arg, void *stack, size_t size, int cg_dir);
+
 /* exec-cgroup.c: every exec in a cgroup of its own, killed as a whole */
 /* Uses per-exec cgroups under base (a cgroup2 directory, created if needed); -1 if unusable. */
 int exec_cgroup_init(const char *base);
 int exec_cgroup_enabled(void);
-/* Makes the exec's cgroup (s->cg_fd/cg_path stay -1/NULL without one). */
+/* Gives s a cgroup with no process in it (s->cg stays NULL without one). */
 void exec_cgroup_create(struct stream *s);
+/* A directory fd of s's cgroup for clone3's CLONE_INTO_CGROUP, or -1. */
+int exec_cgroup_dir(const struct stream *s);
 /* In the forked child, before exec: moves the calling process into s's cgroup. */
 void exec_cgroup_join(const struct stream *s);
 /* Kills every process in s's cgroup; -1 when s has none. */
 int exec_cgroup_kill(const struct stream *s);
-/* Closes s's cgroup and removes it (later, once empty, if processes remain). */
+/* Done with s's cgroup: kept for a later exec when empty, else removed
+ * (once empty, if processes remain). */
 void exec_cgroup_release(struct stream *s);
 /* Removes the emptied cgroups of finished execs. */
 void exec_cgroup_sweep(void);
+
 
 /* files.c */
 void wfile_open(uint32_t id, const struct field *f);

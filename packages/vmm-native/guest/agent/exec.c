@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -66,11 +69,33 @@ char **make_env(char **overlay, const char *home, int tty) {
   return out;
 }
 
+/* Signals ignored in the agent (inherited, or SIGPIPE it ignores itself):
+ * an exec keeps ignored dispositions, so children set these back to the
+ * default. Caught ones need nothing (the agent catches none, and exec resets
+ * caught signals anyway). Bit i-1 for signal i. */
+static uint64_t g_ignored;
+
+void child_signals_init(void) {
+  for (int i = 1; i < 65; i++) {
+    struct sigaction old;
+    if (sigaction(i, NULL, &old) == 0 && old.sa_handler == SIG_IGN) g_ignored |= 1ull << (i - 1);
+  }
+  g_ignored |= 1ull << (SIGPIPE - 1);
+}
+
+/* Raw system calls only: also safe in a child that shares the agent's memory
+ * (CLONE_VM), where a libc wrapper could touch the agent's state. */
 void child_reset_signals(void) {
-  sigset_t m;
-  sigemptyset(&m);
-  sigprocmask(SIG_SETMASK, &m, NULL);
-  for (int i = 1; i < 65; i++) signal(i, SIG_DFL);
+  struct {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+  } dfl = {0};
+  uint64_t empty = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof empty);
+  for (int i = 1; i < 65; i++)
+    if (g_ignored & (1ull << (i - 1))) syscall(SYS_rt_sigaction, i, &dfl, NULL, sizeof dfl.mask);
 }
 
 static void child_msg(const char *a, const char *b) {
@@ -110,8 +135,12 @@ void child_exec_path(char **argv, char **envp, int status_fd) {
       if (o == 0) buf[o++] = '.';
       buf[o++] = '/';
       strcpy(buf + o, name);
-      execve(buf, argv, envp);
-      if (errno == EACCES) eacces = 1;
+      /* A failed execve costs a new address space and a copy of argv and
+       * envp before the lookup fails: look first (same result). */
+      if (access(buf, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) {
+        execve(buf, argv, envp);
+        if (errno == EACCES) eacces = 1;
+      }
     }
     path += dl;
     if (*path == ':') path++;
@@ -120,11 +149,46 @@ void child_exec_path(char **argv, char **envp, int status_fd) {
   fail_exit(status_fd, eacces ? EACCES : ENOENT, eacces ? 126 : 127);
 }
 
+/* The child of spawn() runs on this stack, in the agent's memory, while the
+ * agent waits (CLONE_VFORK) until it has exec'd or exited: so one stack is
+ * enough, and the child must only make system calls and touch its own stack
+ * (no malloc, no stdio on shared streams). */
+static char g_child_stack[64 * 1024] __attribute__((aligned(16), unused));
+struct spawn_args {
+  struct stream *s;
+  char **argv;
+  int join; /* not born in its cgroup: join it */
+};
+static int spawn_child(void *arg);
+
+/* Starts argv for s. CLONE_VM|CLONE_VFORK (what posix_spawn does): no copy of
+ * the agent's page tables and no copy-on-write faults afterwards in either
+ * process, which under TCG is a large part of an exec's cost. The agent waits
+ * until the child has exec'd, so an exec of a file whose open blocks blocks
+ * the agent with it. */
 static pid_t spawn(struct stream *s, char **argv) {
+  struct spawn_args a = {s, argv, 1};
+#ifdef __SANITIZE_ADDRESS__
+  /* AddressSanitizer's runtime cannot follow a child on another stack in the
+   * same memory: the host test build forks (same child code). */
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid == 0) spawn_child(&a);
+  return pid;
+#else
+  a.join = 0;
+  pid_t pid = clone_vfork_into(spawn_child, &a, g_child_stack, sizeof g_child_stack, exec_cgroup_dir(s));
+  if (pid >= 0) return pid;
+  /* no clone3 (or it refused the cgroup): clone, and the child joins */
+  a.join = 1;
+  return clone(spawn_child, g_child_stack + sizeof g_child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+#endif
+}
+
+static int spawn_child(void *arg) {
+  struct stream *s = ((struct spawn_args *)arg)->s;
+  char **argv = ((struct spawn_args *)arg)->argv;
   child_reset_signals();
-  exec_cgroup_join(s);
+  if (((struct spawn_args *)arg)->join) exec_cgroup_join(s);
   setsid();
   if (s->tty) {
     int sl = s->child_fd[0];

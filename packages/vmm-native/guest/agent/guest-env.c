@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* eth0's IPv4 address, or "" when there is no configured eth0. */
@@ -103,16 +104,20 @@ void guest_cgroup_controllers(const char *root, const char *base) {
 void child_limits(void) {
   /* Docker on a systemd host: nofile 1024:524288 (Docker Engine 25+),
    * nproc and core unlimited (containerd's unit); the rest the kernel's. */
+  /* raw prlimit64: safe in a child sharing the agent's memory (CLONE_VM) */
   struct rlimit nofile = {1024, 524288}, inf = {RLIM_INFINITY, RLIM_INFINITY};
-  setrlimit(RLIMIT_NOFILE, &nofile);
-  setrlimit(RLIMIT_NPROC, &inf);
-  setrlimit(RLIMIT_CORE, &inf);
+  syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &nofile, NULL);
+  syscall(SYS_prlimit64, 0, RLIMIT_NPROC, &inf, NULL);
+  syscall(SYS_prlimit64, 0, RLIMIT_CORE, &inf, NULL);
 }
 
 int child_become(const struct wl_user *u, int tty_fd) {
   if (!u || (!u->named && geteuid() != 0)) return 0; /* host tests run unprivileged */
   if (tty_fd >= 0 && fchown(tty_fd, u->uid, (gid_t)-1) < 0) {}
-  if (setgroups((size_t)u->ngroups, u->groups) < 0 && u->uid != 0) return -1;
-  if (setgid(u->gid) < 0 || setuid(u->uid) < 0) return -1;
+  /* Raw system calls: libc's set*id may coordinate with other threads
+   * through the agent's memory, which a CLONE_VM child shares. The child is
+   * a single-threaded process of its own, so these change all of it. */
+  if (syscall(SYS_setgroups, (size_t)u->ngroups, u->groups) < 0 && u->uid != 0) return -1;
+  if (syscall(SYS_setgid, u->gid) < 0 || syscall(SYS_setuid, u->uid) < 0) return -1;
   return 0;
 }

@@ -130,6 +130,7 @@ int agent_run(void) {
   sigemptyset(&m);
   sigaddset(&m, SIGCHLD);
   sigprocmask(SIG_BLOCK, &m, NULL);
+  child_signals_init();
   signal(SIGPIPE, SIG_IGN);
   A.sigfd = signalfd(-1, &m, SFD_NONBLOCK | SFD_CLOEXEC);
   struct epoll_event e = {.events = EPOLLIN, .data.ptr = &w_sig};
@@ -170,6 +171,10 @@ int agent_run(void) {
         }
       } else if (*wt == W_SLOT) slot_event((struct slot *)wt, ev[i].events);
       else if (*wt == W_WLOG) wl_log_readable();
+    }
+    if (A.reap_soon) {
+      A.reap_soon = 0;
+      on_sigchld();
     }
     now = now_ms();
     if (A.reconnect_at && now >= A.reconnect_at && !A.connected) chan_probe();

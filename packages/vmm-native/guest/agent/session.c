@@ -96,7 +96,7 @@ struct stream *stream_new(uint32_t id, int kind) {
     s->sl[i].fd = -1;
     s->child_fd[i] = -1;
   }
-  s->cg_fd = -1;
+  s->cg = NULL;
   s->hnext = A.hash[id & 2047];
   A.hash[id & 2047] = s;
   s->next = A.all;
@@ -297,6 +297,8 @@ static void slot_readable(struct stream *s, struct slot *sl) {
     sl->rd_eof = 1;
     send_frame(sl->rd_type, SM_FLAG_END, s->id, NULL, 0);
     if (s->kind == SK_EXEC) {
+      /* reap now rather than on SIGCHLD's own wake-up: EXIT then leaves with the ENDs */
+      if (!s->exited) A.reap_soon = 1;
       if (sl->rd_type == T_STDOUT) s->end_sent[0] = 1;
       if (sl->rd_type == T_STDERR) s->end_sent[1] = 1;
       exec_check_done(s);

@@ -152,23 +152,57 @@ test("exec timeout kills every process it started, in any session", async () => 
   const kill = await c.exec(id(), ["sh", "-c", `kill -9 $(cat ${dir}/d)`]);
   eq(kill.exit.code, 0, "probe killed");
 });
-test("exec runs in a cgroup of its own, removed once it ended", async () => {
+const cgroupOf = (out) => {
+  const m = /^0::(\/.*\/(e\d+))$/m.exec(out.toString());
+  ok(m, `a per-exec cgroup in ${JSON.stringify(out.toString())}`);
+  return m[2];
+};
+test("exec runs in a cgroup that holds only its own processes", async () => {
   const base = inVm ? "/sys/fs/cgroup/sm-exec" : process.env.SM_EXEC_CGROUP;
   ok(base, "SM_EXEC_CGROUP is set (test-agent.sh runs this suite through with-cgroup2.sh)");
-  const groups = [];
-  for (let i = 0; i < 2; i++) {
+  // execs running at the same time: one group each
+  const together = await Promise.all(
+    [0, 1, 2, 3, 4, 5].map(() => c.exec(id(), ["sh", "-c", "cat /proc/self/cgroup; sleep 0.3"])),
+  );
+  const groups = together.map((r) => cgroupOf(r.stdout));
+  eq(new Set(groups).size, 6, `six running execs, six cgroups (${groups})`);
+  // a finished exec's empty group may serve a later exec; at most 4 are kept
+  const count = await c.exec(id(), ["sh", "-c", `ls -d ${base}/e* | wc -l`]);
+  ok(Number(count.stdout.toString()) <= 4, `groups kept after six execs ended: ${count.stdout}`);
+  // a group whose processes outlive their exec is not reused, and is removed once empty
+  const bg = await c.exec(id(), ["sh", "-c", "cat /proc/self/cgroup; sleep 1 </dev/null >/dev/null 2>&1 &"]);
+  const busy = cgroupOf(bg.stdout);
+  for (let i = 0; i < 3; i++) {
     const r = await c.exec(id(), ["cat", "/proc/self/cgroup"]);
-    const m = /^0::(\/.*\/(e\d+))$/m.exec(r.stdout.toString());
-    ok(m, `a per-exec cgroup in ${JSON.stringify(r.stdout.toString())}`);
-    groups.push(m[2]);
+    ok(cgroupOf(r.stdout) !== busy, `an exec placed in ${busy}, which still holds a background process`);
   }
-  ok(groups[0] !== groups[1], `two execs, two cgroups (${groups})`);
-  const r = await c.exec(id(), [
-    "sh",
-    "-c",
-    `for g in ${groups.join(" ")}; do [ -e ${base}/$g ] && echo $g; done; true`,
-  ]);
-  eq(r.stdout.toString(), "", "cgroups of finished execs left behind");
+  await sleep(1500);
+  const gone = await c.exec(id(), ["sh", "-c", `[ -e ${base}/${busy} ] && echo left; true`]);
+  eq(gone.stdout.toString(), "", "the emptied group of the background process left behind");
+  // guest root moving a process into a kept group: that group is not handed to the next exec
+  const hold = id();
+  let moved;
+  const movedP = new Promise((r) => {
+    moved = r;
+  });
+  const holder = c.exec(
+    hold,
+    [
+      "sh",
+      "-c",
+      `read g; sleep 5 </dev/null >/dev/null 2>&1 & echo $! > ${base}/$g/cgroup.procs && echo moved; read x`,
+    ],
+    {
+      onStdout: (f) => f.payload.toString().includes("moved") && moved(),
+    },
+  );
+  const free = cgroupOf((await c.exec(id(), ["cat", "/proc/self/cgroup"])).stdout);
+  c.send(T.STDIN, hold, Buffer.from(`${free}\n`));
+  await movedP;
+  const after = cgroupOf((await c.exec(id(), ["cat", "/proc/self/cgroup"])).stdout);
+  ok(after !== free, `the next exec got ${free}, where guest root had put a process`);
+  c.send(T.STDIN, hold, Buffer.alloc(0), END);
+  await holder;
 });
 test("exec signal", async () => {
   const i = id();
