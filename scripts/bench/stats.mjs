@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark scripts: percentiles, tables, JSON
 // output, and process memory (RSS and PSS) read from /proc.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export function percentile(xs, p) {
@@ -85,4 +85,26 @@ export function memoryBreakdownKib(pid) {
   }
   const sum = (f) => Object.values(parts).reduce((a, p) => a + p[f], 0);
   return { pid, pss: sum("pss"), private: sum("private"), parts };
+}
+
+/**
+ * CPU time a process has used so far, in milliseconds: the sum over its
+ * threads of /proc/<pid>/task/<tid>/schedstat (nanosecond resolution, unlike
+ * the 10 ms ticks of /proc/<pid>/stat). Threads that already exited are not
+ * counted. 0 when the process is gone.
+ */
+export function cpuMs(pid) {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return ns / 1e6;
 }
