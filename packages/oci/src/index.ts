@@ -35,8 +35,8 @@ export { DEFAULT_LIMITS } from "./limits.js";
 export type { Descriptor, ImageIndex, ImageManifest } from "./manifest.js";
 export { parseManifest, selectPlatform } from "./manifest.js";
 export { MediaTypes } from "./media-types.js";
-export type { MergeStats } from "./merged-tar.js";
-export { writeMergedTar } from "./merged-tar.js";
+export type { MergedTarPlan, MergeStats } from "./merged-tar.js";
+export { planMergedTar, writeMergedTar } from "./merged-tar.js";
 export type { GuestArchName, Platform } from "./platform.js";
 export {
   defaultPlatform,

@@ -1,5 +1,3 @@
-import type { FileHandle } from "node:fs/promises";
-
 /** Header fields of an entry written by {@link TarWriter}. */
 export interface TarHeader {
   path: string;
@@ -16,6 +14,8 @@ export interface TarHeader {
   devminor?: number;
   xattrs?: Record<string, Buffer>;
 }
+
+const ZEROS = Buffer.alloc(1024);
 
 const TYPEFLAG: Record<TarHeader["type"], string> = {
   file: "0",
@@ -79,46 +79,76 @@ function header(h: TarHeader, typeflag: string, nameBuf: Buffer, prefix: Buffer,
 }
 
 /**
+ * Takes the next chunk of an encoded stream. The chunk is the sink's to
+ * keep (never reused by the writer); the returned promise resolves when
+ * the writer may go on (backpressure).
+ */
+export type ByteSink = (chunk: Buffer) => Promise<void>;
+
+/**
+ * Reads up to `length` bytes into `buf` at `offset`, being the bytes
+ * `done..done+length` of an entry's data; returns how many it read (0:
+ * the data is truncated).
+ */
+export type DataReader = (buf: Buffer, offset: number, length: number, done: number) => number;
+
+/**
  * Encodes a tar stream (ustar, with a PAX extended header when a name,
  * link target, id or size does not fit, or when there are xattrs) into a
- * file handle, buffering writes.
+ * {@link ByteSink}, in chunks of `chunkSize` bytes (entry data is read
+ * straight into them).
  */
 export class TarWriter {
-  private buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+  private buf: Buffer;
   private used = 0;
-  private position = 0;
-  constructor(private readonly fh: FileHandle) {}
+  private flushed = 0;
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly chunkSize = 1024 * 1024,
+  ) {
+    this.buf = Buffer.allocUnsafe(chunkSize);
+  }
 
   /** Bytes written so far (including buffered). */
   get bytesWritten(): number {
-    return this.position + this.used;
+    return this.flushed + this.used;
   }
 
   private async flush(): Promise<void> {
-    let off = 0;
-    while (off < this.used) {
-      const { bytesWritten } = await this.fh.write(this.buf, off, this.used - off, this.position + off);
-      off += bytesWritten;
-    }
-    this.position += this.used;
+    if (this.used === 0) return;
+    const out = this.buf.subarray(0, this.used);
+    this.flushed += this.used;
+    this.buf = Buffer.allocUnsafe(this.chunkSize);
     this.used = 0;
+    await this.sink(out);
   }
 
   /** Appends raw bytes. */
   async write(data: Uint8Array): Promise<void> {
-    if (data.length > this.buf.length) {
-      await this.flush();
-      let off = 0;
-      while (off < data.length) {
-        const { bytesWritten } = await this.fh.write(data, off, data.length - off, this.position);
-        off += bytesWritten;
-        this.position += bytesWritten;
-      }
-      return;
+    let off = 0;
+    while (off < data.length) {
+      if (this.used === this.buf.length) await this.flush();
+      const k = Math.min(this.buf.length - this.used, data.length - off);
+      this.buf.set(data.subarray(off, off + k), this.used);
+      this.used += k;
+      off += k;
     }
-    if (this.used + data.length > this.buf.length) await this.flush();
-    Buffer.from(data.buffer, data.byteOffset, data.byteLength).copy(this.buf, this.used);
-    this.used += data.length;
+  }
+
+  /**
+   * Appends `size` data bytes taken from `read` (straight into the
+   * writer's buffer); returns false when `read` ran dry before `size`.
+   */
+  async writeFrom(size: number, read: DataReader): Promise<boolean> {
+    let done = 0;
+    while (done < size) {
+      if (this.used === this.buf.length) await this.flush();
+      const k = read(this.buf, this.used, Math.min(this.buf.length - this.used, size - done), done);
+      if (k <= 0) return false;
+      this.used += k;
+      done += k;
+    }
+    return true;
   }
 
   /** Writes an entry header (and a PAX header before it when needed). The caller then writes `size` data bytes and calls {@link pad}. */
@@ -159,12 +189,12 @@ export class TarWriter {
   /** Pads the data just written (of `size` bytes) to a 512-byte boundary. */
   async pad(size: number): Promise<void> {
     const rem = size % 512;
-    if (rem) await this.write(Buffer.alloc(512 - rem));
+    if (rem) await this.write(ZEROS.subarray(0, 512 - rem));
   }
 
   /** Writes the end-of-archive marker and flushes. */
   async finish(): Promise<void> {
-    await this.write(Buffer.alloc(1024));
+    await this.write(ZEROS);
     await this.flush();
   }
 }
