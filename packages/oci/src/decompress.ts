@@ -5,7 +5,7 @@ import { PassThrough, Transform, type TransformCallback, type Writable } from "n
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { hasherFor } from "./digest.js";
-import { DigestMismatchError, LayerInvalidError, LimitExceededError } from "./errors.js";
+import { DigestMismatchError, LayerInvalidError, LimitExceededError, throwIfAborted } from "./errors.js";
 import type { UnpackBudget } from "./limits.js";
 
 /** Compression of a layer blob, detected from its first bytes. */
@@ -109,6 +109,8 @@ export interface DecompressOptions {
    * it only after `decompressLayer` resolved. Must not throw.
    */
   onData?: (chunk: Buffer) => void;
+  /** Stops decompressing (`OCI_ABORTED`; the caller removes the output). */
+  signal?: AbortSignal;
 }
 
 type ZlibWithZstd = typeof zlib & { createZstdDecompress?: () => Transform };
@@ -151,15 +153,19 @@ export async function decompressLayer(
       );
       child.on("close", resolve);
     });
+    const kill = () => child.kill("SIGKILL");
+    opts.signal?.addEventListener("abort", kill, { once: true });
     const results = await Promise.allSettled([
-      pipeline(input, compressed.tap, child.stdin),
-      pipeline(child.stdout, uncompressed.tap, output).catch((err: unknown) => {
+      pipeline(input, compressed.tap, child.stdin, { signal: opts.signal }),
+      pipeline(child.stdout, uncompressed.tap, output, { signal: opts.signal }).catch((err: unknown) => {
         // Over the budget: stop zstd now rather than let it run into a closed pipe.
         child.kill("SIGKILL");
         throw err;
       }),
       exited,
     ]);
+    opts.signal?.removeEventListener("abort", kill);
+    throwIfAborted(opts.signal);
     const over = results.find((r) => r.status === "rejected" && r.reason instanceof LimitExceededError);
     if (over) throw (over as PromiseRejectedResult).reason;
     const code = results[2].status === "fulfilled" ? results[2].value : undefined;
@@ -177,8 +183,9 @@ export async function decompressLayer(
         ? z.createZstdDecompress!()
         : new PassThrough();
   try {
-    await pipeline(input, compressed.tap, decoder, uncompressed.tap, output);
+    await pipeline(input, compressed.tap, decoder, uncompressed.tap, output, { signal: opts.signal });
   } catch (err) {
+    throwIfAborted(opts.signal);
     if (err instanceof LimitExceededError) throw err;
     // A corrupt blob usually fails to decompress; report the digest if that is why.
     const full = hasherFor(digest);

@@ -62,6 +62,7 @@ export async function unpackLayers(
         await decompressLayer(blobs.path(layer.digest), layer.digest, layer.diffId, data[i]!, {
           budget,
           onData: (chunk) => indexer.write(chunk),
+          signal,
         });
       } catch (err) {
         // A blob that no longer matches its digest is dropped so the next pull fetches it again.

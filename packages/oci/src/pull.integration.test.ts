@@ -508,4 +508,31 @@ describe("abort", () => {
       await reg.close();
     }
   });
+
+  it.each([
+    ["while a layer decompresses", "decompressing layer"],
+    ["while the ext4 image is encoded", "encoding ext4"],
+  ])(
+    "an aborted signal stops buildRootfs %s with OCI_ABORTED and leaves nothing behind",
+    async (_when, at) => {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.debian!}:bookworm`, { cacheDir });
+      const ac = new AbortController();
+      const seen: string[] = [];
+      await expect(
+        buildRootfs(img, {
+          signal: ac.signal,
+          onProgress: (m) => {
+            seen.push(m);
+            if (m.startsWith(at)) ac.abort();
+          },
+        }),
+      ).rejects.toMatchObject({ code: "OCI_ABORTED" });
+      expect(seen.some((m) => m.startsWith(at))).toBe(true);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => !f.endsWith(".lock"))).toEqual([]);
+      // The blobs are intact: the next build succeeds.
+      expect((await buildRootfs(img)).reused).toBe(false);
+    },
+  );
 });
