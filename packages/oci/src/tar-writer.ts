@@ -79,9 +79,9 @@ function header(h: TarHeader, typeflag: string, nameBuf: Buffer, prefix: Buffer,
 }
 
 /**
- * Takes the next chunk of an encoded stream. The chunk is the sink's to
- * keep (never reused by the writer); the returned promise resolves when
- * the writer may go on (backpressure).
+ * Takes the next chunk of an encoded stream. The returned promise resolves
+ * once the sink is done with the chunk's memory (the writer then reuses
+ * it); the writer keeps a few chunks under way before it waits.
  */
 export type ByteSink = (chunk: Buffer) => Promise<void>;
 
@@ -95,18 +95,22 @@ export type DataReader = (buf: Buffer, offset: number, length: number, done: num
 /**
  * Encodes a tar stream (ustar, with a PAX extended header when a name,
  * link target, id or size does not fit, or when there are xattrs) into a
- * {@link ByteSink}, in chunks of `chunkSize` bytes (entry data is read
- * straight into them).
+ * {@link ByteSink}, in chunks of `chunkSize` bytes from a ring of `depth`
+ * buffers (entry data is read straight into them).
  */
 export class TarWriter {
+  private readonly ring: { buf: Buffer; busy?: Promise<void> }[];
+  private slot = 0;
   private buf: Buffer;
   private used = 0;
   private flushed = 0;
   constructor(
     private readonly sink: ByteSink,
-    private readonly chunkSize = 1024 * 1024,
+    chunkSize = 1024 * 1024,
+    depth = 4,
   ) {
-    this.buf = Buffer.allocUnsafe(chunkSize);
+    this.ring = Array.from({ length: depth }, () => ({ buf: Buffer.allocUnsafe(chunkSize) }));
+    this.buf = this.ring[0]!.buf;
   }
 
   /** Bytes written so far (including buffered). */
@@ -116,11 +120,25 @@ export class TarWriter {
 
   private async flush(): Promise<void> {
     if (this.used === 0) return;
-    const out = this.buf.subarray(0, this.used);
+    const cur = this.ring[this.slot]!;
+    cur.busy = this.sink(this.buf.subarray(0, this.used));
+    // Awaited when the slot comes round again; marked handled now so a failed write is not reported as unhandled meanwhile.
+    cur.busy.catch(() => {});
     this.flushed += this.used;
-    this.buf = Buffer.allocUnsafe(this.chunkSize);
     this.used = 0;
-    await this.sink(out);
+    this.slot = (this.slot + 1) % this.ring.length;
+    const next = this.ring[this.slot]!;
+    if (next.busy) await next.busy;
+    next.busy = undefined;
+    this.buf = next.buf;
+  }
+
+  /** Waits until the sink is done with every chunk. */
+  private async settle(): Promise<void> {
+    for (const r of this.ring) {
+      if (r.busy) await r.busy;
+      r.busy = undefined;
+    }
   }
 
   /** Appends raw bytes. */
@@ -196,5 +214,6 @@ export class TarWriter {
   async finish(): Promise<void> {
     await this.write(ZEROS);
     await this.flush();
+    await this.settle();
   }
 }
