@@ -137,7 +137,7 @@ export async function decompressLayer(
   const compression = detectCompression(head);
   const compressed = hashTap(digest);
   const uncompressed = uncompressedTap(opts.budget, `layer ${digest}`, diffId, opts.onData);
-  const input = createReadStream(blobPath, { highWaterMark: 1024 * 1024 });
+  const input = createReadStream(blobPath, { highWaterMark: 4 * 1024 * 1024 });
   const z = zlib as ZlibWithZstd;
   if (compression === "zstd" && typeof z.createZstdDecompress !== "function") {
     const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });

@@ -1,6 +1,6 @@
 import { LayerInvalidError } from "./errors.js";
 import type { MergedInode, MergedNode, MergedTree } from "./layer-merge.js";
-import { type ByteSink, TarWriter } from "./tar-writer.js";
+import { type ByteSink, type TarHeader, TarWriter } from "./tar-writer.js";
 
 /** Counts used to size the file system made from a merged tar. */
 export interface MergeStats {
@@ -93,43 +93,46 @@ export async function writeMergedTar(
   sink: ByteSink,
 ): Promise<MergeStats> {
   const w = new TarWriter(sink);
+  // One header object, refilled per entry (no garbage per entry).
+  const h: TarHeader = { path: "", type: "file", mode: 0, uid: 0, gid: 0, mtime: 0, size: 0 };
   for (const { path, inode: ino, linkTo } of plan.items) {
+    h.path = path;
+    h.mode = ino.mode;
+    h.uid = ino.uid;
+    h.gid = ino.gid;
+    h.uname = ino.uname;
+    h.gname = ino.gname;
+    h.mtime = ino.mtime;
+    h.devmajor = ino.devmajor;
+    h.devminor = ino.devminor;
+    h.xattrs = ino.xattrs;
+    h.size = 0;
     if (linkTo !== undefined) {
-      await w.writeHeader({ ...base(ino), path, type: "link", size: 0, linkname: linkTo });
+      h.type = "link";
+      h.linkname = linkTo;
+      await w.writeHeader(h);
       continue;
     }
-    if (ino.type === "file") {
-      await w.writeHeader({ ...base(ino), path, type: "file", size: ino.size });
-      if (ino.size > 0) {
-        const src = layers[ino.data!.layer];
-        if (src === undefined) throw new LayerInvalidError(`no data source for layer ${ino.data!.layer}`);
-        const start = ino.data!.offset;
-        const ok = await w.writeFrom(ino.size, (buf, off, len, done) =>
-          src.readInto(buf, off, len, start + done),
-        );
-        if (!ok) throw new LayerInvalidError(`truncated data for ${path}`);
-      }
-      await w.pad(ino.size);
+    h.type = ino.type;
+    h.linkname = ino.type === "symlink" ? ino.linkname : undefined;
+    if (ino.type !== "file") {
+      await w.writeHeader(h);
       continue;
     }
-    const linkname = ino.type === "symlink" ? ino.linkname : undefined;
-    await w.writeHeader({ ...base(ino), path, type: ino.type, size: 0, linkname });
+    h.size = ino.size;
+    await w.writeHeader(h);
+    if (ino.size > 0) {
+      const src = layers[ino.data!.layer];
+      if (src === undefined) throw new LayerInvalidError(`no data source for layer ${ino.data!.layer}`);
+      const start = ino.data!.offset;
+      const ok = await w.writeFrom(ino.size, (buf, off, len, done) =>
+        src.readInto(buf, off, len, start + done),
+      );
+      if (!ok) throw new LayerInvalidError(`truncated data for ${path}`);
+    }
+    await w.pad(ino.size);
   }
   await w.finish();
   plan.stats.tarBytes = w.bytesWritten;
   return plan.stats;
-}
-
-function base(ino: MergedInode) {
-  return {
-    mode: ino.mode,
-    uid: ino.uid,
-    gid: ino.gid,
-    uname: ino.uname,
-    gname: ino.gname,
-    mtime: ino.mtime,
-    devmajor: ino.devmajor,
-    devminor: ino.devminor,
-    xattrs: ino.xattrs,
-  };
 }
