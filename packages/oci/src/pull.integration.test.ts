@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
 import { ensureTestImages } from "../../../test-support/test-images.js";
@@ -321,6 +322,50 @@ describe("pull policy and cache", () => {
       await reg.close();
     }
   });
+});
+
+describe("blobs corrupted in the cache", () => {
+  /** A tar whose second header block has a bad checksum (what the tar listing rejects). */
+  function brokenTar(): Buffer {
+    const h = Buffer.alloc(512);
+    h.write("f", 0);
+    h.write("0000644\0", 100, "latin1");
+    h.write("00000000000\0", 124, "latin1");
+    h.write("0", 156, "latin1");
+    h.write("ustar\x0000", 257, "latin1");
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+    const bad = Buffer.from(h);
+    bad[0] = 0x67; // "g": the stored checksum no longer matches
+    return Buffer.concat([h, bad, Buffer.alloc(1024)]);
+  }
+
+  it.each([
+    [
+      "flipped bytes (does not decompress)",
+      (b: Buffer) => {
+        const c = Buffer.from(b);
+        for (let i = 100; i < c.length; i += 997) c[i] = c[i]! ^ 0x5a;
+        return c;
+      },
+    ],
+    ["a valid gzip of a tar with a corrupt header", () => gzipSync(brokenTar())],
+  ])(
+    "fail buildRootfs with OCI_DIGEST_MISMATCH (%s), are dropped, and leave nothing behind",
+    async (_what, corrupt) => {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.busybox}`, { cacheDir });
+      const cache = new BlobCache(cacheDir);
+      const layer = img.layers[0]!.digest;
+      writeFileSync(cache.path(layer), corrupt(readFileSync(cache.path(layer))));
+      await expect(buildRootfs(img)).rejects.toMatchObject({ code: "OCI_DIGEST_MISMATCH" });
+      expect(await cache.has(layer)).toBe(false);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => !f.endsWith(".lock"))).toEqual([]);
+    },
+  );
 });
 
 describe("registry with htpasswd auth", () => {
