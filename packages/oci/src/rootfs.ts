@@ -5,6 +5,7 @@ import { defaultCacheDir, tempName } from "./blob-cache.js";
 import { fileSink } from "./byte-sink.js";
 import { throwIfAborted } from "./errors.js";
 import { withFileLock } from "./file-lock.js";
+import { sha256OfFile } from "./image-hash.js";
 import { MergedTree } from "./layer-merge.js";
 import { DEFAULT_LAYER_MEMORY_BYTES as LAYER_MEMORY_BYTES, type LayerData } from "./layer-store.js";
 import { unpackLayers } from "./layer-unpack.js";
@@ -217,31 +218,6 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
     opts.signal,
     () => progress(`waiting for another process building root file system ${digest}`),
   );
-}
-
-/** sha256 (hex) of a file, reading the next 4 MiB while hashing the last. */
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const fh = await open(path, "r");
-  try {
-    const size = (await fh.stat()).size;
-    const CHUNK = 4 * 1024 * 1024;
-    let bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-    let pos = 0;
-    let pending = fh.read(bufs[0]!, 0, Math.min(CHUNK, size), 0);
-    while (pos < size) {
-      const { bytesRead } = await pending;
-      if (bytesRead === 0) break;
-      const got = bufs[0]!.subarray(0, bytesRead);
-      pos += bytesRead;
-      if (pos < size) pending = fh.read(bufs[1]!, 0, Math.min(CHUNK, size - pos), pos);
-      hash.update(got);
-      bufs = [bufs[1]!, bufs[0]!];
-    }
-  } finally {
-    await fh.close();
-  }
-  return hash.digest("hex");
 }
 
 /**
