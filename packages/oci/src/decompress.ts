@@ -22,26 +22,56 @@ export function detectCompression(head: Uint8Array): Compression {
 /** Bytes queued for a tap's work before the stream feeding it is held back. */
 const MAX_QUEUED = 16 * 1024 * 1024;
 
+/** Bytes `work` handles per turn of the event loop (so zlib's completions are not kept waiting). */
+const SLICE = 256 * 1024;
+
 /**
  * A pass-through stage that runs `check` on each chunk at once (it may
- * throw to error the stream) and `work` from a queue on a later turn of the
- * event loop: the stage next to it (zlib in the thread pool) is handed its
- * next piece of work first, so it runs on one core while `work` (hashing)
+ * throw to error the stream) and `work` from a queue on later turns of the
+ * event loop, 256 KiB per turn: the stage next to it (zlib in the thread
+ * pool) is handed its next piece of work first and its completions are
+ * seen between slices, so it inflates on one core while `work` (hashing)
  * runs on the other. `flush` runs what is queued before the stream ends.
  */
 function queuedTap(work: (chunk: Buffer) => void, check?: (chunk: Buffer) => void): Transform {
   const queue: Buffer[] = [];
+  let head = 0;
   let queued = 0;
   let scheduled = false;
   let waiting: (() => void) | undefined;
+  const step = (all: boolean) => {
+    let budget = all ? Number.POSITIVE_INFINITY : SLICE;
+    while (head < queue.length && budget > 0) {
+      const c = queue[head]!;
+      if (c.length > budget) {
+        work(c.subarray(0, budget));
+        queue[head] = c.subarray(budget);
+        queued -= budget;
+        budget = 0;
+        break;
+      }
+      work(c);
+      queued -= c.length;
+      budget -= c.length;
+      head++;
+    }
+    if (head === queue.length) {
+      queue.length = 0;
+      head = 0;
+    }
+    if (waiting && queued < MAX_QUEUED) {
+      const w = waiting;
+      waiting = undefined;
+      w();
+    }
+  };
   const drain = () => {
     scheduled = false;
-    for (const c of queue) work(c);
-    queue.length = 0;
-    queued = 0;
-    const w = waiting;
-    waiting = undefined;
-    w?.();
+    step(false);
+    if (queued > 0 && !scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
   };
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
@@ -61,7 +91,7 @@ function queuedTap(work: (chunk: Buffer) => void, check?: (chunk: Buffer) => voi
       else waiting = () => cb(null, chunk);
     },
     flush(cb: TransformCallback) {
-      drain();
+      step(true);
       cb();
     },
   });
