@@ -368,6 +368,33 @@ describe("blobs corrupted in the cache", () => {
   );
 });
 
+describe("layer memory", () => {
+  it("builds the same bytes with the layers in memory, in temp files, or partly each", async () => {
+    const shas: string[] = [];
+    // multilayer: gzip, zstd (the zstd program) and plain layers, hardlinks across layers.
+    for (const layerMemoryBytes of [undefined, 0, 15_000]) {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.multilayer}`, { cacheDir });
+      const fs = await buildRootfs(img, { layerMemoryBytes });
+      expect(fs.reused).toBe(false);
+      shas.push(fs.sha256);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+    }
+    expect(new Set(shas).size).toBe(1);
+    // Debian: one 129 MB layer, the first 40 MiB in memory and the rest in a file.
+    const debian: string[] = [];
+    for (const layerMemoryBytes of [undefined, 40 * 1024 * 1024]) {
+      const img = await pullImage(`oci:${images.debian!}:bookworm`, { cacheDir: freshCache() });
+      debian.push((await buildRootfs(img, { layerMemoryBytes })).sha256);
+    }
+    expect(debian[1]).toBe(debian[0]);
+    const img = await pullImage(`oci:${images.multilayer}`, { cacheDir: freshCache() });
+    await expect(buildRootfs(img, { layerMemoryBytes: -1 })).rejects.toMatchObject({
+      code: "OCI_INVALID_OPTIONS",
+    });
+  });
+});
+
 describe("registry with htpasswd auth", () => {
   let reg: TestRegistry;
   let ref: string;

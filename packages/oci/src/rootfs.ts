@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, tempName } from "./blob-cache.js";
 import { fileSink } from "./byte-sink.js";
-import { throwIfAborted } from "./errors.js";
+import { InvalidOptionsError, throwIfAborted } from "./errors.js";
 import { withFileLock } from "./file-lock.js";
 import { sha256OfFile } from "./image-hash.js";
 import { MergedTree } from "./layer-merge.js";
@@ -32,6 +32,12 @@ export interface BuildRootfsOptions {
    * is reused without checking again.
    */
   limits?: Partial<OciLimits>;
+  /**
+   * Bytes of uncompressed layer tars kept in memory while building
+   * (default 512 MiB); the rest goes to temp files under
+   * `<cacheDir>/tmp`. Changes speed and memory use, never the image.
+   */
+  layerMemoryBytes?: number;
 }
 
 /** A built root file system image. */
@@ -113,6 +119,12 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
   const progress = opts.onProgress ?? (() => {});
   const extraBytes = opts.extraBytes ?? 0;
   const limits = resolveLimits(opts.limits);
+  const layerMemoryBytes = opts.layerMemoryBytes ?? LAYER_MEMORY_BYTES;
+  if (!Number.isSafeInteger(layerMemoryBytes) || layerMemoryBytes < 0) {
+    throw new InvalidOptionsError(
+      `layerMemoryBytes must be a non-negative integer, got ${String(opts.layerMemoryBytes)}`,
+    );
+  }
   const diffIds = image.layers.map((l) => l.diffId);
   const digest = rootfsDigest(diffIds, extraBytes);
   const hex = digest.slice("sha256:".length);
@@ -153,7 +165,7 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
           cacheDir,
           spillPaths,
           limits,
-          LAYER_MEMORY_BYTES,
+          layerMemoryBytes,
           progress,
           opts.signal,
         );
