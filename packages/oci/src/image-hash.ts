@@ -18,15 +18,16 @@ export async function sha256OfFile(path: string): Promise<string> {
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     let pos = 0;
+    let sliceEnd = SLICE;
     for (;;) {
-      const sliceEnd = pos + SLICE;
-      let n = 0;
-      while (pos < sliceEnd && (n = readSync(fd, buf, 0, CHUNK, pos)) > 0) {
-        hash.update(buf.subarray(0, n));
-        pos += n;
-      }
+      const n = readSync(fd, buf, 0, CHUNK, pos);
       if (n === 0) break;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      hash.update(buf.subarray(0, n));
+      pos += n;
+      if (pos >= sliceEnd) {
+        sliceEnd = pos + SLICE;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
   } finally {
     closeSync(fd);
