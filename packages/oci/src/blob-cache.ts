@@ -107,7 +107,7 @@ export class BlobCache {
     const tmp = tempName(tmpDir, "blob");
     const hash = hasherFor(expectedDigest ?? "sha256:".padEnd(71, "0"));
     const algo = expectedDigest ? parseDigest(expectedDigest).algorithm : "sha256";
-    const out = createWriteStream(tmp);
+    const out = createWriteStream(tmp, { highWaterMark: 4 * 1024 * 1024 });
     let size = 0;
     try {
       for await (const chunk of source) {

@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
+import { PassThrough, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { hasherFor } from "./digest.js";
-import { DigestMismatchError, LayerInvalidError, LimitExceededError } from "./errors.js";
+import { DigestMismatchError, LayerInvalidError, LimitExceededError, throwIfAborted } from "./errors.js";
 import type { UnpackBudget } from "./limits.js";
 
 /** Compression of a layer blob, detected from its first bytes. */
@@ -19,50 +19,146 @@ export function detectCompression(head: Uint8Array): Compression {
   return "none";
 }
 
-function hashTap(digest: string): { tap: Transform; result: () => string } {
-  const h = hasherFor(digest);
-  const algo = digest.split(":")[0];
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  let done: string | undefined;
-  return { tap, result: () => (done ??= `${algo}:${h.digest("hex")}`) };
-}
+/** Bytes queued for a tap's work before the stream feeding it is held back. */
+const MAX_QUEUED = 16 * 1024 * 1024;
 
-/** Counts bytes through against `budget`; errors the stream once the budget is exceeded. */
-function budgetTap(budget: UnpackBudget | undefined, what: string): Transform {
+/** Bytes `work` handles per turn of the event loop (so zlib's completions are not kept waiting). */
+const SLICE = 256 * 1024;
+
+/**
+ * A pass-through stage that runs `check` on each chunk at once (it may
+ * throw to error the stream) and `work` from a queue on later turns of the
+ * event loop, 256 KiB per turn: the stage next to it (zlib in the thread
+ * pool) is handed its next piece of work first and its completions are
+ * seen between slices, so it inflates on one core while `work` (hashing)
+ * runs on the other. `flush` runs what is queued before the stream ends.
+ */
+function queuedTap(work: (chunk: Buffer) => void, check?: (chunk: Buffer) => void): Transform {
+  const queue: Buffer[] = [];
+  let head = 0;
+  let queued = 0;
+  let scheduled = false;
+  let waiting: (() => void) | undefined;
+  const step = (all: boolean) => {
+    let budget = all ? Number.POSITIVE_INFINITY : SLICE;
+    while (head < queue.length && budget > 0) {
+      const c = queue[head]!;
+      if (c.length > budget) {
+        work(c.subarray(0, budget));
+        queue[head] = c.subarray(budget);
+        queued -= budget;
+        budget = 0;
+        break;
+      }
+      work(c);
+      queued -= c.length;
+      budget -= c.length;
+      head++;
+    }
+    if (head === queue.length) {
+      queue.length = 0;
+      head = 0;
+    }
+    if (waiting && queued < MAX_QUEUED) {
+      const w = waiting;
+      waiting = undefined;
+      w();
+    }
+  };
+  const drain = () => {
+    scheduled = false;
+    step(false);
+    if (queued > 0 && !scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
+  };
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
-        budget?.add(chunk.length, what);
+        check?.(chunk);
       } catch (err) {
         cb(err as Error);
         return;
       }
-      cb(null, chunk);
+      queue.push(chunk);
+      queued += chunk.length;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(drain);
+      }
+      if (queued < MAX_QUEUED) cb(null, chunk);
+      else waiting = () => cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      step(true);
+      cb();
     },
   });
+}
+
+/** Hashes what streams through for `digest`'s algorithm; `result()` after the end. */
+function hashTap(digest: string): { tap: Transform; result: () => string } {
+  const h = hasherFor(digest);
+  const algo = digest.split(":")[0];
+  let done: string | undefined;
+  return { tap: queuedTap((c) => h.update(c)), result: () => (done ??= `${algo}:${h.digest("hex")}`) };
+}
+
+/**
+ * The uncompressed side of a layer in one stage: counts bytes against
+ * `budget` (erroring the stream once it is exceeded), hashes them for the
+ * diff ID and hands each chunk to `onData`.
+ */
+function uncompressedTap(
+  budget: UnpackBudget | undefined,
+  what: string,
+  diffId: string,
+  onData: ((chunk: Buffer) => void) | undefined,
+): { tap: Transform; result: () => string } {
+  const h = hasherFor(diffId);
+  const algo = diffId.split(":")[0];
+  let done: string | undefined;
+  const tap = queuedTap(
+    (c) => {
+      h.update(c);
+      onData?.(c);
+    },
+    (c) => budget?.add(c.length, what),
+  );
+  return { tap, result: () => (done ??= `${algo}:${h.digest("hex")}`) };
+}
+
+/** Options of {@link decompressLayer}. */
+export interface DecompressOptions {
+  /** Counts the uncompressed bytes (shared by the image's layers). */
+  budget?: UnpackBudget;
+  /**
+   * Sees every uncompressed chunk, in order, before it is written (e.g. to
+   * index the tar while it streams). The chunk is not verified yet: act on
+   * it only after `decompressLayer` resolved. Must not throw.
+   */
+  onData?: (chunk: Buffer) => void;
+  /** Stops decompressing (`OCI_ABORTED`; the caller removes the output). */
+  signal?: AbortSignal;
 }
 
 type ZlibWithZstd = typeof zlib & { createZstdDecompress?: () => Transform };
 
 /**
- * Decompresses the layer blob at `blobPath` into `outPath`, checking the
+ * Decompresses the layer blob at `blobPath` into `output`, checking the
  * compressed bytes against `digest` and the uncompressed tar against
  * `diffId` on the way. gzip uses zlib; zstd uses Node's zlib when it has it
  * (Node >= 22.15) and the `zstd` program otherwise. The uncompressed bytes
- * are counted against `budget` (shared by the image's layers): a layer
+ * are counted against `opts.budget` (shared by the image's layers): a layer
  * that unpacks beyond it stops there with `OCI_LIMIT_EXCEEDED`.
  */
 export async function decompressLayer(
   blobPath: string,
   digest: string,
   diffId: string,
-  outPath: string,
-  budget?: UnpackBudget,
+  output: Writable,
+  opts: DecompressOptions = {},
 ): Promise<void> {
   const fh = await open(blobPath, "r");
   const head = Buffer.alloc(4);
@@ -70,10 +166,8 @@ export async function decompressLayer(
   await fh.close();
   const compression = detectCompression(head);
   const compressed = hashTap(digest);
-  const uncompressed = hashTap(diffId);
-  const input = createReadStream(blobPath, { highWaterMark: 1024 * 1024 });
-  const output = createWriteStream(outPath);
-  const counter = budgetTap(budget, `layer ${digest}`);
+  const uncompressed = uncompressedTap(opts.budget, `layer ${digest}`, diffId, opts.onData);
+  const input = createReadStream(blobPath, { highWaterMark: 4 * 1024 * 1024 });
   const z = zlib as ZlibWithZstd;
   if (compression === "zstd" && typeof z.createZstdDecompress !== "function") {
     const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
@@ -89,15 +183,19 @@ export async function decompressLayer(
       );
       child.on("close", resolve);
     });
+    const kill = () => child.kill("SIGKILL");
+    opts.signal?.addEventListener("abort", kill, { once: true });
     const results = await Promise.allSettled([
-      pipeline(input, compressed.tap, child.stdin),
-      pipeline(child.stdout, counter, uncompressed.tap, output).catch((err: unknown) => {
+      pipeline(input, compressed.tap, child.stdin, { signal: opts.signal }),
+      pipeline(child.stdout, uncompressed.tap, output, { signal: opts.signal }).catch((err: unknown) => {
         // Over the budget: stop zstd now rather than let it run into a closed pipe.
         child.kill("SIGKILL");
         throw err;
       }),
       exited,
     ]);
+    opts.signal?.removeEventListener("abort", kill);
+    throwIfAborted(opts.signal);
     const over = results.find((r) => r.status === "rejected" && r.reason instanceof LimitExceededError);
     if (over) throw (over as PromiseRejectedResult).reason;
     const code = results[2].status === "fulfilled" ? results[2].value : undefined;
@@ -110,13 +208,14 @@ export async function decompressLayer(
   }
   const decoder: Transform =
     compression === "gzip"
-      ? zlib.createGunzip({ chunkSize: 256 * 1024 })
+      ? zlib.createGunzip({ chunkSize: 1024 * 1024 })
       : compression === "zstd"
         ? z.createZstdDecompress!()
         : new PassThrough();
   try {
-    await pipeline(input, compressed.tap, decoder, counter, uncompressed.tap, output);
+    await pipeline(input, compressed.tap, decoder, uncompressed.tap, output, { signal: opts.signal });
   } catch (err) {
+    throwIfAborted(opts.signal);
     if (err instanceof LimitExceededError) throw err;
     // A corrupt blob usually fails to decompress; report the digest if that is why.
     const full = hasherFor(digest);

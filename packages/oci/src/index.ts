@@ -35,8 +35,8 @@ export { DEFAULT_LIMITS } from "./limits.js";
 export type { Descriptor, ImageIndex, ImageManifest } from "./manifest.js";
 export { parseManifest, selectPlatform } from "./manifest.js";
 export { MediaTypes } from "./media-types.js";
-export type { MergeStats } from "./merged-tar.js";
-export { writeMergedTar } from "./merged-tar.js";
+export type { LayerReader, MergedTarPlan, MergeStats } from "./merged-tar.js";
+export { planMergedTar, writeMergedTar } from "./merged-tar.js";
 export type { GuestArchName, Platform } from "./platform.js";
 export {
   defaultPlatform,
@@ -63,5 +63,6 @@ export type { RootfsToolStatus } from "./rootfs-tools.js";
 export { checkRootfsTools } from "./rootfs-tools.js";
 export type { ReadTarOptions, TarEntry, TarEntryType } from "./tar-reader.js";
 export { readTarEntries } from "./tar-reader.js";
+export type { ByteSink } from "./tar-writer.js";
 export type { AuthChallenge } from "./www-authenticate.js";
 export { parseWwwAuthenticate } from "./www-authenticate.js";

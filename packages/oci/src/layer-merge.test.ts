@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as tarStream from "tar-stream";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { bufferSource } from "./byte-source.js";
 import { cleanPath, MergedTree } from "./layer-merge.js";
-import { writeMergedTar } from "./merged-tar.js";
+import { planMergedTar, writeMergedTar } from "./merged-tar.js";
 import { tarOf } from "./tar-fixture.test-util.js";
 import { readTarEntries } from "./tar-reader.js";
 
@@ -27,9 +24,6 @@ type Out = {
   uid: number;
   pax?: Record<string, string>;
 };
-
-const work = mkdtempSync(join(tmpdir(), "oci-merge-test-"));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const tar = (entries: In[]): Promise<Buffer> => tarOf(entries);
 
@@ -63,7 +57,6 @@ async function untar(buf: Buffer): Promise<Out[]> {
   return out;
 }
 
-let n = 0;
 async function merge(...layers: In[][]): Promise<Map<string, Out>> {
   const bufs = await Promise.all(layers.map(tar));
   const sources = bufs.map(bufferSource);
@@ -73,9 +66,15 @@ async function merge(...layers: In[][]): Promise<Map<string, Out>> {
     for await (const e of readTarEntries(sources[i]!)) entries.push(e);
     tree.applyLayer(i, entries);
   }
-  const path = join(work, `merged-${n++}.tar`);
-  await writeMergedTar(tree, sources, path);
-  const list = await untar(readFileSync(path));
+  const readers = bufs.map((b) => ({
+    readInto: (buf: Buffer, off: number, len: number, pos: number) =>
+      b.copy(buf, off, pos, Math.min(b.length, pos + len)),
+  }));
+  const chunks: Buffer[] = [];
+  await writeMergedTar(planMergedTar(tree), readers, async (c) => {
+    chunks.push(c);
+  });
+  const list = await untar(Buffer.concat(chunks));
   return new Map(list.map((e) => [e.name.replace(/\/$/, ""), e]));
 }
 

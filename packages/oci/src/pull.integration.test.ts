@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
 import { ensureTestImages } from "../../../test-support/test-images.js";
@@ -323,6 +324,77 @@ describe("pull policy and cache", () => {
   });
 });
 
+describe("blobs corrupted in the cache", () => {
+  /** A tar whose second header block has a bad checksum (what the tar listing rejects). */
+  function brokenTar(): Buffer {
+    const h = Buffer.alloc(512);
+    h.write("f", 0);
+    h.write("0000644\0", 100, "latin1");
+    h.write("00000000000\0", 124, "latin1");
+    h.write("0", 156, "latin1");
+    h.write("ustar\x0000", 257, "latin1");
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+    const bad = Buffer.from(h);
+    bad[0] = 0x67; // "g": the stored checksum no longer matches
+    return Buffer.concat([h, bad, Buffer.alloc(1024)]);
+  }
+
+  it.each([
+    [
+      "flipped bytes (does not decompress)",
+      (b: Buffer) => {
+        const c = Buffer.from(b);
+        for (let i = 100; i < c.length; i += 997) c[i] = c[i]! ^ 0x5a;
+        return c;
+      },
+    ],
+    ["a valid gzip of a tar with a corrupt header", () => gzipSync(brokenTar())],
+  ])(
+    "fail buildRootfs with OCI_DIGEST_MISMATCH (%s), are dropped, and leave nothing behind",
+    async (_what, corrupt) => {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.busybox}`, { cacheDir });
+      const cache = new BlobCache(cacheDir);
+      const layer = img.layers[0]!.digest;
+      writeFileSync(cache.path(layer), corrupt(readFileSync(cache.path(layer))));
+      await expect(buildRootfs(img)).rejects.toMatchObject({ code: "OCI_DIGEST_MISMATCH" });
+      expect(await cache.has(layer)).toBe(false);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => !f.endsWith(".lock"))).toEqual([]);
+    },
+  );
+});
+
+describe("layer memory", () => {
+  it("builds the same bytes with the layers in memory, in temp files, or partly each", async () => {
+    const shas: string[] = [];
+    // multilayer: gzip, zstd (the zstd program) and plain layers, hardlinks across layers.
+    for (const layerMemoryBytes of [undefined, 0, 15_000]) {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.multilayer}`, { cacheDir });
+      const fs = await buildRootfs(img, { layerMemoryBytes });
+      expect(fs.reused).toBe(false);
+      shas.push(fs.sha256);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+    }
+    expect(new Set(shas).size).toBe(1);
+    // Debian: one 129 MB layer, the first 40 MiB in memory and the rest in a file.
+    const debian: string[] = [];
+    for (const layerMemoryBytes of [undefined, 40 * 1024 * 1024]) {
+      const img = await pullImage(`oci:${images.debian!}:bookworm`, { cacheDir: freshCache() });
+      debian.push((await buildRootfs(img, { layerMemoryBytes })).sha256);
+    }
+    expect(debian[1]).toBe(debian[0]);
+    const img = await pullImage(`oci:${images.multilayer}`, { cacheDir: freshCache() });
+    await expect(buildRootfs(img, { layerMemoryBytes: -1 })).rejects.toMatchObject({
+      code: "OCI_INVALID_OPTIONS",
+    });
+  });
+});
+
 describe("registry with htpasswd auth", () => {
   let reg: TestRegistry;
   let ref: string;
@@ -508,4 +580,31 @@ describe("abort", () => {
       await reg.close();
     }
   });
+
+  it.each([
+    ["while a layer decompresses", "decompressing layer"],
+    ["while the ext4 image is encoded", "encoding ext4"],
+  ])(
+    "an aborted signal stops buildRootfs %s with OCI_ABORTED and leaves nothing behind",
+    async (_when, at) => {
+      const cacheDir = freshCache();
+      const img = await pullImage(`oci:${images.debian!}:bookworm`, { cacheDir });
+      const ac = new AbortController();
+      const seen: string[] = [];
+      await expect(
+        buildRootfs(img, {
+          signal: ac.signal,
+          onProgress: (m) => {
+            seen.push(m);
+            if (m.startsWith(at)) ac.abort();
+          },
+        }),
+      ).rejects.toMatchObject({ code: "OCI_ABORTED" });
+      expect(seen.some((m) => m.startsWith(at))).toBe(true);
+      expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
+      expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => !f.endsWith(".lock"))).toEqual([]);
+      // The blobs are intact: the next build succeeds.
+      expect((await buildRootfs(img)).reused).toBe(false);
+    },
+  );
 });

@@ -1,19 +1,18 @@
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { BlobCache, defaultCacheDir, tempName } from "./blob-cache.js";
-import { type ByteSource, fileSource } from "./byte-source.js";
-import { decompressLayer } from "./decompress.js";
-import { RootfsBuildError, throwIfAborted } from "./errors.js";
+import { defaultCacheDir, tempName } from "./blob-cache.js";
+import { fileSink } from "./byte-sink.js";
+import { InvalidOptionsError, throwIfAborted } from "./errors.js";
 import { withFileLock } from "./file-lock.js";
-import { LayerEntryLimits } from "./layer-limits.js";
+import { sha256OfFile } from "./image-hash.js";
 import { MergedTree } from "./layer-merge.js";
-import { type OciLimits, resolveLimits, UnpackBudget } from "./limits.js";
-import { writeMergedTar } from "./merged-tar.js";
+import { DEFAULT_LAYER_MEMORY_BYTES as LAYER_MEMORY_BYTES, type LayerData } from "./layer-store.js";
+import { unpackLayers } from "./layer-unpack.js";
+import { type OciLimits, resolveLimits } from "./limits.js";
+import { planMergedTar, writeMergedTar } from "./merged-tar.js";
+import { runMke2fs } from "./mke2fs.js";
 import type { PulledImage } from "./pulled-image.js";
-import { readTarEntries } from "./tar-reader.js";
 
 /** Options of {@link buildRootfs}. */
 export interface BuildRootfsOptions {
@@ -33,6 +32,12 @@ export interface BuildRootfsOptions {
    * is reused without checking again.
    */
   limits?: Partial<OciLimits>;
+  /**
+   * Bytes of uncompressed layer tars kept in memory while building
+   * (default 512 MiB); the rest goes to temp files under
+   * `<cacheDir>/tmp`. Changes speed and memory use, never the image.
+   */
+  layerMemoryBytes?: number;
 }
 
 /** A built root file system image. */
@@ -54,7 +59,14 @@ export interface RootfsImage {
 }
 
 /** Bump when the merge or the mke2fs settings change, so cached images are rebuilt. */
-const ENCODER = { format: "ext4", version: 1, blockSize: 4096, inodeSize: 256, journal: false };
+const ENCODER = {
+  format: "ext4",
+  version: 2,
+  blockSize: 4096,
+  inodeSize: 256,
+  journal: false,
+  metadataCsum: false,
+};
 
 /** The content address of the root fs for `diffIds` (with `extraBytes` headroom). */
 export function rootfsDigest(diffIds: string[], extraBytes = 0): string {
@@ -62,30 +74,36 @@ export function rootfsDigest(diffIds: string[], extraBytes = 0): string {
   return `sha256:${createHash("sha256").update(key).digest("hex")}`;
 }
 
-async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.on("error", (err) =>
-      reject(new RootfsBuildError(`cannot run ${cmd}: ${err.message}`, { cause: err })),
-    );
-    child.on("close", (code) => {
-      if (code === 0) resolve();
-      else {
-        reject(
-          new RootfsBuildError(`${cmd} failed (exit ${code}): ${out.trim().slice(-2000)}`, {
-            details: { cmd, args, code },
-          }),
-        );
-      }
-    });
-  });
+/** The mke2fs command line for an image of `blocks` 4 KiB blocks and `inodes` inodes holding the tar `tar`. */
+function mke2fsArgs(hex: string, inodes: number, blocks: number, tar: string, out: string): string[] {
+  return [
+    "-q",
+    "-F",
+    "-t",
+    "ext4",
+    "-b",
+    String(ENCODER.blockSize),
+    "-I",
+    String(ENCODER.inodeSize),
+    "-N",
+    String(inodes),
+    "-m",
+    "0",
+    // No journal (mounted read-only), no metadata checksums: mke2fs -d spends
+    // most of its CPU on crc32c of directory blocks it re-reads for every name.
+    "-O",
+    "^has_journal,^resize_inode,^metadata_csum",
+    "-E",
+    `lazy_itable_init=0,root_owner=0:0,hash_seed=${uuidFrom(hex)}`,
+    "-U",
+    uuidFrom(hex),
+    "-L",
+    "rootfs",
+    "-d",
+    tar,
+    out,
+    `${blocks * (ENCODER.blockSize / 1024)}k`,
+  ];
 }
 
 /**
@@ -101,6 +119,12 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
   const progress = opts.onProgress ?? (() => {});
   const extraBytes = opts.extraBytes ?? 0;
   const limits = resolveLimits(opts.limits);
+  const layerMemoryBytes = opts.layerMemoryBytes ?? LAYER_MEMORY_BYTES;
+  if (!Number.isSafeInteger(layerMemoryBytes) || layerMemoryBytes < 0) {
+    throw new InvalidOptionsError(
+      `layerMemoryBytes must be a non-negative integer, got ${String(opts.layerMemoryBytes)}`,
+    );
+  }
   const diffIds = image.layers.map((l) => l.diffId);
   const digest = rootfsDigest(diffIds, extraBytes);
   const hex = digest.slice("sha256:".length);
@@ -133,59 +157,27 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
       }
       const work = join(cacheDir, "tmp", `rootfs-${process.pid}-${randomBytes(6).toString("hex")}`);
       await mkdir(work, { recursive: true });
-      const sources: ByteSource[] = [];
+      let layers: LayerData[] = [];
       try {
-        const blobs = new BlobCache(cacheDir);
-        const tarPaths = image.layers.map((_, i) => join(work, `layer-${i}.tar`));
-        const budget = new UnpackBudget(limits.maxUnpackedBytes);
-        let next = 0;
-        const worker = async () => {
-          while (next < image.layers.length) {
-            const i = next++;
-            const layer = image.layers[i]!;
-            throwIfAborted(opts.signal);
-            progress(`decompressing layer ${i + 1}/${image.layers.length} ${layer.digest}`);
-            try {
-              await decompressLayer(
-                blobs.path(layer.digest),
-                layer.digest,
-                layer.diffId,
-                tarPaths[i]!,
-                budget,
-              );
-            } catch (err) {
-              // A blob that no longer matches its digest is dropped so the next pull fetches it again.
-              if ((err as { code?: string }).code === "OCI_DIGEST_MISMATCH") await blobs.remove(layer.digest);
-              throw err;
-            }
-          }
-        };
-        await Promise.all([worker(), worker()]);
+        const spillPaths = image.layers.map((_, i) => join(work, `layer-${i}.tar`));
+        const { data, entries } = await unpackLayers(
+          image,
+          cacheDir,
+          spillPaths,
+          limits,
+          layerMemoryBytes,
+          progress,
+          opts.signal,
+        );
+        layers = data;
         progress("merging layers");
         const tree = new MergedTree({ maxImplicitDirs: limits.maxEntries });
-        const entryLimits = new LayerEntryLimits(limits);
-        // PAX headers hold paths, link targets and xattrs: allow what the limits allow, and no more.
-        const maxExtendedHeaderBytes = Math.max(
-          1024 * 1024,
-          2 * limits.maxXattrBytes + 2 * limits.maxPathBytes + 64 * 1024,
-        );
-        for (let i = 0; i < tarPaths.length; i++) {
-          throwIfAborted(opts.signal);
-          const src = await fileSource(tarPaths[i]!);
-          sources.push(src);
-          const where = `layer ${i + 1}/${image.layers.length} ${image.layers[i]!.digest}`;
-          const entries = [];
-          for await (const e of readTarEntries(src, { maxExtendedHeaderBytes })) {
-            entryLimits.check(e, where);
-            entries.push(e);
-          }
-          tree.applyLayer(i, entries);
+        for (let i = 0; i < entries.length; i++) {
+          tree.applyLayer(i, entries[i]!);
+          entries[i] = [];
         }
-        const merged = join(work, "merged.tar");
-        const stats = await writeMergedTar(tree, sources, merged);
-        for (const s of sources) await s.close();
-        sources.length = 0;
-        for (const p of tarPaths) await rm(p, { force: true });
+        const plan = planMergedTar(tree);
+        const stats = plan.stats;
         throwIfAborted(opts.signal);
         const inodes = Math.ceil(stats.inodes * 1.1) + 256;
         const inodeTableBlocks = Math.ceil((inodes * ENCODER.inodeSize) / ENCODER.blockSize);
@@ -194,38 +186,22 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
         progress(`encoding ext4 (${stats.entries} entries, ${(stats.dataBytes / 1e6).toFixed(1)} MB)`);
         const tmp = tempName(dir, hex);
         try {
-          await run(
-            "mke2fs",
-            [
-              "-q",
-              "-F",
-              "-t",
-              "ext4",
-              "-b",
-              String(ENCODER.blockSize),
-              "-I",
-              String(ENCODER.inodeSize),
-              "-N",
-              String(inodes),
-              "-m",
-              "0",
-              "-O",
-              "^has_journal,^resize_inode",
-              "-E",
-              `lazy_itable_init=0,root_owner=0:0,hash_seed=${uuidFrom(hex)}`,
-              "-U",
-              uuidFrom(hex),
-              "-L",
-              "rootfs",
-              "-d",
-              merged,
-              tmp,
-              `${blocks * (ENCODER.blockSize / 1024)}k`,
-            ],
-            { E2FSPROGS_FAKE_TIME: "1" },
-          );
+          // The merged tar goes to a file: mke2fs reads a file in large blocks
+          // but stdin 4 KiB at a time, which made piping it slower here.
+          const merged = join(work, "merged.tar");
+          const out = await fileSink(merged);
+          try {
+            await writeMergedTar(plan, data, out.sink);
+          } finally {
+            await out.close();
+          }
+          for (const d of data) d.release();
+          throwIfAborted(opts.signal);
+          await runMke2fs(mke2fsArgs(hex, inodes, blocks, merged, tmp), opts.signal);
+          const removed = Promise.all([merged, ...spillPaths].map((p) => rm(p, { force: true })));
           const built = await stat(tmp);
           const sha256 = await sha256OfFile(tmp);
+          await removed;
           await writeFile(
             `${tmp}.json`,
             JSON.stringify({ digest, diffIds, encoder: ENCODER, stats, size: built.size, sha256 }, null, 2),
@@ -247,19 +223,13 @@ export async function buildRootfs(image: PulledImage, opts: BuildRootfsOptions =
           reused: false,
         };
       } finally {
-        for (const s of sources) await s.close().catch(() => {});
+        for (const d of layers) d.release();
         await rm(work, { recursive: true, force: true });
       }
     },
     opts.signal,
     () => progress(`waiting for another process building root file system ${digest}`),
   );
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 /**

@@ -169,51 +169,57 @@ function checkIds(e: TarEntry): void {
   if (!Number.isFinite(e.mtime)) e.mtime = 0;
 }
 
+/** What {@link TarHeaderParser.header} found in one 512-byte header block. */
+export type TarHeaderStep =
+  /** An all-zero block: the end of the archive. */
+  | { kind: "end" }
+  /** A PAX or GNU extended header: pass its `size` data bytes to {@link TarHeaderParser.extended}. */
+  | { kind: "extended"; size: number }
+  /**
+   * An entry (`entry` undefined for types that are skipped: volume labels,
+   * multi-volume parts, unknown types); its data holds `dataBytes` bytes
+   * (`entry.size` is 0 for everything but files).
+   */
+  | { kind: "entry"; entry: TarEntry | undefined; path: string; dataBytes: number };
+
 /**
- * Iterates the entries of an uncompressed tar (ustar, PAX incl. global
- * headers and xattrs, GNU long names/links). Entry data is not read; its
- * offset is reported. Throws {@link LayerInvalidError} on corrupt input
- * (including ids that are not 32-bit unsigned integers, and extended
- * headers over `maxExtendedHeaderBytes`).
+ * The header logic of a tar reader, fed one 512-byte block at a time:
+ * checksums, numeric fields, PAX (local and global) and GNU long names and
+ * links folded into the next entry, id and size checks. Used by
+ * {@link readTarEntries} (random access) and by {@link TarIndexer}
+ * (a stream), so both apply the same rules.
  */
-export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
-  const maxExt = opts.maxExtendedHeaderBytes ?? 1024 * 1024;
-  let pos = 0;
-  let global = new Map<string, Buffer>();
-  let globalBytes = 0;
-  let pax: Map<string, Buffer> | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  while (pos + BLOCK <= src.size) {
-    const h = await src.read(pos, BLOCK);
-    if (h.length < BLOCK) throw new LayerInvalidError("truncated tar header");
-    if (h.every((b) => b === 0)) return;
+export class TarHeaderParser {
+  private global = new Map<string, Buffer>();
+  private pax: Map<string, Buffer> | undefined;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  private pendingType: string | undefined;
+  private readonly maxExt: number;
+
+  constructor(opts: ReadTarOptions = {}) {
+    this.maxExt = opts.maxExtendedHeaderBytes ?? 1024 * 1024;
+  }
+
+  /** Bytes occupied by `size` data bytes (padded to 512). */
+  static padded(size: number): number {
+    return Math.ceil(size / BLOCK) * BLOCK;
+  }
+
+  /** Parses the header block `h` found at offset `pos` of the archive. */
+  header(h: Buffer, pos: number): TarHeaderStep {
+    if (isZeroBlock(h)) return { kind: "end" };
     if (!checksumOk(h)) throw new LayerInvalidError(`bad tar header checksum at offset ${pos}`);
     const typeflag = String.fromCharCode(h[156]!);
-    const magic = h.subarray(257, 263).toString("latin1");
-    let size = num(h, 124, 12);
-    const dataOffset = pos + BLOCK;
-    const readData = async (limit: number) => {
-      if (size > limit) throw new LayerInvalidError(`tar extended header too large (${size} bytes)`);
-      const d = await src.read(dataOffset, size);
-      if (d.length < size) throw new LayerInvalidError("truncated tar extended header");
-      return Buffer.from(d);
-    };
+    const size = num(h, 124, 12);
     if (typeflag === "x" || typeflag === "g" || typeflag === "L" || typeflag === "K") {
-      const data = await readData(maxExt);
-      if (typeflag === "x") pax = parsePax(data);
-      else if (typeflag === "g") {
-        global = new Map([...global, ...parsePax(data)]);
-        globalBytes = 0;
-        for (const [k, v] of global) globalBytes += k.length + v.length;
-        if (globalBytes > maxExt) {
-          throw new LayerInvalidError(`tar global extended headers larger than ${maxExt} bytes in total`);
-        }
-      } else if (typeflag === "L") longName = cstr(data, 0, data.length);
-      else longLink = cstr(data, 0, data.length);
-      pos = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
-      continue;
+      if (!Number.isSafeInteger(size) || size < 0)
+        throw new LayerInvalidError(`bad tar extended header size at offset ${pos}`);
+      if (size > this.maxExt) throw new LayerInvalidError(`tar extended header too large (${size} bytes)`);
+      this.pendingType = typeflag;
+      return { kind: "extended", size };
     }
+    const magic = h.subarray(257, 263).toString("latin1");
     let name = cstr(h, 0, 100);
     if (magic === "ustar\0") {
       const prefix = cstr(h, 345, 155);
@@ -221,7 +227,7 @@ export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}
     }
     const type = TYPES[typeflag];
     const entry: TarEntry = {
-      path: longName ?? name,
+      path: this.longName ?? name,
       type: type ?? "file",
       mode: num(h, 100, 8) & 0o7777,
       uid: num(h, 108, 8),
@@ -230,27 +236,77 @@ export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}
       gname: cstr(h, 297, 32),
       mtime: num(h, 136, 12),
       size,
-      linkname: longLink ?? cstr(h, 157, 100),
+      linkname: this.longLink ?? cstr(h, 157, 100),
       devmajor: typeflag === "3" || typeflag === "4" ? num(h, 329, 8) : 0,
       devminor: typeflag === "3" || typeflag === "4" ? num(h, 337, 8) : 0,
       xattrs: {},
-      dataOffset,
+      dataOffset: pos + BLOCK,
     };
-    if (global.size) applyPax(entry, global);
-    if (pax) applyPax(entry, pax);
+    if (this.global.size) applyPax(entry, this.global);
+    if (this.pax) applyPax(entry, this.pax);
     checkIds(entry);
-    size = entry.size;
-    if (!Number.isSafeInteger(size) || size < 0) throw new LayerInvalidError(`bad size for ${entry.path}`);
-    pax = undefined;
-    longName = undefined;
-    longLink = undefined;
-    const dataBlocks = Math.ceil(size / BLOCK) * BLOCK;
-    if (dataOffset + size > src.size)
-      throw new LayerInvalidError(`truncated tar: data of ${entry.path} missing`);
-    pos = dataOffset + dataBlocks;
+    const dataBytes = entry.size;
+    if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) {
+      throw new LayerInvalidError(`bad size for ${entry.path}`);
+    }
+    this.pax = undefined;
+    this.longName = undefined;
+    this.longLink = undefined;
     if (typeflag === "S") throw new LayerInvalidError(`sparse tar entries are not supported (${entry.path})`);
-    if (type === undefined) continue; // volume labels, multi-volume parts and unknown types are skipped
+    if (type === undefined) return { kind: "entry", entry: undefined, path: entry.path, dataBytes };
     if (type !== "file") entry.size = 0;
-    yield entry;
+    return { kind: "entry", entry, path: entry.path, dataBytes };
+  }
+
+  /** Takes the data of the extended header announced by the last {@link header} call. */
+  extended(data: Buffer): void {
+    const typeflag = this.pendingType;
+    this.pendingType = undefined;
+    if (typeflag === "x") this.pax = parsePax(data);
+    else if (typeflag === "g") {
+      this.global = new Map([...this.global, ...parsePax(data)]);
+      let globalBytes = 0;
+      for (const [k, v] of this.global) globalBytes += k.length + v.length;
+      if (globalBytes > this.maxExt) {
+        throw new LayerInvalidError(`tar global extended headers larger than ${this.maxExt} bytes in total`);
+      }
+    } else if (typeflag === "L") this.longName = cstr(data, 0, data.length);
+    else if (typeflag === "K") this.longLink = cstr(data, 0, data.length);
+  }
+}
+
+function isZeroBlock(h: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i++) if (h[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Iterates the entries of an uncompressed tar (ustar, PAX incl. global
+ * headers and xattrs, GNU long names/links). Entry data is not read; its
+ * offset is reported. Throws {@link LayerInvalidError} on corrupt input
+ * (including ids that are not 32-bit unsigned integers, and extended
+ * headers over `maxExtendedHeaderBytes`).
+ */
+export async function* readTarEntries(src: ByteSource, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+  const parser = new TarHeaderParser(opts);
+  let pos = 0;
+  while (pos + BLOCK <= src.size) {
+    const h = await src.read(pos, BLOCK);
+    if (h.length < BLOCK) throw new LayerInvalidError("truncated tar header");
+    const step = parser.header(h, pos);
+    const dataOffset = pos + BLOCK;
+    if (step.kind === "end") return;
+    if (step.kind === "extended") {
+      const d = await src.read(dataOffset, step.size);
+      if (d.length < step.size) throw new LayerInvalidError("truncated tar extended header");
+      parser.extended(Buffer.from(d));
+      pos = dataOffset + TarHeaderParser.padded(step.size);
+      continue;
+    }
+    if (dataOffset + step.dataBytes > src.size) {
+      throw new LayerInvalidError(`truncated tar: data of ${step.path} missing`);
+    }
+    pos = dataOffset + TarHeaderParser.padded(step.dataBytes);
+    if (step.entry) yield step.entry;
   }
 }
