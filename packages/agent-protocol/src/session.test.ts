@@ -397,10 +397,12 @@ describe("files, tcp, workload, events", () => {
     const { agent, session } = await connect(4096);
     const ac = new AbortController();
     const w = session.writeFile("/x", Buffer.alloc(100000), { signal: ac.signal });
+    // expectation attached at once: w may reject while the test waits for the RESET
+    const rejected = expect(w).rejects.toBeInstanceOf(OperationAbortedError);
     const wq = await agent.next("WRITE_FILE");
     ac.abort();
     await agent.next("RESET", true);
-    await expect(w).rejects.toBeInstanceOf(OperationAbortedError);
+    await rejected;
     agent.send({ type: "ERROR", stream: wq.stream, flags: 0, code: 12, errno: 0, message: "cancelled" });
     await session.close();
   });
