@@ -185,10 +185,11 @@ static pid_t spawn(struct stream *s, char **argv) {
 }
 
 static int spawn_child(void *arg) {
-  struct stream *s = ((struct spawn_args *)arg)->s;
-  char **argv = ((struct spawn_args *)arg)->argv;
+  const struct spawn_args *a = arg;
+  struct stream *s = a->s;
+  char **argv = a->argv;
   child_reset_signals();
-  if (((struct spawn_args *)arg)->join) exec_cgroup_join(s);
+  if (a->join) exec_cgroup_join(s);
   setsid();
   if (s->tty) {
     int sl = s->child_fd[0];
