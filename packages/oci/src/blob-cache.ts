@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { finished } from "node:stream/promises";
+import { batchedFile } from "./byte-sink.js";
 import { hasherFor, parseDigest } from "./digest.js";
 import { DigestMismatchError, InvalidImageError } from "./errors.js";
 
@@ -107,7 +106,7 @@ export class BlobCache {
     const tmp = tempName(tmpDir, "blob");
     const hash = hasherFor(expectedDigest ?? "sha256:".padEnd(71, "0"));
     const algo = expectedDigest ? parseDigest(expectedDigest).algorithm : "sha256";
-    const out = createWriteStream(tmp, { highWaterMark: 4 * 1024 * 1024 });
+    const out = await batchedFile(tmp);
     let size = 0;
     try {
       for await (const chunk of source) {
@@ -120,11 +119,10 @@ export class BlobCache {
             "(oversized)",
           );
         }
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", r));
+        await out.write(chunk);
         opts.onBytes?.(chunk.length);
       }
-      out.end();
-      await finished(out);
+      await out.end();
       const digest = `${algo}:${hash.digest("hex")}`;
       if (expectedDigest && digest !== expectedDigest) {
         throw new DigestMismatchError(`${opts.what ?? "blob"} ${expectedDigest}`, expectedDigest, digest);
@@ -139,11 +137,7 @@ export class BlobCache {
       await rename(tmp, final);
       return { digest, size };
     } catch (err) {
-      if (!out.closed) {
-        const closed = new Promise<void>((r) => out.once("close", () => r()));
-        out.destroy();
-        await closed;
-      }
+      await out.abort();
       await unlink(tmp).catch(() => {});
       throw err;
     }
