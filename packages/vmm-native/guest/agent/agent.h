@@ -14,7 +14,7 @@
 #define RECONNECT_MS 10
 #define WATCH_MS 20
 #define EXEC_PIPE_BYTES (1 << 20) /* stdout/stderr pipe size of an exec (best effort) */
-#define READ_CHUNK MY_MAX_PAYLOAD /* largest read from a data source: one frame's worth */
+#define READ_BUDGET (1u << 20) /* largest read from a data source, as one or more frames */
 #define EXEC_CGROUP_BASE "/sys/fs/cgroup/sm-exec" /* guest: parent of the per-exec cgroups */
 #define WL_LOG_BYTES (64u << 10) /* the workload's stdout+stderr kept in the guest (newest) */
 
@@ -96,6 +96,7 @@ extern struct agent A;
 
 /* session.c */
 void send_frame(uint8_t type, uint8_t flags, uint32_t stream, const void *p, size_t n);
+ssize_t send_frames_from_fd(uint8_t type, uint32_t stream, int fd, size_t cap);
 void send_buf(uint8_t type, uint8_t flags, uint32_t stream, struct buf *b);
 void send_error(uint32_t stream, uint32_t code, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -25,6 +25,10 @@ void buf_put(struct buf *b, const void *p, size_t n) {
   memcpy(b->d + b->len, p, n);
   b->len += n;
 }
+uint8_t *buf_tail(struct buf *b, size_t n) {
+  buf_reserve(b, n);
+  return b->d + b->len;
+}
 void buf_u8(struct buf *b, uint8_t v) { buf_put(b, &v, 1); }
 void buf_u16(struct buf *b, uint16_t v) {
   uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};

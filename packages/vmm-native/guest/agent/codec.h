@@ -11,6 +11,8 @@ struct buf {
   size_t head, len, cap; /* valid bytes are d[head .. len) */
 };
 void buf_put(struct buf *b, const void *p, size_t n);
+/* Room for `n` more bytes at the end (not yet counted in len): fill, then advance len. */
+uint8_t *buf_tail(struct buf *b, size_t n);
 void buf_u8(struct buf *b, uint8_t v);
 void buf_u16(struct buf *b, uint16_t v);
 void buf_u32(struct buf *b, uint32_t v);

@@ -88,13 +88,11 @@ void rfile_open(uint32_t id, const struct field *f) {
 }
 
 void rfile_pump(struct stream *s) {
-  static uint8_t tmp[READ_CHUNK];
   while (!s->dead && A.connected && !outq_full()) {
     size_t cap = s->send_win;
-    if (cap > A.peer_max) cap = A.peer_max;
-    if (cap > sizeof tmp) cap = sizeof tmp;
+    if (cap > READ_BUDGET) cap = READ_BUDGET;
     if (cap == 0) return;
-    ssize_t n = read(s->fd, tmp, cap);
+    ssize_t n = send_frames_from_fd(T_FILE_DATA, s->id, s->fd, cap);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;
@@ -108,7 +106,6 @@ void rfile_pump(struct stream *s) {
       stream_free(s);
       return;
     }
-    send_frame(T_FILE_DATA, 0, s->id, tmp, (size_t)n);
     s->send_win -= (uint32_t)n;
     s->bytes += (uint64_t)n;
   }
