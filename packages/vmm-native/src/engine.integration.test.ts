@@ -81,7 +81,7 @@ describe("a KVM that cannot run the guest", () => {
     try {
       const e = await chooseEngine(guest);
       expect(e.accel).toBe("tcg");
-      expect(e.cpuModel).toBe("max");
+      expect(e.cpuModel).toBe("max,-erms,-fsrm");
       expect(e.fallbackReason).toContain("failed to set MSR 0x10a");
       expect(kvmBoots()).toBe(1);
       // the same process asks again: no new probe, no second warning

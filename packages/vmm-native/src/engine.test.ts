@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { cpuModelFor } from "./accelerator.js";
 import { chooseEngine, resetEngineMemo, verdictDir } from "./engine.js";
 import type { VmmError } from "./errors.js";
 
@@ -24,11 +25,11 @@ afterEach(() => {
 });
 
 describe("chooseEngine without a KVM device", () => {
-  it("auto picks TCG with the max CPU model and the full QEMU, and tried nothing", async () => {
+  it("auto picks TCG with the max CPU model (x86_64: without ERMS/FSRM) and the full QEMU, and tried nothing", async () => {
     const e = await chooseEngine(guest);
     expect(e).toEqual({
       accel: "tcg",
-      cpuModel: "max",
+      cpuModel: "max,-erms,-fsrm",
       qemu: { path: "/usr/bin/qemu-system-x86_64", version: expect.stringMatching(/^\d+\.\d+/) },
     });
     expect(existsSync(verdictDir())).toBe(false);
@@ -52,5 +53,14 @@ describe("chooseEngine without a KVM device", () => {
     expect(err.code).toBe("ACCEL_UNAVAILABLE");
     expect(err.message).toContain('"xen"');
     expect(readdirSync(cache)).not.toContain("accel-probe");
+  });
+});
+
+describe("cpuModelFor", () => {
+  it("hides the fast-rep-movsb flags from x86_64 guests under TCG only", () => {
+    expect(cpuModelFor("tcg", "x86_64")).toBe("max,-erms,-fsrm");
+    expect(cpuModelFor("tcg", "aarch64")).toBe("max");
+    expect(cpuModelFor("kvm", "x86_64")).toBe("host");
+    expect(cpuModelFor("hvf", "aarch64")).toBe("host");
   });
 });

@@ -186,7 +186,7 @@ export function acceleratorVerdict(
 function tcgEngine(req: EngineRequest, fallbackReason?: string): Engine {
   return {
     accel: "tcg",
-    cpuModel: cpuModelFor("tcg"),
+    cpuModel: cpuModelFor("tcg", req.arch ?? hostGuestArch()),
     qemu: findQemu(qemuRequirements({ network: req.network, arch: req.arch ?? hostGuestArch() }, "tcg")),
     ...(fallbackReason ? { fallbackReason } : {}),
   };

@@ -561,7 +561,8 @@ export class PreparedRestore {
 export async function engineForSnapshot(files: SnapshotFiles, accel?: AcceleratorRequest): Promise<Engine> {
   const record = files.record;
   const baked = record.accel as Accelerator;
-  const cpuModel = record.cpuModel ?? cpuModelFor(baked);
+  // a record without a CPU model predates it: baked under plain `max` (TCG) or `host`
+  const cpuModel = record.cpuModel ?? (baked === "tcg" ? "max" : cpuModelFor(baked));
   const requested = requestedAccelerator(accel);
   if (requested !== "auto" && requested !== baked) {
     throw new VmmError(
