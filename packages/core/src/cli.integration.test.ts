@@ -375,7 +375,7 @@ describe("supermachine build, ls, inspect, prune, pull", () => {
       /^ {2}status +valid$/m,
       /^ {2}platform +linux\/amd64$/m,
       /^ {2}arch +x86_64 guest \(QEMU microvm\), image linux\/amd64$/m,
-      /^ {2}accelerator +(tcg|kvm) \(cpu \w+\)$/m,
+      /^ {2}accelerator +(tcg|kvm) \(cpu [\w,-]+\)$/m,
       /^ {2}memory +256 MiB \([\d.]+ [kM]B on disk/m,
       /^ {2}fingerprint +[0-9a-f]{64}$/m,
       /^ {2}kernel, agent +[0-9a-f]+, [0-9a-f]+$/m,
