@@ -2,6 +2,8 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { AgentSession } from "@supermachine/agent-protocol";
 import type { Accelerator } from "./accelerator.js";
+import { type LaunchPlan, planQemuLaunch } from "./confine/launch.js";
+import type { ConfineOptions } from "./confine/options.js";
 import { ConsoleSink } from "./console-tail.js";
 import type { GuestArch } from "./machine-model.js";
 import { buildQemuArgs } from "./qemu-args.js";
@@ -33,6 +35,8 @@ export interface ProbeTarget {
   timeoutMs: number;
   /** Parent of the probe's private run directory. */
   runDirParent?: string;
+  /** How the probe's QEMU is confined (default: like every VM's; `false`: not at all). */
+  confine?: ConfineOptions | false;
 }
 
 function firstLines(text: string, n = 3): string {
@@ -48,19 +52,22 @@ function firstLines(text: string, n = 3): string {
  * Proves an accelerator by booting the real guest kernel and agent (128 MiB,
  * one vCPU, no disk, no network) and waiting for the agent's handshake. A
  * `/dev/kvm` that opens but cannot run a normal guest (e.g. a nested PVM
- * hypervisor) fails here: QEMU aborts, or the guest never answers. The QEMU
- * process is always killed before this returns.
+ * hypervisor) fails here: QEMU aborts, or the guest never answers. QEMU runs
+ * confined like any VM's (its own uid, namespaces, seccomp, rlimits, cgroup),
+ * since a hypervisor nobody has proven yet is exactly where a QEMU or kernel
+ * bug would show. The QEMU process is always killed before this returns.
  */
 export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
   const started = Date.now();
   const deadline = started + t.timeoutMs;
   const runDir = new RunDir(t.runDirParent);
+  const memoryFile = join(runDir.path, "memory.bin");
   const args = buildQemuArgs(
     { arch: t.arch, kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false },
     {
       accel: t.accel,
       cpuModel: t.cpuModel,
-      memoryFile: join(runDir.path, "memory.bin"),
+      memoryFile,
       memoryShared: true,
       qmpSocket: runDir.qmpSocket,
       agentSocket: runDir.agentSocket,
@@ -75,7 +82,34 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
     runDir.remove();
     return { ok: false, reason: `console pipe: ${(err as Error).message}`, durationMs: Date.now() - started };
   }
-  const proc = new QemuProcess(t.qemu.path, args, consoleSink);
+  let launch: LaunchPlan;
+  try {
+    launch = planQemuLaunch({
+      qemu: t.qemu.path,
+      args,
+      files: {
+        kernel: t.kernel,
+        initrd: t.initrd,
+        memoryFile,
+        memoryWritable: true,
+        runDir,
+        consolePipe: runDir.consolePipe,
+      },
+      accel: t.accel,
+      memoryMib: 128,
+      vcpus: 1,
+      confine: t.confine,
+    });
+  } catch (err) {
+    consoleSink.close();
+    runDir.remove();
+    return {
+      ok: false,
+      reason: `cannot confine the probe's QEMU: ${(err as Error).message}`,
+      durationMs: Date.now() - started,
+    };
+  }
+  const proc = new QemuProcess(t.qemu.path, args, consoleSink, launch);
   let timer: NodeJS.Timeout | undefined;
   let socket: Socket | undefined;
   try {
@@ -97,6 +131,7 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
           intervalMs: 10,
           stop: () => (proc.hasExited ? Promise.reject(new Error("QEMU exited")) : undefined),
         });
+        launch.afterStart();
         const session = await AgentSession.open(socket, {
           handshakeTimeoutMs: Math.max(1, deadline - Date.now()),
         });

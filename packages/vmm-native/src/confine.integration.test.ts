@@ -17,6 +17,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probeAccelerator } from "./accel-probe.js";
 import { kvmDevicePresent } from "./accelerator.js";
 import { openAgentSession } from "./agent-channel.js";
 import { DEFAULT_QEMU_ID } from "./confine/options.js";
@@ -53,6 +54,20 @@ function status(pid: number): Record<string, string> {
     if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
   }
   return out;
+}
+
+/** Pids of the QEMU processes running now. */
+function qemuPids(): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-system");
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** [soft, hard] of a row of /proc/PID/limits. */
@@ -154,6 +169,55 @@ describe("a confined QEMU", () => {
       "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     );
     await m.close();
+  });
+
+  it("the accelerator probe's QEMU is confined like a VM's", async () => {
+    // The probe boots the guest under an unproven hypervisor; here it is
+    // pointed at TCG so it boots on every machine, and watched while it runs.
+    const before = new Set(qemuPids());
+    const seen: Record<string, string>[] = [];
+    const pids = new Set<number>();
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        for (const pid of qemuPids()) {
+          if (before.has(pid)) continue;
+          try {
+            // the probe's guest has 128 MiB and no disk
+            const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+            if (cmd.includes("size=128M") && !cmd.includes("virtio-blk")) {
+              seen.push(status(pid));
+              pids.add(pid);
+            }
+          } catch {
+            // exited meanwhile
+          }
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const assets = resolveGuestAssets();
+    const r = await probeAccelerator({
+      accel: "tcg",
+      cpuModel: "max",
+      qemu: findQemu(qemuRequirements({ network: false }, "tcg")),
+      kernel: assets.kernel,
+      initrd: assets.initrd,
+      timeoutMs: 60_000,
+    });
+    done = true;
+    await watch;
+    expect(r).toMatchObject({ ok: true, reason: "" });
+    expect(seen.length).toBeGreaterThan(0);
+    const want = isRoot ? String(DEFAULT_QEMU_ID) : String(process.getuid!());
+    for (const st of seen) {
+      expect(st.Uid!.split(/\s+/)).toEqual([want, want, want, want]);
+      expect(st.NoNewPrivs).toBe("1");
+      expect(st.CapEff).toBe("0000000000000000");
+    }
+    // QEMU installs its seccomp filter (-sandbox) early in its start-up: seen once it has
+    expect(seen.some((st) => st.Seccomp === "2")).toBe(true);
+    expect([...pids].filter((p) => existsSync(`/proc/${p}`))).toEqual([]); // killed before it returned
   });
 
   it("gets an environment with nothing of the caller's", async () => {

@@ -12,6 +12,7 @@ import {
   kvmAccessProblem,
   requestedAccelerator,
 } from "./accelerator.js";
+import type { ConfineOptions } from "./confine/options.js";
 import { VmmError } from "./errors.js";
 import { cacheRoot } from "./guest-assets.js";
 import { type GuestArch, hostGuestArch } from "./machine-model.js";
@@ -46,6 +47,8 @@ export interface EngineRequest {
   network?: boolean;
   /** Probe deadline (ms). Default 10 000 (a real KVM boots this guest in well under a second). */
   probeTimeoutMs?: number;
+  /** How the probe's QEMU is confined (default: like every VM's). */
+  confine?: ConfineOptions | false;
 }
 
 /** A verdict on one accelerator for one (host kernel, QEMU binary, guest kernel). */
@@ -174,6 +177,7 @@ export function acceleratorVerdict(
       kernel: req.kernel,
       initrd: req.initrd,
       timeoutMs: req.probeTimeoutMs ?? 10_000,
+      confine: req.confine,
     });
     const verdict = { ...base, ok: r.ok, reason: r.reason, durationMs: r.durationMs };
     writeVerdict(file, verdict);

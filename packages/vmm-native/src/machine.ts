@@ -191,6 +191,7 @@ export class Machine {
         kernel: spec.kernel,
         initrd: spec.initrd,
         network: spec.network,
+        confine: opts.confine,
       }));
     const runDir = new RunDir(opts.runDirParent);
     const memPath = memoryFile ?? join(runDir.path, "memory.bin");
