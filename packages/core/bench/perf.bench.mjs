@@ -192,10 +192,21 @@ async function streams(image) {
     if (f.result.length !== mib * 2 ** 20) throw new Error("short readFile");
     file.push(mib / 1.048576 / (f.ms / 1000));
   }
+  // Chatty output: a shell printing 20000 short lines, against the same loop
+  // writing to /dev/null in the guest (what the agent adds per line).
+  const loop = "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done";
+  const lines = [];
+  const devNull = [];
+  for (let i = 0; i < 3; i++) {
+    const l = await ms(() => vm.exec({ argv: ["sh", "-c", loop] }));
+    if (l.result.stdout.toString().split("\n").length !== 20001) throw new Error("lines lost");
+    lines.push(l.ms);
+    devNull.push((await ms(() => vm.exec({ argv: ["sh", "-c", `${loop} > /dev/null`] }))).ms);
+  }
   await vm.release();
   await pool.shutdown();
-  results.streams = { stdoutMBs: out, readFileMBs: file };
-  return { stdout: p50(out), readFile: p50(file) };
+  results.streams = { stdoutMBs: out, readFileMBs: file, linesMs: lines, linesToDevNullMs: devNull };
+  return { stdout: p50(out), readFile: p50(file), lines: p50(lines), devNull: p50(devNull) };
 }
 
 const registry = await startRegistry();
@@ -257,6 +268,14 @@ try {
   row("stdout stream (cat of 64 MiB)", s.stdout, "MB/s", "p50 of 3");
   row("readFile (64 MiB)", s.readFile, "MB/s", "p50 of 3, same VM and file");
   ratioRow("stdout / readFile", s.stdout / s.readFile, ">= 1", "higher is better");
+  row("20000 short lines on stdout", s.lines, "ms", "p50 of 3; sh echo loop");
+  row("the same loop to /dev/null in the guest", s.devNull, "ms", "p50 of 3; baseline");
+  row(
+    "short lines on stdout / to /dev/null",
+    s.lines / s.devNull,
+    "x",
+    "what the agent adds; lower is better",
+  );
 
   printTable("performance goals (busybox, QEMU TCG when no usable KVM, 256 MiB, 1 vCPU)", rows);
   writeResults("perf", { rows, results });

@@ -53,6 +53,8 @@ describe("Machine under QEMU", () => {
       expect(flags).not.toContain("erms");
       expect(flags).not.toContain("fsrm");
     }
+    // the agent (pid 1) runs SCHED_BATCH so it never preempts a writer; what it starts runs normally
+    expect((await sh(session, "cut -d' ' -f41 /proc/self/stat /proc/1/stat")).out).toBe("0\n3\n");
     await sh(session, "echo baked > /baked.txt");
     await session.close();
     const files = await m.captureSnapshot(snapDir);

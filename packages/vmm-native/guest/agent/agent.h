@@ -143,8 +143,9 @@ struct stream *exec_by_pid(pid_t pid);
 char **make_env(char **overlay, const char *home, int tty);
 /* Records the signals the agent ignores (call once, at start). */
 void child_signals_init(void);
-/* In a child before exec: empty signal mask, ignored signals back to default. */
-void child_reset_signals(void);
+/* In a child before exec: empty signal mask, ignored signals back to default,
+ * the normal scheduling policy. */
+void child_reset_inherited(void);
 /* Never returns: execs argv[0] (PATH lookup) or exits 127/126, writing errno
  * to status_fd when it is >= 0. */
 void child_exec_path(char **argv, char **envp, int status_fd);

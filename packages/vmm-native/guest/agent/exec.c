@@ -85,7 +85,7 @@ void child_signals_init(void) {
 
 /* Raw system calls only: also safe in a child that shares the agent's memory
  * (CLONE_VM), where a libc wrapper could touch the agent's state. */
-void child_reset_signals(void) {
+void child_reset_inherited(void) {
   struct {
     void *handler;
     unsigned long flags;
@@ -96,6 +96,9 @@ void child_reset_signals(void) {
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof empty);
   for (int i = 1; i < 65; i++)
     if (g_ignored & (1ull << (i - 1))) syscall(SYS_rt_sigaction, i, &dfl, NULL, sizeof dfl.mask);
+  /* the agent runs SCHED_BATCH (main.c), which SCHED_RESET_ON_FORK keeps: back to normal */
+  int prio = 0;
+  syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &prio);
 }
 
 static void child_msg(const char *a, const char *b) {
@@ -188,7 +191,7 @@ static int spawn_child(void *arg) {
   const struct spawn_args *a = arg;
   struct stream *s = a->s;
   char **argv = a->argv;
-  child_reset_signals();
+  child_reset_inherited();
   if (a->join) exec_cgroup_join(s);
   setsid();
   if (s->tty) {

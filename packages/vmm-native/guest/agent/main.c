@@ -5,6 +5,7 @@
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +71,21 @@ static void raise_nofile(void) {
   }
 }
 
+/* The agent runs SCHED_BATCH, whose wake-ups never preempt the running task:
+ * a process writing its output in small pieces keeps the CPU until its time
+ * slice ends or it blocks, and the agent then reads what piled up in one go,
+ * instead of preempting it after every write() (a read, a frame and a
+ * virtio kick per line). An exiting child likewise finishes its exit before
+ * the agent looks at its EOFs, so END, END and EXIT leave together. When the
+ * CPU is idle the agent runs at once, as before. Children go back to the
+ * normal policy before they exec (child_reset_inherited). */
+static void agent_yields_on_wakeup(void) {
+  struct sched_param sp = {0};
+  /* the system call itself: musl's sched_setscheduler() is a stub (ENOSYS) */
+  if (syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &sp) < 0)
+    logmsg("sched_setscheduler(SCHED_BATCH): %s", strerror(errno));
+}
+
 int main(int argc, char **argv) {
   A.in_fd = A.out_fd = -1;
   raise_nofile();
@@ -85,6 +102,7 @@ int main(int argc, char **argv) {
     }
     A.chan_kind = CH_DEV;
     A.in_fd = A.out_fd = fd;
+    agent_yields_on_wakeup();
     agent_run();
     logmsg("FATAL: agent loop ended");
     reap_forever();

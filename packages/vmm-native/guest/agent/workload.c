@@ -287,7 +287,7 @@ static pid_t wl_spawn(char *err, size_t errlen) {
   char **env = make_env(NULL, W.home, 0);
   pid_t pid = fork();
   if (pid == 0) {
-    child_reset_signals();
+    child_reset_inherited();
     setsid();
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) dup2(nul, 0);
