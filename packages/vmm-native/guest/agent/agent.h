@@ -14,7 +14,9 @@
 #define RECONNECT_MS 10
 #define WATCH_MS 20
 #define EXEC_PIPE_BYTES (1 << 20) /* stdout/stderr pipe size of an exec (best effort) */
-#define READ_BUDGET (1u << 20) /* largest read from a data source, as one or more frames */
+#define READ_BUDGET (1u << 20)
+#define HOLD_MS 2                /* small exec output waits this long for more (see send_frames_from_fd) */
+#define HOLD_MAX_BYTES (64u << 10) /* ... unless this much is queued */ /* largest read from a data source, as one or more frames */
 #define EXEC_CGROUP_BASE "/sys/fs/cgroup/sm-exec" /* guest: parent of the per-exec cgroups */
 #define WL_LOG_BYTES (64u << 10) /* the workload's stdout+stderr kept in the guest (newest) */
 
@@ -75,6 +77,7 @@ struct agent {
   int in_fd, out_fd;
   int connected;
   int64_t reconnect_at;
+  int64_t hold_until; /* queued output is held until then; 0: sent as soon as the channel takes it */
   uint32_t chan_ev_in, chan_ev_out;
   struct parser ps;
   struct buf outq;
@@ -114,6 +117,7 @@ void stream_free(struct stream *s); /* closes fds, deferred free */
 void stream_update(struct stream *s);
 void stream_grant(struct stream *s, uint32_t n);
 int outq_full(void);
+int outq_due(void); /* queued output and not held */
 void slot_init(struct slot *sl, struct stream *s, int fd, uint8_t rd_type, int wr);
 void slot_close(struct slot *sl);
 void slot_event(struct slot *sl, uint32_t ev);

@@ -35,7 +35,7 @@ void ep_set(int fd, void *ptr, uint32_t *cur, uint32_t want) {
 void chan_update(void) {
   if (A.in_fd < 0) return;
   uint32_t rin = A.connected && buf_avail(&A.outq) < INQ_STOP ? EPOLLIN : 0;
-  uint32_t wout = buf_avail(&A.outq) && (A.connected || A.chan_kind == CH_STDIO) ? EPOLLOUT : 0;
+  uint32_t wout = outq_due() && (A.connected || A.chan_kind == CH_STDIO) ? EPOLLOUT : 0;
   if (A.in_fd == A.out_fd) {
     ep_set(A.in_fd, &w_chan, &A.chan_ev_in, rin | wout);
   } else {
@@ -70,6 +70,7 @@ static void host_gone(void) {
 
 static void chan_flush(void) {
   int was_full = outq_full();
+  A.hold_until = 0;
   while (buf_avail(&A.outq)) {
     ssize_t n = write(A.out_fd, A.outq.d + A.outq.head, buf_avail(&A.outq));
     if (n > 0) {
@@ -174,6 +175,7 @@ int agent_run(void) {
     int64_t w = wl_next_deadline();
     if (w < t) t = w;
     if (A.reconnect_at && A.reconnect_at < t) t = A.reconnect_at;
+    if (A.hold_until && buf_avail(&A.outq) && A.hold_until < t) t = A.hold_until;
     int timeout = t == INT64_MAX ? -1 : t <= now ? 0 : (int)(t - now > 60000 ? 60000 : t - now);
     int n = epoll_wait(A.ep, ev, 64, timeout);
     if (n < 0 && errno != EINTR) {
@@ -202,7 +204,7 @@ int agent_run(void) {
     if (A.reconnect_at && now >= A.reconnect_at && !A.connected) chan_probe();
     streams_timers(now);
     wl_timer(now);
-    if (buf_avail(&A.outq)) chan_flush();
+    if (outq_due()) chan_flush();
     reap_deadlist();
   }
   return 0;

@@ -19,6 +19,8 @@ struct agent A;
 
 int outq_full(void) { return buf_avail(&A.outq) >= OUTQ_HIGH; }
 
+int outq_due(void) { return buf_avail(&A.outq) && (!A.hold_until || now_ms() >= A.hold_until); }
+
 static void header_at(uint8_t *h, uint8_t type, uint8_t flags, uint32_t stream, size_t n) {
   h[0] = (uint8_t)SM_MAGIC;
   h[1] = (uint8_t)(SM_MAGIC >> 8);
@@ -37,6 +39,7 @@ void send_frame(uint8_t type, uint8_t flags, uint32_t stream, const void *p, siz
   if (!A.connected) return;
   put_header(&A.outq, type, flags, stream, n);
   buf_put(&A.outq, p, n);
+  A.hold_until = 0; /* anything but a small read: everything queued goes now */
   chan_update();
 }
 
@@ -44,7 +47,14 @@ void send_frame(uint8_t type, uint8_t flags, uint32_t stream, const void *p, siz
  * output queue as `type` frames of at most peer_max bytes each: one readv
  * into the payload slots between reserved headers, no bounce buffer (each
  * copy of the data costs the guest dearly under TCG). Only the frames the
- * read filled are queued. Returns what readv returns. */
+ * read filled are queued. Returns what readv returns.
+ *
+ * A small read of an exec's stdout/stderr into an empty queue is held for
+ * HOLD_MS: a process printing line by line through a pipeline wakes the
+ * agent per line, and each line sent at once costs a virtio kick, a host
+ * wake-up and an interrupt back. Any other frame (EXIT, a file, TCP data,
+ * HOLD_MAX_BYTES queued) sends everything at once, so the hold adds at most
+ * HOLD_MS to output that is still being written, never to an exec's end. */
 ssize_t send_frames_from_fd(uint8_t type, uint32_t stream, int fd, size_t cap) {
   enum { MAX_FRAMES = READ_BUDGET / SM_MIN_MAX_PAYLOAD };
   if (!A.connected) {
@@ -74,7 +84,11 @@ ssize_t send_frames_from_fd(uint8_t type, uint32_t stream, int fd, size_t cap) {
     p += SM_HDR + k;
     rest -= k;
   }
+  size_t before = buf_avail(&A.outq);
   A.outq.len = (size_t)(p - A.outq.d);
+  int small_output = (type == T_STDOUT || type == T_STDERR) && buf_avail(&A.outq) < HOLD_MAX_BYTES;
+  if (!small_output) A.hold_until = 0;
+  else if (before == 0) A.hold_until = now_ms() + HOLD_MS;
   chan_update();
   return n;
 }

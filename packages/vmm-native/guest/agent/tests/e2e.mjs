@@ -229,6 +229,19 @@ test("exec tty + resize", async () => {
   ok(s.includes("/dev/pts/"), "tty name");
   eq(r.exit.code, 0, "exit");
 });
+test("small output is held briefly, never until more comes or the exec ends", async () => {
+  // "first" is a small read, held for a moment; the process then waits for
+  // stdin, which is sent only once "first" has arrived: a hold that waited
+  // for more output or for the exit would hang here.
+  const i = id();
+  const r = await c.exec(i, ["sh", "-c", "echo first; read x; echo second $x"], {
+    onStdout: (f) => {
+      if (f.payload.toString().includes("first")) c.send(T.STDIN, i, Buffer.from("go\n"));
+    },
+  });
+  eq(r.stdout.toString(), "first\nsecond go\n", "stdout");
+  eq(r.exit.code, 0, "exit");
+});
 test("flow control blocks a flooding process", async () => {
   const i = id();
   let got = 0;
