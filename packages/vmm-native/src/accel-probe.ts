@@ -62,19 +62,17 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
   const deadline = started + t.timeoutMs;
   const runDir = new RunDir(t.runDirParent);
   const memoryFile = join(runDir.path, "memory.bin");
-  const args = buildQemuArgs(
-    { arch: t.arch, kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false },
-    {
-      accel: t.accel,
-      cpuModel: t.cpuModel,
-      memoryFile,
-      memoryShared: true,
-      qmpSocket: runDir.qmpSocket,
-      agentSocket: runDir.agentSocket,
-      consolePipe: runDir.consolePipe,
-      incoming: false,
-    },
-  );
+  const spec = { arch: t.arch, kernel: t.kernel, initrd: t.initrd, memoryMib: 128, vcpus: 1, network: false };
+  const args = buildQemuArgs(spec, {
+    accel: t.accel,
+    cpuModel: t.cpuModel,
+    memoryFile,
+    memoryShared: true,
+    qmpSocket: runDir.qmpSocket,
+    agentSocket: runDir.agentSocket,
+    consolePipe: runDir.consolePipe,
+    incoming: false,
+  });
   let consoleSink: ConsoleSink;
   try {
     consoleSink = await ConsoleSink.open(runDir.consolePipe);
@@ -96,8 +94,8 @@ export async function probeAccelerator(t: ProbeTarget): Promise<ProbeResult> {
         consolePipe: runDir.consolePipe,
       },
       accel: t.accel,
-      memoryMib: 128,
-      vcpus: 1,
+      memoryMib: spec.memoryMib,
+      vcpus: spec.vcpus,
       confine: t.confine,
     });
   } catch (err) {

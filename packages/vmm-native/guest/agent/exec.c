@@ -96,7 +96,7 @@ void child_reset_inherited(void) {
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof empty);
   for (int i = 1; i < 65; i++)
     if (g_ignored & (1ull << (i - 1))) syscall(SYS_rt_sigaction, i, &dfl, NULL, sizeof dfl.mask);
-  /* the agent runs SCHED_BATCH (main.c), which SCHED_RESET_ON_FORK keeps: back to normal */
+  /* the agent runs SCHED_BATCH (main.c), which children inherit: back to normal */
   int prio = 0;
   syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &prio);
 }

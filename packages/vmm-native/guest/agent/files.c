@@ -89,10 +89,8 @@ void rfile_open(uint32_t id, const struct field *f) {
 
 void rfile_pump(struct stream *s) {
   while (!s->dead && A.connected && !outq_full()) {
-    size_t cap = s->send_win;
-    if (cap > READ_BUDGET) cap = READ_BUDGET;
-    if (cap == 0) return;
-    ssize_t n = send_frames_from_fd(T_FILE_DATA, s->id, s->fd, cap);
+    if (s->send_win == 0) return;
+    ssize_t n = send_frames_from_fd(T_FILE_DATA, s->id, s->fd, s->send_win);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;

@@ -66,6 +66,7 @@ ssize_t send_frames_from_fd(uint8_t type, uint32_t stream, int fd, size_t cap) {
   size_t nf = (cap + fmax - 1) / fmax;
   if (nf > MAX_FRAMES) nf = MAX_FRAMES;
   if (nf == 0) return 0;
+  size_t before = buf_avail(&A.outq);
   uint8_t *base = buf_tail(&A.outq, cap + nf * SM_HDR);
   struct iovec iov[MAX_FRAMES];
   size_t left = cap;
@@ -84,7 +85,6 @@ ssize_t send_frames_from_fd(uint8_t type, uint32_t stream, int fd, size_t cap) {
     p += SM_HDR + k;
     rest -= k;
   }
-  size_t before = buf_avail(&A.outq);
   A.outq.len = (size_t)(p - A.outq.d);
   int small_output = (type == T_STDOUT || type == T_STDERR) && buf_avail(&A.outq) < HOLD_MAX_BYTES;
   if (!small_output) A.hold_until = 0;
@@ -324,7 +324,6 @@ void session_host_back(void) {
 
 static void slot_readable(struct stream *s, struct slot *sl) {
   size_t cap = s->send_win;
-  if (cap > READ_BUDGET) cap = READ_BUDGET;
   if (s->drain_cut && cap > sl->drain_left) cap = sl->drain_left;
   int eof = 0;
   if (s->drain_cut && sl->drain_left == 0) eof = 1;
