@@ -182,7 +182,7 @@ describe("installed from packed tarballs into a fresh project", () => {
     expect(run.stdout).toBe("via npx\n");
   });
 
-  it("@supermachine/oci alone pulls from a registry into an ext4 root fs and reads the config", async () => {
+  it("@supermachine/oci alone pulls from a registry into squashfs and ext4 root file systems and reads the config", async () => {
     registry = await startRegistry();
     const images = ensureTestImages();
     const ref = await registry.pushLayout(images.busybox, "alone/busybox:1");
@@ -190,11 +190,15 @@ describe("installed from packed tarballs into a fresh project", () => {
     const out = JSON.parse(stdout) as {
       manifestDigest: string;
       cmd: string[];
+      format: string;
+      squashfsMagic: string;
       ext4Magic: string;
       rootfsBytes: number;
     };
     expect(out.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(out.cmd).toEqual(["/bin/sh"]);
+    expect(out.format).toBe("squashfs");
+    expect(out.squashfsMagic).toBe("hsqs");
     expect(out.ext4Magic).toBe("ef53");
     expect(out.rootfsBytes).toBeGreaterThan(1 << 20);
   });

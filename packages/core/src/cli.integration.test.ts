@@ -403,7 +403,7 @@ describe("supermachine build, ls, inspect, prune, pull", () => {
     const r = cli(["pull", ref]);
     expect(r.code).toBe(0);
     const path = r.out.trim();
-    expect(path).toMatch(/\/rootfs\/[0-9a-f]{64}\.ext4$/);
+    expect(path).toMatch(/\/rootfs\/[0-9a-f]{64}\.img$/);
     expect(existsSync(path)).toBe(true);
     expect(noWarnings(r.err)).toMatch(/linux\/amd64, 1 layer, [\d.]+ [kM]B\): root fs [\d.]+ MB/);
     const json = cli(["pull", "--json", ref])

@@ -31,7 +31,7 @@ export interface PulledRootfs {
   platform: string;
   /** Layers, bottom first. */
   layers: PulledLayer[];
-  /** Path of the ext4 root fs image (shared, content-addressed; do not modify it). */
+  /** Path of the root fs image, squashfs or ext4 (shared, content-addressed; do not modify it). */
   rootfsPath: string;
   /** Content address of the root fs image. */
   rootfsDigest: string;

@@ -1,3 +1,4 @@
+import type { Stats } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isSupermachineError } from "@supermachine/errors";
@@ -8,7 +9,7 @@ import {
   MEMORY_FILE,
   readSnapshotMetadata,
   resolveSnapshotDir,
-  rootfsFileName,
+  rootfsFileNames,
   type SnapshotMetadata,
   SnapshotStore,
   STATE_FILE,
@@ -184,9 +185,10 @@ async function dirSizes(dir: string, metadata: SnapshotMetadata): Promise<Snapsh
     diskBytes += st.blocks * 512;
     if (name === MEMORY_FILE) memoryAllocatedBytes = st.blocks * 512;
   }
-  const rootfs = await stat(join(defaultRootfsDir(), rootfsFileName(metadata.rootfs.digest))).catch(
-    () => undefined,
-  );
+  let rootfs: Stats | undefined;
+  for (const name of rootfsFileNames(metadata.rootfs.digest)) {
+    rootfs ??= await stat(join(defaultRootfsDir(), name)).catch(() => undefined);
+  }
   return {
     memoryBytes: metadata.memoryMib * 1024 * 1024,
     memoryAllocatedBytes,

@@ -2,13 +2,15 @@
 // host: `..` paths, absolute paths, writes through symlinks, hard links to
 // host files, device nodes, decompression bombs, too many entries, huge
 // paths and xattrs. Built from real OCI layouts (and one pushed through a
-// real docker-registry) into real ext4 images, inspected with debugfs.
+// real docker-registry) into real root fs images (squashfs by default, read back
+// with rdsquashfs; ext4 with debugfs).
 import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -18,10 +20,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { startRegistry } from "../../../test-support/registry.js";
-import { catFile, listDir, statPath } from "./ext4-reader.test-util.js";
 import { buildImage, type TarIn, tarOf, writeLayout } from "./hostile.test-util.js";
-import { buildRootfs, pullImage } from "./index.js";
+import { buildRootfs, pullImage, type RootfsFormat } from "./index.js";
 import type { OciLimits } from "./limits.js";
+import { catFile, listDir, statPath } from "./rootfs-reader.test-util.js";
 
 const work = mkdtempSync(join(tmpdir(), "oci-hostile-img-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -37,7 +39,7 @@ function hostTarget(): string {
 /** Pulls an OCI layout of `layers` into a fresh cache and builds its root fs. */
 async function build(
   layers: TarIn[][],
-  opts: { limits?: Partial<OciLimits>; compression?: "gzip" | "zstd" } = {},
+  opts: { limits?: Partial<OciLimits>; compression?: "gzip" | "zstd"; format?: RootfsFormat } = {},
 ) {
   const tars = await Promise.all(layers.map(tarOf));
   const id = n++;
@@ -58,9 +60,14 @@ async function build(
   const layout = writeLayout(join(work, `layout-${id}`), image);
   const cacheDir = join(work, `cache-${id}`);
   const img = await pullImage(`oci:${layout}`, { cacheDir });
-  const result = buildRootfs(img, { limits: opts.limits });
+  const progress: string[] = [];
+  const result = buildRootfs(img, {
+    limits: opts.limits,
+    format: opts.format,
+    onProgress: (m) => progress.push(m),
+  });
   result.catch(() => {}); // handled by the test, possibly later
-  return { result, cacheDir, layout };
+  return { result, cacheDir, layout, progress };
 }
 
 /** Asserts the build failed and left no root fs and no work files behind. */
@@ -72,130 +79,233 @@ async function expectBuildError(b: Awaited<ReturnType<typeof build>>, match: Rec
   expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]);
 }
 
-describe("hostile layer entries cannot escape the root file system", () => {
-  it("`..` paths are rejected with OCI_LAYER_UNSAFE_PATH and nothing lands on the host", async () => {
-    const host = hostTarget();
-    const rel = join("../../../../../../../../..", host, "pwned");
-    for (const name of [rel, `a/b/../../../${rel}`, "./../x"]) {
-      const b = await build([[{ name, data: "owned" }]]);
-      await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
-    }
-    expect(readdirSync(host)).toEqual([]);
-  });
-
-  it("absolute paths and writes through symlinks (in the same or a lower layer) stay inside the image", async () => {
-    const host = hostTarget();
-    const b = await build([
-      [
-        { name: "escape", type: "symlink", linkname: host },
-        { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
-        { name: "escape-same", type: "symlink", linkname: host },
-        { name: "escape-same/same-layer", data: "3" },
-      ],
-      [
-        { name: "escape/through-symlink", data: "1" },
-        { name: `up${host}/through-dotdot-symlink`, data: "2" },
-        { name: `${host}/absolute`, data: "4" },
-        { name: `/../${host.slice(1)}/absolute-dotdot`, data: "5" },
-      ],
-    ]);
-    // `/../x` climbs above the root: rejected. Without it the image builds.
-    await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
-    const ok = await build([
-      [
-        { name: "escape", type: "symlink", linkname: host },
-        { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
-        { name: "escape-same", type: "symlink", linkname: host },
-        { name: "escape-same/same-layer", data: "3" },
-      ],
-      [
-        { name: "escape/through-symlink", data: "1" },
-        { name: `up${host}/through-dotdot-symlink`, data: "2" },
-        { name: `${host}/absolute`, data: "4" },
-      ],
-    ]);
-    const fs = await ok.result;
-    expect(readdirSync(host)).toEqual([]);
-    expect(listDir(fs.path, host).sort()).toEqual([
-      "absolute",
-      "same-layer",
-      "through-dotdot-symlink",
-      "through-symlink",
-    ]);
-    expect(catFile(fs.path, `${host}/through-symlink`)).toBe("1");
-    expect(catFile(fs.path, `${host}/through-dotdot-symlink`)).toBe("2");
-    // The symlinks themselves are kept as symlinks (they resolve inside the guest).
-    expect(statPath(fs.path, "/escape")?.type).toBe("symlink");
-    expect(statPath(fs.path, "/up")?.type).toBe("symlink");
-  });
-
-  it("hard links reach only files of the image, never of the host", async () => {
-    // Climbing out: rejected.
-    await expectBuildError(await build([[{ name: "h", type: "link", linkname: "../../../../etc/passwd" }]]), {
-      code: "OCI_LAYER_UNSAFE_PATH",
-    });
-    // An absolute target the image does not have (the host does): rejected, nothing read.
-    await expectBuildError(await build([[{ name: "h", type: "link", linkname: "/etc/hostname" }]]), {
-      code: "OCI_LAYER_INVALID",
-    });
-    // Through a symlink to /etc: the image's /etc/passwd, not the host's.
-    const b = await build([
-      [
-        { name: "etc", type: "directory" },
-        { name: "etc/passwd", data: "image-passwd\n" },
-      ],
-      [
-        { name: "s", type: "symlink", linkname: "/etc" },
-        { name: "h-abs", type: "link", linkname: "/etc/passwd" },
-        { name: "h-sym", type: "link", linkname: "s/passwd" },
-      ],
-    ]);
-    const fs = await b.result;
-    const ino = statPath(fs.path, "/etc/passwd")!.inode;
-    for (const p of ["/h-abs", "/h-sym"]) {
-      expect(statPath(fs.path, p)?.inode).toBe(ino);
-      expect(catFile(fs.path, p)).toBe("image-passwd\n");
-    }
-    expect(statPath(fs.path, "/etc/passwd")?.links).toBe(3);
-  });
-
-  it("device nodes and FIFOs exist only inside the image file", async () => {
-    const host = hostTarget();
-    const b = await build([
-      [
-        { name: "evil-dev/mem", type: "character-device", devmajor: 1, devminor: 1, mode: 0o666 },
-        { name: "evil-dev/sda", type: "block-device", devmajor: 8, devminor: 0, mode: 0o666 },
-        { name: `${host}/kmsg`, type: "character-device", devmajor: 1, devminor: 11, mode: 0o666 },
-        { name: "escape", type: "symlink", linkname: host },
-        { name: "escape/fifo", type: "fifo" },
-      ],
-    ]);
-    const fs = await b.result;
-    expect(statPath(fs.path, "/evil-dev/mem")).toMatchObject({ type: "character special", device: [1, 1] });
-    expect(statPath(fs.path, "/evil-dev/sda")).toMatchObject({ type: "block special", device: [8, 0] });
-    expect(statPath(fs.path, `${host}/kmsg`)).toMatchObject({ type: "character special", device: [1, 11] });
-    expect(statPath(fs.path, `${host}/fifo`)?.type).toBe("FIFO");
-    expect(existsSync("/evil-dev")).toBe(false);
-    expect(readdirSync(host)).toEqual([]);
-  });
-
-  it("the same symlink-and-write-through image pulled from a real registry builds the same way", async () => {
-    const host = hostTarget();
-    const tars = await Promise.all([
-      tarOf([{ name: "escape", type: "symlink", linkname: host }]),
-      tarOf([{ name: "escape/through-registry", data: "r" }]),
-    ]);
-    const layout = writeLayout(join(work, `layout-reg-${n++}`), buildImage(tars));
-    const reg = await startRegistry();
-    try {
-      const ref = await reg.pushLayout(layout, "hostile/escape:1");
-      const img = await pullImage(ref, { cacheDir: join(work, `cache-reg-${n++}`) });
-      const fs = await buildRootfs(img);
-      expect(catFile(fs.path, `${host}/through-registry`)).toBe("r");
+describe.each(["squashfs", "ext4"] as const)(
+  "hostile layer entries cannot escape the root file system (%s)",
+  (format) => {
+    it("`..` paths are rejected with OCI_LAYER_UNSAFE_PATH and nothing lands on the host", async () => {
+      const host = hostTarget();
+      const rel = join("../../../../../../../../..", host, "pwned");
+      for (const name of [rel, `a/b/../../../${rel}`, "./../x"]) {
+        const b = await build([[{ name, data: "owned" }]], { format });
+        await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
+      }
       expect(readdirSync(host)).toEqual([]);
-    } finally {
-      await reg.close();
-    }
+    });
+
+    it("absolute paths and writes through symlinks (in the same or a lower layer) stay inside the image", async () => {
+      const host = hostTarget();
+      const b = await build(
+        [
+          [
+            { name: "escape", type: "symlink", linkname: host },
+            { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
+            { name: "escape-same", type: "symlink", linkname: host },
+            { name: "escape-same/same-layer", data: "3" },
+          ],
+          [
+            { name: "escape/through-symlink", data: "1" },
+            { name: `up${host}/through-dotdot-symlink`, data: "2" },
+            { name: `${host}/absolute`, data: "4" },
+            { name: `/../${host.slice(1)}/absolute-dotdot`, data: "5" },
+          ],
+        ],
+        { format },
+      );
+      // `/../x` climbs above the root: rejected. Without it the image builds.
+      await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
+      const ok = await build(
+        [
+          [
+            { name: "escape", type: "symlink", linkname: host },
+            { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
+            { name: "escape-same", type: "symlink", linkname: host },
+            { name: "escape-same/same-layer", data: "3" },
+          ],
+          [
+            { name: "escape/through-symlink", data: "1" },
+            { name: `up${host}/through-dotdot-symlink`, data: "2" },
+            { name: `${host}/absolute`, data: "4" },
+          ],
+        ],
+        { format },
+      );
+      const fs = await ok.result;
+      expect(readdirSync(host)).toEqual([]);
+      expect(listDir(fs.path, host).sort()).toEqual([
+        "absolute",
+        "same-layer",
+        "through-dotdot-symlink",
+        "through-symlink",
+      ]);
+      expect(catFile(fs.path, `${host}/through-symlink`)).toBe("1");
+      expect(catFile(fs.path, `${host}/through-dotdot-symlink`)).toBe("2");
+      // The symlinks themselves are kept as symlinks (they resolve inside the guest).
+      expect(statPath(fs.path, "/escape")?.type).toBe("symlink");
+      expect(statPath(fs.path, "/up")?.type).toBe("symlink");
+    });
+
+    it("hard links reach only files of the image, never of the host", async () => {
+      // Climbing out: rejected.
+      await expectBuildError(
+        await build([[{ name: "h", type: "link", linkname: "../../../../etc/passwd" }]], { format }),
+        {
+          code: "OCI_LAYER_UNSAFE_PATH",
+        },
+      );
+      // An absolute target the image does not have (the host does): rejected, nothing read.
+      await expectBuildError(
+        await build([[{ name: "h", type: "link", linkname: "/etc/hostname" }]], { format }),
+        {
+          code: "OCI_LAYER_INVALID",
+        },
+      );
+      // Through a symlink to /etc: the image's /etc/passwd, not the host's.
+      const b = await build(
+        [
+          [
+            { name: "etc", type: "directory" },
+            { name: "etc/passwd", data: "image-passwd\n" },
+          ],
+          [
+            { name: "s", type: "symlink", linkname: "/etc" },
+            { name: "h-abs", type: "link", linkname: "/etc/passwd" },
+            { name: "h-sym", type: "link", linkname: "s/passwd" },
+          ],
+        ],
+        { format },
+      );
+      const fs = await b.result;
+      const ino = statPath(fs.path, "/etc/passwd")!.inode;
+      for (const p of ["/h-abs", "/h-sym"]) {
+        expect(statPath(fs.path, p)?.inode).toBe(ino);
+        expect(catFile(fs.path, p)).toBe("image-passwd\n");
+      }
+      expect(statPath(fs.path, "/etc/passwd")?.links).toBe(3);
+    });
+
+    it("device nodes and FIFOs exist only inside the image file", async () => {
+      const host = hostTarget();
+      const b = await build(
+        [
+          [
+            { name: "evil-dev/mem", type: "character-device", devmajor: 1, devminor: 1, mode: 0o666 },
+            { name: "evil-dev/sda", type: "block-device", devmajor: 8, devminor: 0, mode: 0o666 },
+            { name: `${host}/kmsg`, type: "character-device", devmajor: 1, devminor: 11, mode: 0o666 },
+            { name: "escape", type: "symlink", linkname: host },
+            { name: "escape/fifo", type: "fifo" },
+          ],
+        ],
+        { format },
+      );
+      const fs = await b.result;
+      expect(statPath(fs.path, "/evil-dev/mem")).toMatchObject({ type: "character special", device: [1, 1] });
+      expect(statPath(fs.path, "/evil-dev/sda")).toMatchObject({ type: "block special", device: [8, 0] });
+      expect(statPath(fs.path, `${host}/kmsg`)).toMatchObject({ type: "character special", device: [1, 11] });
+      expect(statPath(fs.path, `${host}/fifo`)?.type).toBe("FIFO");
+      expect(existsSync("/evil-dev")).toBe(false);
+      expect(readdirSync(host)).toEqual([]);
+    });
+
+    it("the same symlink-and-write-through image pulled from a real registry builds the same way", async () => {
+      const host = hostTarget();
+      const tars = await Promise.all([
+        tarOf([{ name: "escape", type: "symlink", linkname: host }]),
+        tarOf([{ name: "escape/through-registry", data: "r" }]),
+      ]);
+      const layout = writeLayout(join(work, `layout-reg-${n++}`), buildImage(tars));
+      const reg = await startRegistry();
+      try {
+        const ref = await reg.pushLayout(layout, "hostile/escape:1");
+        const img = await pullImage(ref, { cacheDir: join(work, `cache-reg-${n++}`) });
+        const fs = await buildRootfs(img);
+        expect(catFile(fs.path, `${host}/through-registry`)).toBe("r");
+        expect(readdirSync(host)).toEqual([]);
+      } finally {
+        await reg.close();
+      }
+    });
+  },
+);
+
+describe("what later layers hid stays out of the image", () => {
+  it.each(["squashfs", "ext4"] as const)(
+    "%s: no byte of a deleted or replaced file, nor its name, is on the disk the guest reads",
+    async (format) => {
+      const secret = "SECRET-7f3a9c-KEY-MATERIAL";
+      const b = await build(
+        [
+          [
+            { name: "etc/secret.pem", data: `${secret}-deleted\n`.repeat(300) },
+            { name: "etc/config", data: `${secret}-replaced\n`.repeat(300) },
+            { name: "gone/hidden-by-opaque", data: `${secret}-opaque` },
+            { name: "etc/kept", data: "kept-data" },
+          ],
+          [
+            { name: "etc/.wh.secret.pem", data: "" },
+            { name: "etc/config", data: "public" },
+            { name: "gone/.wh..wh..opq", data: "" },
+          ],
+        ],
+        { format },
+      );
+      const fs = await b.result;
+      expect(fs.format).toBe(format);
+      expect(catFile(fs.path, "/etc/config")).toBe("public");
+      expect(catFile(fs.path, "/etc/kept")).toBe("kept-data");
+      expect(statPath(fs.path, "/etc/secret.pem")).toBeUndefined();
+      // The raw image is what the guest's /dev/vda holds: grep all of it.
+      const raw = readFileSync(fs.path);
+      expect(raw.includes(secret)).toBe(false);
+      expect(raw.includes("secret.pem")).toBe(false);
+      expect(raw.includes("hidden-by-opaque")).toBe(false);
+      expect(raw.includes("kept-data")).toBe(true);
+    },
+  );
+
+  it("an image squashfs cannot hold (a system.* xattr) is built as ext4 instead, keeping it", async () => {
+    // A POSIX ACL (version 2; user::rw-, group::r--, other::r--), as tar tools store it.
+    const acl = String.fromCharCode(
+      2,
+      0,
+      0,
+      0,
+      1,
+      0,
+      6,
+      0,
+      0,
+      0,
+      0,
+      0,
+      4,
+      0,
+      4,
+      0,
+      0,
+      0,
+      0,
+      0,
+      32,
+      0,
+      4,
+      0,
+      0,
+      0,
+      0,
+      0,
+    );
+    const b = await build([[{ name: "f", data: "x", pax: { "SCHILY.xattr.system.posix_acl_access": acl } }]]);
+    const fs = await b.result;
+    expect(fs.format).toBe("ext4");
+    expect(b.progress.some((m) => /squashfs cannot hold xattr "system\.posix_acl_access"/.test(m))).toBe(
+      true,
+    );
+    expect(catFile(fs.path, "/f")).toBe("x");
+    expect(statPath(fs.path, "/f")?.raw).toMatch(/posix_acl_access|ACL/i);
+    // Same address next time: found, not built again.
+    expect((await buildRootfs(await pullImage(`oci:${b.layout}`, { cacheDir: b.cacheDir }))).reused).toBe(
+      true,
+    );
   });
 });
 

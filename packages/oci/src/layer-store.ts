@@ -1,5 +1,6 @@
-import { closeSync, openSync, readSync, write } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { Writable } from "node:stream";
+import { writeAll } from "./file-region.js";
 
 /** Bytes the uncompressed layers of one build may keep in memory by default (the rest goes to files). */
 export const DEFAULT_LAYER_MEMORY_BYTES = 512 * 1024 * 1024;
@@ -62,7 +63,7 @@ export class LayerData extends Writable {
     }
     const pos = this.fileBytes;
     this.fileBytes += chunk.length;
-    writeAll(this.fd, chunk, pos, cb);
+    writeAll(this.fd, [chunk], pos, cb);
   }
 
   /**
@@ -109,12 +110,4 @@ export class LayerData extends Writable {
     }
     return lo;
   }
-}
-
-function writeAll(fd: number, chunk: Buffer, pos: number, cb: (err?: Error | null) => void): void {
-  write(fd, chunk, 0, chunk.length, pos, (err, n) => {
-    if (err) cb(err);
-    else if (n < chunk.length) writeAll(fd, chunk.subarray(n), pos + n, cb);
-    else cb();
-  });
 }

@@ -1,6 +1,8 @@
+import type { Writable } from "node:stream";
 import { BlobCache } from "./blob-cache.js";
 import { decompressLayer } from "./decompress.js";
 import { throwIfAborted } from "./errors.js";
+import { FileRegion } from "./file-region.js";
 import { LayerEntryLimits } from "./layer-limits.js";
 import { LayerData, MemoryAllowance } from "./layer-store.js";
 import { type OciLimits, UnpackBudget } from "./limits.js";
@@ -14,6 +16,56 @@ export interface UnpackedLayers {
   data: LayerData[];
   /** Layer `i`'s entries, in tar order. */
   entries: TarEntry[][];
+}
+
+/** What unpacking one layer needs, shared by the layers of one image. */
+class LayerUnpacker {
+  private readonly blobs: BlobCache;
+  private readonly budget: UnpackBudget;
+  private readonly entryLimits: LayerEntryLimits;
+  private readonly maxExtendedHeaderBytes: number;
+
+  constructor(
+    private readonly image: PulledImage,
+    cacheDir: string,
+    limits: OciLimits,
+    private readonly progress: (message: string) => void,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.blobs = new BlobCache(cacheDir);
+    this.budget = new UnpackBudget(limits.maxUnpackedBytes);
+    this.entryLimits = new LayerEntryLimits(limits);
+    // PAX headers hold paths, link targets and xattrs: allow what the limits allow, and no more.
+    this.maxExtendedHeaderBytes = Math.max(
+      1024 * 1024,
+      2 * limits.maxXattrBytes + 2 * limits.maxPathBytes + 64 * 1024,
+    );
+  }
+
+  /** Decompresses layer `i` into `sink`, listing its entries on the way; returns them once both digests matched. */
+  async unpack(i: number, sink: Writable): Promise<TarEntry[]> {
+    const n = this.image.layers.length;
+    const layer = this.image.layers[i]!;
+    throwIfAborted(this.signal);
+    this.progress(`decompressing layer ${i + 1}/${n} ${layer.digest}`);
+    const where = `layer ${i + 1}/${n} ${layer.digest}`;
+    const indexer = new TarIndexer({ maxExtendedHeaderBytes: this.maxExtendedHeaderBytes }, (e) =>
+      this.entryLimits.check(e, where),
+    );
+    try {
+      await decompressLayer(this.blobs.path(layer.digest), layer.digest, layer.diffId, sink, {
+        budget: this.budget,
+        onData: (chunk) => indexer.write(chunk),
+        signal: this.signal,
+      });
+    } catch (err) {
+      // A blob that no longer matches its digest is dropped so the next pull fetches it again.
+      if ((err as { code?: string }).code === "OCI_DIGEST_MISMATCH") await this.blobs.remove(layer.digest);
+      throw err;
+    }
+    indexer.end();
+    return indexer.entries();
+  }
 }
 
 /**
@@ -36,14 +88,7 @@ export async function unpackLayers(
   progress: (message: string) => void,
   signal?: AbortSignal,
 ): Promise<UnpackedLayers> {
-  const blobs = new BlobCache(cacheDir);
-  const budget = new UnpackBudget(limits.maxUnpackedBytes);
-  const entryLimits = new LayerEntryLimits(limits);
-  // PAX headers hold paths, link targets and xattrs: allow what the limits allow, and no more.
-  const maxExtendedHeaderBytes = Math.max(
-    1024 * 1024,
-    2 * limits.maxXattrBytes + 2 * limits.maxPathBytes + 64 * 1024,
-  );
+  const unpacker = new LayerUnpacker(image, cacheDir, limits, progress, signal);
   const n = image.layers.length;
   const out: TarEntry[][] = new Array(n);
   const allowance = new MemoryAllowance(memoryBytes);
@@ -53,24 +98,7 @@ export async function unpackLayers(
   const worker = async () => {
     while (next < n && !failed) {
       const i = next++;
-      const layer = image.layers[i]!;
-      throwIfAborted(signal);
-      progress(`decompressing layer ${i + 1}/${n} ${layer.digest}`);
-      const where = `layer ${i + 1}/${n} ${layer.digest}`;
-      const indexer = new TarIndexer({ maxExtendedHeaderBytes }, (e) => entryLimits.check(e, where));
-      try {
-        await decompressLayer(blobs.path(layer.digest), layer.digest, layer.diffId, data[i]!, {
-          budget,
-          onData: (chunk) => indexer.write(chunk),
-          signal,
-        });
-      } catch (err) {
-        // A blob that no longer matches its digest is dropped so the next pull fetches it again.
-        if ((err as { code?: string }).code === "OCI_DIGEST_MISMATCH") await blobs.remove(layer.digest);
-        throw err;
-      }
-      indexer.end();
-      out[i] = indexer.entries();
+      out[i] = await unpacker.unpack(i, data[i]!);
     }
   };
   // Both workers run to their end before this returns or throws, so the
@@ -90,4 +118,47 @@ export async function unpackLayers(
     }
   }
   return { data, entries: out };
+}
+
+/** The layers of an image written one after another into one file, and their entries. */
+export interface LayersInPlace {
+  /** Layer `i`'s entries, in tar order. */
+  entries: TarEntry[][];
+  /** File offset of layer `i`'s uncompressed tar. */
+  layerBase: number[];
+  /** File offset just past the last layer. */
+  end: number;
+}
+
+/**
+ * Like {@link unpackLayers}, but each layer's uncompressed tar is written
+ * into the open file `fd` at the end of the one before (the first at
+ * `start`), one layer at a time, so a file system can use file data where
+ * it lies. Same checks, same errors. Returns (or throws) only once no write
+ * is in flight, so the caller may close `fd` right after.
+ */
+export async function unpackLayersInPlace(
+  image: PulledImage,
+  cacheDir: string,
+  fd: number,
+  start: number,
+  limits: OciLimits,
+  progress: (message: string) => void,
+  signal?: AbortSignal,
+): Promise<LayersInPlace> {
+  const unpacker = new LayerUnpacker(image, cacheDir, limits, progress, signal);
+  const entries: TarEntry[][] = [];
+  const layerBase: number[] = [];
+  let at = start;
+  for (let i = 0; i < image.layers.length; i++) {
+    const region = new FileRegion(fd, at);
+    try {
+      entries.push(await unpacker.unpack(i, region));
+    } finally {
+      await region.settled();
+    }
+    layerBase.push(at);
+    at += region.size;
+  }
+  return { entries, layerBase, end: at };
 }

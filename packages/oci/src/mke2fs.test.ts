@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { catFile } from "./ext4-reader.test-util.js";
 import { runMke2fs } from "./mke2fs.js";
+import { catFile } from "./rootfs-reader.test-util.js";
 import { tarOf } from "./tar-fixture.test-util.js";
 
 const work = mkdtempSync(join(tmpdir(), "oci-mke2fs-test-"));

@@ -17,9 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../../test-support/registry.js";
 import { ensureTestImages } from "../../../test-support/test-images.js";
 import { BlobCache } from "./blob-cache.js";
-import { catFile, listDir, statPath } from "./ext4-reader.test-util.js";
 import { buildRootfs, pullImage } from "./index.js";
 import type { PullProgress } from "./pulled-image.js";
+import { catFile, checkImage, listDir, statPath } from "./rootfs-reader.test-util.js";
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const work = mkdtempSync(join(tmpdir(), "oci-it-"));
@@ -50,7 +50,7 @@ describe("registry without auth", () => {
   });
   afterAll(async () => reg?.close());
 
-  it("pulls busybox and builds an ext4 root fs keeping owners and modes", async () => {
+  it("pulls busybox and builds a squashfs root fs keeping owners and modes", async () => {
     const events: PullProgress[] = [];
     const cacheDir = freshCache();
     const img = await pullImage(`${reg.host}/test/busybox`, { cacheDir, onProgress: (e) => events.push(e) });
@@ -67,6 +67,8 @@ describe("registry without auth", () => {
     });
     const fs = await buildRootfs(img);
     expect(fs.reused).toBe(false);
+    expect(fs.format).toBe("squashfs");
+    expect(fs.path).toMatch(/\/rootfs\/[0-9a-f]{64}\.img$/);
     expect(fs.path.startsWith(join(cacheDir, "rootfs"))).toBe(true);
     expect(statPath(fs.path, "/bin/busybox")).toMatchObject({ type: "regular", mode: 0o755, uid: 0 });
     expect(statPath(fs.path, "/bin/sh")?.type).toBe("symlink");
@@ -78,7 +80,7 @@ describe("registry without auth", () => {
     expect(fs.sha256).toBe(sha);
     const again = await buildRootfs(img);
     expect(again).toMatchObject({ path: fs.path, digest: fs.digest, reused: true, sha256: sha });
-    const record = fs.path.replace(/\.ext4$/, ".json");
+    const record = fs.path.replace(/\.img$/, ".json");
     expect(JSON.parse(readFileSync(record, "utf8"))).toMatchObject({ sha256: sha, size: fs.sizeBytes });
     // a record without it (an older build) gets it computed again
     const { sha256: _dropped, ...older } = JSON.parse(readFileSync(record, "utf8"));
@@ -174,20 +176,21 @@ describe("registry without auth", () => {
     });
   });
 
-  it("pulls the debian image (100+ MB) into a root fs", async () => {
-    const img = await pullImage(`${reg.host}/test/debian:bookworm`, { cacheDir: freshCache() });
-    expect(img.config.cmd).toEqual(["/bin/bash"]);
-    const fs = await buildRootfs(img);
-    expect(fs.sizeBytes).toBeGreaterThan(100 * 1024 * 1024);
-    expect(catFile(fs.path, "/etc/debian_version")).toMatch(/^12\./);
-    expect(statPath(fs.path, "/usr/bin/bash")).toMatchObject({ type: "regular", mode: 0o755 });
-    expect(statPath(fs.path, "/bin")?.type).toBe("symlink");
-    expect(statPath(fs.path, "/etc/shadow")).toMatchObject({ mode: 0o640, gid: 42 });
-    const fsck = execFileSync("fsck.ext4", ["-fn", fs.path], {
-      stdio: ["ignore", "pipe", "pipe"],
-    }).toString();
-    expect(fsck).toMatch(/files/);
-  });
+  it.each(["squashfs", "ext4"] as const)(
+    "pulls the debian image (100+ MB) into a %s root fs",
+    async (format) => {
+      const img = await pullImage(`${reg.host}/test/debian:bookworm`, { cacheDir: freshCache() });
+      expect(img.config.cmd).toEqual(["/bin/bash"]);
+      const fs = await buildRootfs(img, { format });
+      expect(fs.format).toBe(format);
+      expect(fs.sizeBytes).toBeGreaterThan(100 * 1024 * 1024);
+      expect(catFile(fs.path, "/etc/debian_version")).toMatch(/^12\./);
+      expect(statPath(fs.path, "/usr/bin/bash")).toMatchObject({ type: "regular", mode: 0o755 });
+      expect(statPath(fs.path, "/bin")?.type).toBe("symlink");
+      expect(statPath(fs.path, "/etc/shadow")).toMatchObject({ mode: 0o640, gid: 42 });
+      expect(checkImage(fs.path)).toMatch(/files|entries/);
+    },
+  );
 
   it("two processes pulling and building the same image at once: one builds, the other waits, one result", async () => {
     // dist/ is built by the integration project's setup (test-support/integration-setup.ts)
@@ -266,11 +269,9 @@ say({ done: { manifest: img.manifestDigest, path: fs.path, digest: fs.digest, re
     expect(ra.manifest).toBe(rb.manifest);
     expect(ra.path).toBe(rb.path);
     expect([ra.reused, rb.reused].sort()).toEqual([false, true]);
-    expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => f.endsWith(".ext4"))).toHaveLength(1);
+    expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => f.endsWith(".img"))).toHaveLength(1);
     expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
-    expect(
-      execFileSync("fsck.ext4", ["-fn", ra.path], { stdio: ["ignore", "pipe", "pipe"] }).toString(),
-    ).toMatch(/files/);
+    expect(checkImage(ra.path)).toMatch(/files|entries/);
   });
 });
 
@@ -582,17 +583,20 @@ describe("abort", () => {
   });
 
   it.each([
-    ["while a layer decompresses", "decompressing layer"],
-    ["while the ext4 image is encoded", "encoding ext4"],
-  ])(
+    ["while a layer decompresses into a squashfs image", "decompressing layer", "squashfs"],
+    ["while the squashfs metadata is encoded", "encoding squashfs", "squashfs"],
+    ["while a layer decompresses into memory", "decompressing layer", "ext4"],
+    ["while the ext4 image is encoded", "encoding ext4", "ext4"],
+  ] as const)(
     "an aborted signal stops buildRootfs %s with OCI_ABORTED and leaves nothing behind",
-    async (_when, at) => {
+    async (_when, at, format) => {
       const cacheDir = freshCache();
       const img = await pullImage(`oci:${images.debian!}:bookworm`, { cacheDir });
       const ac = new AbortController();
       const seen: string[] = [];
       await expect(
         buildRootfs(img, {
+          format,
           signal: ac.signal,
           onProgress: (m) => {
             seen.push(m);
@@ -604,7 +608,7 @@ describe("abort", () => {
       expect(readdirSync(join(cacheDir, "tmp"))).toEqual([]);
       expect(readdirSync(join(cacheDir, "rootfs")).filter((f) => !f.endsWith(".lock"))).toEqual([]);
       // The blobs are intact: the next build succeeds.
-      expect((await buildRootfs(img)).reused).toBe(false);
+      expect((await buildRootfs(img, { format })).reused).toBe(false);
     },
   );
 });

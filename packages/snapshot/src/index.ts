@@ -38,6 +38,7 @@ export {
   resolveRootfs,
   resolveSnapshotDir,
   rootfsFileName,
+  rootfsFileNames,
   validateSnapshotFiles,
 } from "./load.js";
 export type { LockOptions, LockOwner } from "./lock.js";

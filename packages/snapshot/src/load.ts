@@ -1,3 +1,4 @@
+import type { Stats } from "node:fs";
 import { lstat, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
@@ -35,7 +36,7 @@ export interface LoadOptions {
   verifyChecksums?: boolean;
   /**
    * The root fs stores: directories searched, in order, for the snapshot's
-   * root fs image `<hex>.ext4` (a regular file, symlinks resolved inside
+   * root fs image `<hex>.img` or `<hex>.ext4` (a regular file, symlinks resolved inside
    * the store). Default: `[defaultRootfsDir()]`, where `@supermachine/oci`
    * builds root fs images by default.
    */
@@ -209,7 +210,7 @@ export async function validateSnapshotFiles(
 }
 
 /**
- * Finds a snapshot's root fs image by its digest: `<hex>.ext4` in the first
+ * Finds a snapshot's root fs image by its digest: `<hex>.img` (or a legacy `<hex>.ext4`) in the first
  * of `rootfsDirs` (default `[defaultRootfsDir()]`) that has it, a regular
  * file (not a symlink) still inside that store once symlinks are resolved,
  * of the recorded size. Returns its path. Throws `SNAPSHOT_ROOTFS_MISSING`
@@ -223,10 +224,15 @@ export async function resolveRootfs(
   rootfsDirsOption?: string[],
 ): Promise<string> {
   const rootfsDirs = (rootfsDirsOption ?? [defaultRootfsDir()]).map((d) => resolve(d));
-  const name = rootfsFileName(rootfs.digest);
+  const names = rootfsFileNames(rootfs.digest);
   for (const store of rootfsDirs) {
-    const path = join(store, name);
-    const link = await lstat(path).catch(() => undefined);
+    let path = "";
+    let link: Stats | undefined;
+    for (const name of names) {
+      path = join(store, name);
+      link = await lstat(path).catch(() => undefined);
+      if (link) break;
+    }
     if (!link) continue;
     const outside = (problem: string) =>
       new SnapshotError(
@@ -257,8 +263,18 @@ export async function resolveRootfs(
   );
 }
 
-/** The file name of a root fs image in a store: `<hex>.ext4` of its `sha256:<hex>` digest. */
+/** The file name of a root fs image in a store: `<hex>.img` of its `sha256:<hex>` digest. */
 export function rootfsFileName(digest: string): string {
+  return rootfsFileNames(digest)[0];
+}
+
+/**
+ * The names a root fs image of `digest` may have in a store, in the order
+ * they are looked for: `<hex>.img`, then `<hex>.ext4` (how versions before
+ * 0.5 named their images, all ext4). Throws `SNAPSHOT_METADATA_INVALID` for
+ * a digest that is not `sha256:<64 hex>`.
+ */
+export function rootfsFileNames(digest: string): [current: string, legacy: string] {
   if (!ROOTFS_DIGEST.test(digest)) {
     throw new SnapshotError(
       "SNAPSHOT_METADATA_INVALID",
@@ -268,7 +284,8 @@ export function rootfsFileName(digest: string): string {
       },
     );
   }
-  return `${digest.slice("sha256:".length)}.ext4`;
+  const hex = digest.slice("sha256:".length);
+  return [`${hex}.img`, `${hex}.ext4`];
 }
 
 /**

@@ -78,7 +78,8 @@ export interface SnapshotAssets {
 /**
  * The content-addressed root fs image a snapshot uses (not copied into the
  * snapshot, and named by content, never by a host path): it is found as
- * `<hex>.ext4` in one of the root fs stores (`rootfsDirs`).
+ * `<hex>.img` (or, as older versions named it, `<hex>.ext4`) in one of the
+ * root fs stores (`rootfsDirs`).
  */
 export interface SnapshotRootfs {
   /** Content address of the root fs image as `@supermachine/oci` names it: `sha256:` + 64 hex. */
@@ -177,7 +178,7 @@ export interface SnapshotMetadata {
  * the publish key and now; `files` are measured from disk; `extraFiles`
  * defaults to none). The root fs is given by `digest` and either `path`
  * (where it is now: its size and sha256 are measured from it, and it must
- * be the store's `<hex>.ext4`) or `size` and `sha256` (a derived snapshot
+ * be the store's `<hex>.img` or `<hex>.ext4`) or `size` and `sha256` (a derived snapshot
  * reusing its parent's). A full {@link SnapshotMetadata} is accepted.
  */
 export type SnapshotMetadataDraft = Omit<

@@ -1,6 +1,6 @@
 import { lstat, readdir, readFile, rm, unlink } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { rootfsFileName } from "./load.js";
+import { rootfsFileNames } from "./load.js";
 import { LOCK_PREFIX } from "./lock.js";
 import { METADATA_FILE, SNAPSHOT_FORMAT_VERSION } from "./metadata.js";
 import { ROOTFS_DIGEST } from "./parse-metadata.js";
@@ -50,19 +50,19 @@ function isStaleLockTemp(entry: string): boolean {
   return entry.startsWith(LOCK_PREFIX) && entry.endsWith(".tmp");
 }
 
-/** The root fs file name (`<hex>.ext4`) a snapshot directory's metadata references, if it parses that far. */
-async function rootfsNameOf(dir: string): Promise<string | undefined> {
+/** The root fs file names (`<hex>.img`, legacy `<hex>.ext4`) a snapshot directory's metadata references, if it parses that far. */
+async function rootfsNamesOf(dir: string): Promise<string[]> {
   try {
     const json = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as {
       rootfs?: { digest?: unknown; path?: unknown };
     };
     if (typeof json.rootfs?.digest === "string" && ROOTFS_DIGEST.test(json.rootfs.digest)) {
-      return rootfsFileName(json.rootfs.digest);
+      return rootfsFileNames(json.rootfs.digest);
     }
     // format 1 named the file by path
-    return typeof json.rootfs?.path === "string" ? basename(json.rootfs.path) : undefined;
+    return typeof json.rootfs?.path === "string" ? [basename(json.rootfs.path)] : [];
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -155,10 +155,9 @@ export async function pruneStore(store: SnapshotStore, options: PruneOptions): P
     const referenced = new Set<string>();
     for (const entry of await readdir(store.dir).catch(() => [] as string[])) {
       if (entry.startsWith(".")) continue;
-      const n = await rootfsNameOf(join(store.dir, entry));
-      if (n) {
+      for (const n of await rootfsNamesOf(join(store.dir, entry))) {
         referenced.add(n);
-        referenced.add(n.replace(/\.ext4$/, ".json")); // the builder's record of it
+        referenced.add(n.replace(/\.(img|ext4)$/, ".json")); // the builder's record of it
       }
     }
     const rootfsDir = resolve(options.rootfsDir);

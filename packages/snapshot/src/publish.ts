@@ -4,7 +4,7 @@ import { basename, join, resolve } from "node:path";
 import { SnapshotError } from "./errors.js";
 import { describeFiles, sha256File } from "./files.js";
 import type { LoadedSnapshot, LoadOptions } from "./load.js";
-import { rootfsFileName, validateSnapshotFiles } from "./load.js";
+import { rootfsFileNames, validateSnapshotFiles } from "./load.js";
 import {
   MEMORY_FILE,
   METADATA_FILE,
@@ -121,10 +121,11 @@ async function measureRootfs(
       },
     );
   }
-  if (basename(path) !== rootfsFileName(r.digest)) {
+  const names = rootfsFileNames(r.digest);
+  if (!names.includes(basename(path))) {
     throw new SnapshotError(
       "SNAPSHOT_METADATA_INVALID",
-      `root fs ${path} is not named after its digest ${r.digest} (${rootfsFileName(r.digest)})`,
+      `root fs ${path} is not named after its digest ${r.digest} (${names.join(" or ")})`,
       { details: { field: "rootfs.path" } },
     );
   }

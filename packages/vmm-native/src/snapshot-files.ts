@@ -57,7 +57,7 @@ export interface SnapshotFiles {
 
 /** Where {@link openSnapshotFiles} finds a snapshot's inputs. */
 export interface SnapshotInputs {
-  /** Path of the root fs image (the caller resolved it, e.g. through the snapshot store). Default: `<cache>/oci/rootfs/<hex>.ext4`. */
+  /** Path of the root fs image (the caller resolved it, e.g. through the snapshot store). Default: `<cache>/oci/rootfs/<hex>.img` (or a legacy `<hex>.ext4`). */
   rootfs?: string;
   /** The guest assets to use (must have the recorded hashes). Default: `resolveGuestAssets()`. */
   guest?: GuestAssets;
@@ -297,7 +297,12 @@ function resolveInputs(dir: string, record: MachineRecord, inputs: SnapshotInput
   if (record.rootfs) {
     if ("digest" in record.rootfs) {
       rootfsDigest = record.rootfs.digest;
-      rootfs = inputs.rootfs ?? join(defaultRootfsStore(), `${rootfsDigest.slice("sha256:".length)}.ext4`);
+      const hex = rootfsDigest.slice("sha256:".length);
+      // `<hex>.img`, or `<hex>.ext4` as builds before 0.5 named it
+      rootfs =
+        inputs.rootfs ??
+        [`${hex}.img`, `${hex}.ext4`].map((n) => join(defaultRootfsStore(), n)).find((p) => existsSync(p)) ??
+        join(defaultRootfsStore(), `${hex}.img`);
       if (!existsSync(rootfs)) {
         throw missing(dir, "rootfs", `needs root fs ${rootfsDigest}, not found at ${rootfs}`, {
           digest: rootfsDigest,

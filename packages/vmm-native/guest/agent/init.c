@@ -85,9 +85,25 @@ static char *cmdline_get(const char *cmd, const char *key, char *out, size_t cap
   return NULL;
 }
 
+/* The root fs type by its magic: squashfs ("hsqs" at 0), erofs (at 1024),
+ * else ext4. The host builds squashfs unless the image needs ext4. */
+static const char *rootfs_type(const char *dev) {
+  unsigned char b[4];
+  const char *type = "ext4";
+  int fd = open(dev, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return type;
+  if (pread(fd, b, 4, 0) == 4 && !memcmp(b, "hsqs", 4))
+    type = "squashfs";
+  else if (pread(fd, b, 4, 1024) == 4 && b[0] == 0xe2 && b[1] == 0xe1 && b[2] == 0xf5 && b[3] == 0xe0)
+    type = "erofs";
+  close(fd);
+  return type;
+}
+
 static int switch_to_overlay(const char *dev, const char *fstype) {
   struct stat st;
   for (int i = 0; i < 500 && stat(dev, &st) < 0; i++) usleep(10000);
+  if (!fstype[0]) fstype = rootfs_type(dev);
   mkdir("/lower", 0755);
   mkdir("/rw", 0755);
   mkdir("/newroot", 0755);
@@ -137,7 +153,7 @@ int init_setup(void) {
   static char cmd[4096];
   if (read_small("/proc/cmdline", cmd, sizeof cmd) < 0) cmd[0] = 0;
   char root[256], fstype[64], host[65];
-  if (!cmdline_get(cmd, "sm.rootfstype", fstype, sizeof fstype)) strcpy(fstype, "ext4");
+  if (!cmdline_get(cmd, "sm.rootfstype", fstype, sizeof fstype)) fstype[0] = 0; /* by magic */
   if (!cmdline_get(cmd, "sm.hostname", host, sizeof host)) strcpy(host, "supermachine");
   if (cmdline_get(cmd, "sm.root", root, sizeof root)) switch_to_overlay(root, fstype);
   mkdir("/dev/pts", 0755);
