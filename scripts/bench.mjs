@@ -18,6 +18,7 @@ const parts = {
   bake: "packages/core/bench/bake.bench.mjs",
   pool: "packages/core/bench/pool.bench.mjs",
   perf: "packages/core/bench/perf.bench.mjs",
+  rootfs: "packages/core/bench/rootfs.bench.mjs",
   share: "packages/core/bench/share.bench.mjs",
 };
 const wanted = process.argv.slice(2).filter((a) => a in parts);

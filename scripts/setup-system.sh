@@ -8,7 +8,7 @@ BASE_PKGS=(
   musl-tools busybox-static util-linux procps iproute2
   linux-source-6.1
   docker-registry skopeo umoci debootstrap apache2-utils
-  erofs-utils squashfs-tools-ng crun
+  erofs-utils squashfs-tools-ng isal crun
   passt slirp4netns bubblewrap nftables tmux zsh
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )

@@ -1,8 +1,7 @@
-import type { Writable } from "node:stream";
 import { BlobCache } from "./blob-cache.js";
-import { decompressLayer } from "./decompress.js";
+import { type DecompressOptions, decompressLayer } from "./decompress.js";
+import { decompressLayerToFile } from "./decompress-to-file.js";
 import { throwIfAborted } from "./errors.js";
-import { FileRegion } from "./file-region.js";
 import { LayerEntryLimits } from "./layer-limits.js";
 import { LayerData, MemoryAllowance } from "./layer-store.js";
 import { type OciLimits, UnpackBudget } from "./limits.js";
@@ -42,8 +41,15 @@ class LayerUnpacker {
     );
   }
 
-  /** Decompresses layer `i` into `sink`, listing its entries on the way; returns them once both digests matched. */
-  async unpack(i: number, sink: Writable): Promise<TarEntry[]> {
+  /**
+   * Decompresses layer `i` with `decode` (which writes the tar somewhere and
+   * hands each chunk to `onData`), listing its entries on the way; returns
+   * them with what `decode` returned, once both digests matched.
+   */
+  async unpack<T>(
+    i: number,
+    decode: (blob: string, digest: string, diffId: string, opts: DecompressOptions) => Promise<T>,
+  ): Promise<{ entries: TarEntry[]; result: T }> {
     const n = this.image.layers.length;
     const layer = this.image.layers[i]!;
     throwIfAborted(this.signal);
@@ -52,8 +58,9 @@ class LayerUnpacker {
     const indexer = new TarIndexer({ maxExtendedHeaderBytes: this.maxExtendedHeaderBytes }, (e) =>
       this.entryLimits.check(e, where),
     );
+    let result: T;
     try {
-      await decompressLayer(this.blobs.path(layer.digest), layer.digest, layer.diffId, sink, {
+      result = await decode(this.blobs.path(layer.digest), layer.digest, layer.diffId, {
         budget: this.budget,
         onData: (chunk) => indexer.write(chunk),
         signal: this.signal,
@@ -64,7 +71,7 @@ class LayerUnpacker {
       throw err;
     }
     indexer.end();
-    return indexer.entries();
+    return { entries: indexer.entries(), result };
   }
 }
 
@@ -98,7 +105,11 @@ export async function unpackLayers(
   const worker = async () => {
     while (next < n && !failed) {
       const i = next++;
-      out[i] = await unpacker.unpack(i, data[i]!);
+      out[i] = (
+        await unpacker.unpack(i, (blob, digest, diffId, opts) =>
+          decompressLayer(blob, digest, diffId, data[i]!, opts),
+        )
+      ).entries;
     }
   };
   // Both workers run to their end before this returns or throws, so the
@@ -131,16 +142,16 @@ export interface LayersInPlace {
 }
 
 /**
- * Like {@link unpackLayers}, but each layer's uncompressed tar is written
- * into the open file `fd` at the end of the one before (the first at
- * `start`), one layer at a time, so a file system can use file data where
- * it lies. Same checks, same errors. Returns (or throws) only once no write
- * is in flight, so the caller may close `fd` right after.
+ * Like {@link unpackLayers}, but each layer's uncompressed tar is appended
+ * to the file `path` (which must be `start` bytes long), one layer at a
+ * time, so a file system can use file data where it lies
+ * ({@link decompressLayerToFile}). Same checks, same errors. Returns (or
+ * throws) only once nothing writes the file any more.
  */
 export async function unpackLayersInPlace(
   image: PulledImage,
   cacheDir: string,
-  fd: number,
+  path: string,
   start: number,
   limits: OciLimits,
   progress: (message: string) => void,
@@ -151,14 +162,13 @@ export async function unpackLayersInPlace(
   const layerBase: number[] = [];
   let at = start;
   for (let i = 0; i < image.layers.length; i++) {
-    const region = new FileRegion(fd, at);
-    try {
-      entries.push(await unpacker.unpack(i, region));
-    } finally {
-      await region.settled();
-    }
-    layerBase.push(at);
-    at += region.size;
+    const base = at;
+    const r = await unpacker.unpack(i, (blob, digest, diffId, opts) =>
+      decompressLayerToFile(blob, digest, diffId, path, base, opts),
+    );
+    entries.push(r.entries);
+    layerBase.push(base);
+    at += r.result;
   }
   return { entries, layerBase, end: at };
 }

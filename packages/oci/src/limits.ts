@@ -81,6 +81,11 @@ export class UnpackBudget {
     return this.used;
   }
 
+  /** Bytes that may still be added before the cap is exceeded. */
+  get remaining(): number {
+    return Math.max(0, this.max - this.used);
+  }
+
   /** Adds `n` bytes of layer `what`; throws {@link LimitExceededError} once the total is over the cap. */
   add(n: number, what: string): void {
     this.used += n;

@@ -330,10 +330,11 @@ async function buildSquashfs(job: BuildJob, signal?: AbortSignal): Promise<Built
   const fh = await open(job.tmp, "w+");
   let closed = false;
   try {
+    await fh.truncate(DATA_START);
     const { entries, layerBase, end } = await unpackLayersInPlace(
       job.image,
       job.cacheDir,
-      fh.fd,
+      job.tmp,
       DATA_START,
       job.limits,
       job.progress,
