@@ -379,6 +379,7 @@ async function buildSquashfs(job: BuildJob, signal?: AbortSignal): Promise<Built
       stats: {
         inodes: enc.inodes,
         layerBytes: end - DATA_START,
+        dataBytes: end - DATA_START - hidden,
         zeroedBytes: hidden,
         metadataBytes: enc.bytesUsed - end,
       },
