@@ -58,7 +58,7 @@ export { DOCKER_HUB, parseReference, parseRegistryReference } from "./reference.
 export type { FetchedManifest, RegistryClientOptions, UploadBody } from "./registry-client.js";
 export { RegistryClient } from "./registry-client.js";
 export type { BuildRootfsOptions, RootfsFormat, RootfsImage } from "./rootfs.js";
-export { buildRootfs, rootfsDigest, rootfsFileNames } from "./rootfs.js";
+export { buildRootfs, rootfsDigest } from "./rootfs.js";
 export type { RootfsToolStatus } from "./rootfs-tools.js";
 export { checkRootfsTools } from "./rootfs-tools.js";
 export type { ReadTarOptions, TarEntry, TarEntryType } from "./tar-reader.js";

@@ -22,7 +22,7 @@ export interface BuildRootfsOptions {
   cacheDir?: string;
   /** Human-readable progress messages. */
   onProgress?: (message: string) => void;
-  /** Extra free space to leave in the file system, in bytes (default 0; the guest mounts it read-only). */
+  /** Extra free space to leave in an ext4 file system, in bytes (default 0; the guest mounts it read-only; squashfs has none). */
   extraBytes?: number;
   /** Aborts the build (the partial image is removed). */
   signal?: AbortSignal;
@@ -107,8 +107,8 @@ export function rootfsDigest(diffIds: string[], extraBytes = 0, format: RootfsFo
   return `sha256:${createHash("sha256").update(key).digest("hex")}`;
 }
 
-/** File names of a root fs image in `dir`: `<hex>.img`, and `<hex>.ext4` as versions before 0.5 named their ext4 images. */
-export function rootfsFileNames(hex: string): [current: string, legacy: string] {
+/** File names of the root fs image `<hex>`: `<hex>.img`, and `<hex>.ext4` as versions before 0.5 named their ext4 images. */
+function rootfsFileNames(hex: string): [current: string, legacy: string] {
   return [`${hex}.img`, `${hex}.ext4`];
 }
 

@@ -6,7 +6,7 @@ import * as tarStream from "tar-stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { bufferSource } from "./byte-source.js";
 import { MergedTree } from "./layer-merge.js";
-import { encodeSquashfs, squashfsUnsupported } from "./squashfs-encoder.js";
+import { encodeSquashfs, squashfsUnsupported, unusedRanges } from "./squashfs-encoder.js";
 import { type TarIn, tarOf } from "./tar-fixture.test-util.js";
 import { readTarEntries, type TarEntry } from "./tar-reader.js";
 
@@ -176,5 +176,41 @@ describe("encodeSquashfs", () => {
     for await (const e of readTarEntries(bufferSource(tar))) entries.push(e);
     tree.applyLayer(0, entries);
     expect(squashfsUnsupported(tree)).toMatch(/system\.posix_acl_access/);
+  });
+
+  it("unusedRanges covers every byte but the data of files in the merged tree", async () => {
+    const layers = [
+      await tarOf([
+        { name: "keep", data: "K".repeat(1000) },
+        { name: "gone", data: "G".repeat(700) },
+        { name: "replaced", data: "R".repeat(300) },
+      ]),
+      await tarOf([
+        { name: ".wh.gone", data: "" },
+        { name: "replaced", data: "N".repeat(50) },
+      ]),
+    ];
+    const tree = new MergedTree();
+    const layerBase = [4096, 4096 + layers[0]!.length];
+    for (const [i, t] of layers.entries()) {
+      const entries: TarEntry[] = [];
+      for await (const e of readTarEntries(bufferSource(t))) entries.push(e);
+      tree.applyLayer(i, entries);
+    }
+    const end = layerBase[1]! + layers[1]!.length;
+    const image = Buffer.alloc(end);
+    layers[0]!.copy(image, layerBase[0]);
+    layers[1]!.copy(image, layerBase[1]);
+    const gaps = unusedRanges(tree, { layerBase, metadataStart: end });
+    for (const [a, b] of gaps) image.fill(0, a, b);
+    const left = image.subarray(4096).toString("latin1").replace(/\0+/g, "|");
+    expect(left).toBe(`|${"K".repeat(1000)}|${"N".repeat(50)}|`);
+    // Ranges are sorted, disjoint and inside the layers.
+    for (let i = 0; i < gaps.length; i++) {
+      expect(gaps[i]![0]).toBeLessThan(gaps[i]![1]);
+      if (i > 0) expect(gaps[i]![0]).toBeGreaterThan(gaps[i - 1]![1]);
+    }
+    expect(gaps[0]![0]).toBe(4096);
+    expect(gaps.at(-1)![1]).toBe(end);
   });
 });

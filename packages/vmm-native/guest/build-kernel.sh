@@ -8,7 +8,8 @@
 #   build-kernel.sh aarch64    kernel/aarch64.config, cross-compiled with
 #                              aarch64-linux-gnu-gcc     -> kernel/<hash>/Image
 # SUPERMACHINE_KERNEL_FRAGMENT=FILE builds another fragment (e.g. an older
-# one, for the kernel benchmark's "before" column).
+# one, for the kernel benchmark's "before" column). kernel/patches/*.patch
+# (applied with patch -p1, in name order) change the source for both.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${SUPERMACHINE_CACHE:-$HOME/.cache/supermachine}"
@@ -27,8 +28,11 @@ aarch64)
   command -v "${cross}gcc" >/dev/null || { echo "build-kernel: ${cross}gcc not found (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 1; } ;;
 *) echo "build-kernel: unknown architecture '$arch' (x86_64 or aarch64)" >&2; exit 2 ;;
 esac
+# Patches applied to the source before configuring (both architectures), in name order.
+patches=("$here"/kernel/patches/*.patch)
+[ -e "${patches[0]}" ] || patches=()
 # (the x86_64 hash input is unchanged from before multi-arch builds, so its cache stays valid)
-hash="$( { echo "recipe=$RECIPE source=$srcver$archtag"; cat "$fragment"; } | sha256sum | cut -c1-16)"
+hash="$( { echo "recipe=$RECIPE source=$srcver$archtag"; cat "$fragment"; for p in "${patches[@]}"; do echo "== patch ${p##*/}"; cat "$p"; done; } | sha256sum | cut -c1-16)"
 out="$cache/kernel/$hash"
 if [ -f "$out/$target" ]; then echo "$out/$target"; exit 0; fi
 work="$cache/kernel/build-$hash"
@@ -39,6 +43,7 @@ export ARCH="$karch" CROSS_COMPILE="$cross"
 started=$(date +%s)
 tar -C "$work" -xf "$tarball"
 src="$work/linux-source-6.1"
+for p in "${patches[@]}"; do patch -s -d "$src" -p1 < "$p"; done
 (
   cd "$src"
   make -s tinyconfig >/dev/null
