@@ -94,41 +94,26 @@ describe.each(["squashfs", "ext4"] as const)(
 
     it("absolute paths and writes through symlinks (in the same or a lower layer) stay inside the image", async () => {
       const host = hostTarget();
+      const lower: TarIn[] = [
+        { name: "escape", type: "symlink", linkname: host },
+        { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
+        { name: "escape-same", type: "symlink", linkname: host },
+        { name: "escape-same/same-layer", data: "3" },
+      ];
+      const upper: TarIn[] = [
+        { name: "escape/through-symlink", data: "1" },
+        { name: `up${host}/through-dotdot-symlink`, data: "2" },
+        { name: `${host}/absolute`, data: "4" },
+      ];
       const b = await build(
-        [
-          [
-            { name: "escape", type: "symlink", linkname: host },
-            { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
-            { name: "escape-same", type: "symlink", linkname: host },
-            { name: "escape-same/same-layer", data: "3" },
-          ],
-          [
-            { name: "escape/through-symlink", data: "1" },
-            { name: `up${host}/through-dotdot-symlink`, data: "2" },
-            { name: `${host}/absolute`, data: "4" },
-            { name: `/../${host.slice(1)}/absolute-dotdot`, data: "5" },
-          ],
-        ],
-        { format },
+        [lower, [...upper, { name: `/../${host.slice(1)}/absolute-dotdot`, data: "5" }]],
+        {
+          format,
+        },
       );
       // `/../x` climbs above the root: rejected. Without it the image builds.
       await expectBuildError(b, { code: "OCI_LAYER_UNSAFE_PATH" });
-      const ok = await build(
-        [
-          [
-            { name: "escape", type: "symlink", linkname: host },
-            { name: "up", type: "symlink", linkname: "../../../../../../../../.." },
-            { name: "escape-same", type: "symlink", linkname: host },
-            { name: "escape-same/same-layer", data: "3" },
-          ],
-          [
-            { name: "escape/through-symlink", data: "1" },
-            { name: `up${host}/through-dotdot-symlink`, data: "2" },
-            { name: `${host}/absolute`, data: "4" },
-          ],
-        ],
-        { format },
-      );
+      const ok = await build([lower, upper], { format });
       const fs = await ok.result;
       expect(readdirSync(host)).toEqual([]);
       expect(listDir(fs.path, host).sort()).toEqual([

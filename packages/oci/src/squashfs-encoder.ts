@@ -66,13 +66,7 @@ export interface EncodedSquashfs {
  */
 export function squashfsUnsupported(tree: MergedTree): string | undefined {
   const ids = new Set<number>();
-  const seen = new Set<MergedInode>();
-  const stack: MergedNode[] = [tree.root];
-  while (stack.length) {
-    const node = stack.pop()!;
-    const ino = node.inode;
-    if (seen.has(ino)) continue;
-    seen.add(ino);
+  const why = eachInode(tree, (ino, node) => {
     ids.add(ino.uid);
     ids.add(ino.gid);
     for (const name of Object.keys(ino.xattrs)) {
@@ -85,14 +79,34 @@ export function squashfsUnsupported(tree: MergedTree): string | undefined {
     if ((ino.type === "char" || ino.type === "block") && (ino.devmajor > 0xfff || ino.devminor > 0xfffff)) {
       return `device number ${ino.devmajor}:${ino.devminor}`;
     }
-    if (node.children) {
-      for (const [name, child] of node.children) {
-        if (Buffer.byteLength(name) > MAX_NAME) return `a name of ${Buffer.byteLength(name)} bytes`;
-        stack.push(child);
-      }
+    for (const name of node.children?.keys() ?? []) {
+      if (Buffer.byteLength(name) > MAX_NAME) return `a name of ${Buffer.byteLength(name)} bytes`;
     }
-  }
+    return undefined;
+  });
+  if (why !== undefined) return why;
   if (ids.size > MAX_IDS) return `${ids.size} distinct owner ids`;
+  return undefined;
+}
+
+/**
+ * Calls `visit` once per distinct inode of the tree (a hardlinked file
+ * once), depth first; stops at, and returns, the first value it returns.
+ */
+function eachInode<T>(
+  tree: MergedTree,
+  visit: (ino: MergedInode, node: MergedNode) => T | undefined,
+): T | undefined {
+  const seen = new Set<MergedInode>();
+  const stack: MergedNode[] = [tree.root];
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (seen.has(node.inode)) continue;
+    seen.add(node.inode);
+    const out = visit(node.inode, node);
+    if (out !== undefined) return out;
+    if (node.children) for (const c of node.children.values()) stack.push(c);
+  }
   return undefined;
 }
 
@@ -105,19 +119,13 @@ export function squashfsUnsupported(tree: MergedTree): string | undefined {
  */
 export function unusedRanges(tree: MergedTree, layout: SquashfsLayout): [number, number][] {
   const used: [number, number][] = [];
-  const seen = new Set<MergedInode>();
-  const stack: MergedNode[] = [tree.root];
-  while (stack.length) {
-    const node = stack.pop()!;
-    const ino = node.inode;
-    if (seen.has(ino)) continue;
-    seen.add(ino);
+  eachInode(tree, (ino) => {
     if (ino.type === "file" && ino.size > 0) {
       const start = layout.layerBase[ino.data!.layer]! + ino.data!.offset;
       used.push([start, start + ino.size]);
     }
-    if (node.children) for (const c of node.children.values()) stack.push(c);
-  }
+    return undefined;
+  });
   used.sort((a, b) => a[0] - b[0]);
   const gaps: [number, number][] = [];
   let at = layout.layerBase[0] ?? layout.metadataStart;
