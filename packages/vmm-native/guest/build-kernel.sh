@@ -35,6 +35,12 @@ patches=("$here"/kernel/patches/*.patch)
 hash="$( { echo "recipe=$RECIPE source=$srcver$archtag"; cat "$fragment"; for p in "${patches[@]}"; do echo "== patch ${p##*/}"; cat "$p"; done; } | sha256sum | cut -c1-16)"
 out="$cache/kernel/$hash"
 if [ -f "$out/$target" ]; then echo "$out/$target"; exit 0; fi
+# One build per hash at a time: a second one (another checkout, a test
+# run's setup) waits here and then finds the first one's result.
+mkdir -p "$cache/kernel"
+exec 9>"$cache/kernel/.build-$hash.lock"
+flock 9
+if [ -f "$out/$target" ]; then echo "$out/$target"; exit 0; fi
 work="$cache/kernel/build-$hash"
 rm -rf "$work"; mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
