@@ -79,12 +79,11 @@ try {
         const first = await session.run({ argv: ["true"] });
         if (first.exitCode !== 0) throw new Error("true failed");
         r.bootMs.push(since(t0));
-        const fstype = (
-          await session.run({ argv: ["sh", "-c", "grep ' /lower ' /proc/mounts | cut -d' ' -f3"] })
-        ).stdout
-          .toString()
-          .trim();
-        r.guestFsType = fstype;
+        // What the guest mounted as its lower root: the device's magic, as init reads it.
+        const magic = (await session.run({ argv: ["head", "-c", "4", "/dev/vda"] })).stdout.toString(
+          "latin1",
+        );
+        r.guestFsType = magic === "hsqs" ? "squashfs" : "ext4";
         r.walkMs.push((await timed(session, "find / -xdev > /dev/null")).ms);
         r.readMs.push(
           (await timed(session, "find /usr -xdev -type f -print0 | xargs -0 cat > /dev/null")).ms,
