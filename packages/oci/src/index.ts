@@ -61,6 +61,8 @@ export type { BuildRootfsOptions, RootfsFormat, RootfsImage } from "./rootfs.js"
 export { buildRootfs, rootfsDigest } from "./rootfs.js";
 export type { RootfsToolStatus } from "./rootfs-tools.js";
 export { checkRootfsTools } from "./rootfs-tools.js";
+export type { EncodedSquashfs, SquashfsLayout } from "./squashfs-encoder.js";
+export { encodeSquashfs, squashfsUnsupported, unusedRanges } from "./squashfs-encoder.js";
 export type { ReadTarOptions, TarEntry, TarEntryType } from "./tar-reader.js";
 export { readTarEntries } from "./tar-reader.js";
 export type { ByteSink } from "./tar-writer.js";
