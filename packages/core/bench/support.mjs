@@ -96,7 +96,7 @@ export async function plainBootToFirstExec(image) {
     initrd: a.initrd,
     memoryMib: image.memoryMib,
     vcpus: image.vcpus,
-    rootfs: image.metadata.rootfs.path,
+    rootfs: image.rootfsPath,
   });
   try {
     const session = await AgentSession.open(await machine.connectAgent(120_000), {
