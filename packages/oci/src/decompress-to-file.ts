@@ -9,8 +9,6 @@ import { findProgram } from "./find-program.js";
 
 /** Most bytes read back per step while a layer written by a decoder is hashed and listed. */
 const READ_BACK = 4 * 1024 * 1024;
-/** Bytes the decoder must have written beyond what was read before the next read (while it runs). */
-const TAIL_STEP = 1024 * 1024;
 
 /**
  * The decoder that writes a layer's tar itself, with its arguments: `igzip`
@@ -84,22 +82,22 @@ export async function decompressLayerToFile(
     const hash = hasherFor(diffId);
     let pos = 0;
     try {
-      // Hash and list what the decoder has written so far, while it goes on writing.
+      // Hash and list what the decoder has written so far, while it goes on
+      // writing: a read returns what is there (up to the file's size). One
+      // buffer, reused: the hash and onData are done with a chunk on return.
+      const buf = Buffer.allocUnsafe(READ_BACK);
       for (;;) {
         const done = status !== undefined;
-        const avail = (await reader.stat()).size - base - pos;
-        if (avail > 0 && (avail >= TAIL_STEP || done)) {
-          const buf = Buffer.allocUnsafe(Math.min(avail, READ_BACK));
-          const { bytesRead } = await reader.read(buf, 0, buf.length, base + pos);
-          if (bytesRead === 0) throw new LayerInvalidError(`${what}: the decompressed file shrank`);
+        const { bytesRead } = await reader.read(buf, 0, READ_BACK, base + pos);
+        if (bytesRead > 0) {
           const chunk = buf.subarray(0, bytesRead);
           pos += bytesRead;
           opts.budget?.add(bytesRead, what);
           hash.update(chunk);
           opts.onData?.(chunk);
-          continue;
-        }
-        if (done) break;
+          if (bytesRead === READ_BACK || done) continue;
+        } else if (done) break;
+        // Less than a full buffer was there: let the decoder write more first.
         await Promise.race([exited, new Promise((r) => setTimeout(r, 1))]);
       }
     } catch (err) {

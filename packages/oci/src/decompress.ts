@@ -149,7 +149,8 @@ export interface DecompressOptions {
   /**
    * Sees every uncompressed chunk, in order, before it is written (e.g. to
    * index the tar while it streams). The chunk is not verified yet: act on
-   * it only after `decompressLayer` resolved. Must not throw.
+   * it only after `decompressLayer` resolved. It is valid only during the
+   * call (its buffer may be reused): copy what must be kept. Must not throw.
    */
   onData?: (chunk: Buffer) => void;
   /** Stops decompressing (`OCI_ABORTED`; the caller removes the output). */
