@@ -12,6 +12,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -23,7 +24,7 @@ import { startRegistry } from "../../../test-support/registry.js";
 import { buildImage, type TarIn, tarOf, writeLayout } from "./hostile.test-util.js";
 import { buildRootfs, pullImage, type RootfsFormat } from "./index.js";
 import type { OciLimits } from "./limits.js";
-import { catFile, listDir, statPath } from "./rootfs-reader.test-util.js";
+import { catFile, checkImage, listDir, statPath } from "./rootfs-reader.test-util.js";
 
 const work = mkdtempSync(join(tmpdir(), "oci-hostile-img-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -246,6 +247,27 @@ describe("what later layers hid stays out of the image", () => {
       expect(raw.includes("kept-data")).toBe(true);
     },
   );
+
+  it("squashfs: a big file a later layer deleted is a hole in the image: zeros, and no disk space", async () => {
+    const big = Buffer.alloc(24 * 1024 * 1024, "S");
+    const b = await build([
+      [
+        { name: "opt/big.bin", data: big },
+        { name: "opt/small", data: "small" },
+      ],
+      [{ name: "opt/.wh.big.bin", data: "" }],
+    ]);
+    const fs = await b.result;
+    expect(fs.format).toBe("squashfs");
+    expect(catFile(fs.path, "/opt/small")).toBe("small");
+    const raw = readFileSync(fs.path);
+    expect(raw.includes(Buffer.alloc(4096, "S"))).toBe(false);
+    // Allocated blocks: far less than the 24 MiB the deleted file's bytes took in the layer.
+    const st = statSync(fs.path);
+    expect(st.size).toBeGreaterThan(24 * 1024 * 1024);
+    expect(st.blocks * 512).toBeLessThan(4 * 1024 * 1024);
+    expect(checkImage(fs.path)).toMatch(/entries/);
+  });
 
   it("an image squashfs cannot hold (a system.* xattr) is built as ext4 instead, keeping it", async () => {
     // A POSIX ACL (version 2; user::rw-, group::r--, other::r--), as tar tools store it.

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readSync, writeSync } from "node:fs";
+import { readSync } from "node:fs";
 import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, tempName } from "./blob-cache.js";
@@ -15,6 +15,7 @@ import { runMke2fs } from "./mke2fs.js";
 import type { PulledImage } from "./pulled-image.js";
 import { encodeSquashfs, SQUASHFS_BLOCK_LOG, squashfsUnsupported, unusedRanges } from "./squashfs-encoder.js";
 import type { TarEntry } from "./tar-reader.js";
+import { zeroRanges } from "./zero-ranges.js";
 
 /** Options of {@link buildRootfs}. */
 export interface BuildRootfsOptions {
@@ -367,7 +368,7 @@ async function buildSquashfs(job: BuildJob, signal?: AbortSignal): Promise<Built
     // Headers and the data of files later layers deleted or replaced: zeros,
     // so the guest's raw disk holds only what the merged tree shows.
     throwIfAborted(signal);
-    const hidden = zeroRanges(fh.fd, unusedRanges(tree, layout));
+    const hidden = await zeroRanges(job.tmp, fh.fd, unusedRanges(tree, layout));
     const enc = encodeSquashfs(tree, layout);
     throwIfAborted(signal);
     await writeAt(fh, Buffer.concat(enc.metadata), end);
@@ -379,27 +380,15 @@ async function buildSquashfs(job: BuildJob, signal?: AbortSignal): Promise<Built
       stats: {
         inodes: enc.inodes,
         layerBytes: end - DATA_START,
-        dataBytes: end - DATA_START - hidden,
-        zeroedBytes: hidden,
+        dataBytes: end - DATA_START - hidden.bytes,
+        zeroedBytes: hidden.bytes,
+        punchedBytes: hidden.punched,
         metadataBytes: enc.bytesUsed - end,
       },
     };
   } finally {
     if (!closed) await fh.close();
   }
-}
-
-/** Overwrites `ranges` of the file with zeros; returns the bytes zeroed. */
-function zeroRanges(fd: number, ranges: [number, number][]): number {
-  const zeros = Buffer.alloc(1024 * 1024);
-  let total = 0;
-  for (const [start, end] of ranges) {
-    for (let pos = start; pos < end; ) {
-      pos += writeSync(fd, zeros, 0, Math.min(zeros.length, end - pos), pos);
-    }
-    total += end - start;
-  }
-  return total;
 }
 
 /** Reads of a layer tar lying at `base` (`size` bytes) in an open file. */
