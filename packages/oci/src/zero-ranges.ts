@@ -4,6 +4,8 @@ import { findProgram } from "./find-program.js";
 
 /** Ranges at least this long are punched out of the file (a hole reads as zeros and takes no disk) rather than written. */
 const PUNCH_MIN = 1024 * 1024;
+/** Most `fallocate` runs per image (the longest ranges; the rest are written): a hostile image cannot make thousands. */
+const MAX_PUNCHES = 256;
 
 /** What {@link zeroRanges} did. */
 export interface Zeroed {
@@ -15,18 +17,25 @@ export interface Zeroed {
 
 /**
  * Makes `ranges` of the file `path` (open as `fd`) read as zeros: a range
- * of 1 MiB or more is punched out with `fallocate --punch-hole` (the file
+ * of 1 MiB or more (the 256 longest) is punched out with `fallocate --punch-hole` (the file
  * keeps its size, the range its disk space back: a big file a later layer
  * deleted costs nothing), anything else, or when punching is not possible
  * on this file system, is overwritten with zeros.
  */
 export async function zeroRanges(path: string, fd: number, ranges: [number, number][]): Promise<Zeroed> {
   const fallocate = findProgram("fallocate");
+  const punchable = new Set(
+    ranges
+      .filter(([start, end]) => end - start >= PUNCH_MIN)
+      .sort((a, b) => b[1] - b[0] - (a[1] - a[0]))
+      .slice(0, MAX_PUNCHES),
+  );
   const zeros = Buffer.alloc(1024 * 1024);
   const done: Zeroed = { bytes: 0, punched: 0 };
-  for (const [start, end] of ranges) {
+  for (const range of ranges) {
+    const [start, end] = range;
     done.bytes += end - start;
-    if (fallocate && end - start >= PUNCH_MIN && (await punch(fallocate, path, start, end - start))) {
+    if (fallocate && punchable.has(range) && (await punch(fallocate, path, start, end - start))) {
       done.punched += end - start;
       continue;
     }
