@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { blobCompression, type DecompressOptions, decompressLayer } from "./decompress.js";
+import { blobCompression, checkBlob, type DecompressOptions, decompressLayer } from "./decompress.js";
 import { hasherFor } from "./digest.js";
 import { DigestMismatchError, LayerInvalidError, throwIfAborted } from "./errors.js";
 import { FileRegion } from "./file-region.js";
@@ -137,14 +136,6 @@ interface Status {
   code: number | null;
   signal: NodeJS.Signals | null;
   error?: Error;
-}
-
-/** Throws `OCI_DIGEST_MISMATCH` when the blob's bytes no longer match `digest`. */
-async function checkBlob(blobPath: string, digest: string): Promise<void> {
-  const full = hasherFor(digest);
-  for await (const c of createReadStream(blobPath, { highWaterMark: READ_BACK })) full.update(c as Buffer);
-  const actual = `${digest.split(":")[0]}:${full.digest("hex")}`;
-  if (actual !== digest) throw new DigestMismatchError(`layer ${digest}`, digest, actual);
 }
 
 /** The streaming path: Node decodes and writes the file through a {@link FileRegion}. */

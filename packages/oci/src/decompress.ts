@@ -245,15 +245,21 @@ export async function decompressLayer(
     throwIfAborted(opts.signal);
     if (err instanceof LimitExceededError) throw err;
     // A corrupt blob usually fails to decompress; report the digest if that is why.
-    const full = hasherFor(digest);
-    for await (const c of createReadStream(blobPath)) full.update(c as Buffer);
-    const actual = `${digest.split(":")[0]}:${full.digest("hex")}`;
-    if (actual !== digest) throw new DigestMismatchError(`layer ${digest}`, digest, actual);
+    await checkBlob(blobPath, digest);
     throw new LayerInvalidError(`cannot decompress layer ${digest}: ${(err as Error).message}`, {
       cause: err,
     });
   }
   checkDigests(compressed.result(), digest, uncompressed.result(), diffId);
+}
+
+/** Throws `OCI_DIGEST_MISMATCH` when the blob's bytes no longer match `digest` (read once more, after a decoding failure). */
+export async function checkBlob(blobPath: string, digest: string): Promise<void> {
+  const full = hasherFor(digest);
+  for await (const c of createReadStream(blobPath, { highWaterMark: 4 * 1024 * 1024 }))
+    full.update(c as Buffer);
+  const actual = `${digest.split(":")[0]}:${full.digest("hex")}`;
+  if (actual !== digest) throw new DigestMismatchError(`layer ${digest}`, digest, actual);
 }
 
 function checkDigests(actual: string, digest: string, actualDiff: string | null, diffId: string): void {
