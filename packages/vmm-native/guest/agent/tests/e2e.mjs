@@ -332,6 +332,32 @@ test("write_file + read_file 1.5 MB, mode exact", async () => {
   const st = await c.exec(id(), ["stat", "-c", "%a", path]);
   eq(st.stdout.toString().trim(), "640", "stat mode");
 });
+// Large outputs of several execs at once, with small ones between them:
+// every byte arrives once and in order, stdout and stderr kept apart.
+test("large outputs: exact bytes, in order, beside other streams", async () => {
+  const pat = randomBytes(100_000);
+  const path = `${tmp}/splice-pattern.bin`;
+  const w = await writeFile(id(), path, pat, 0o644);
+  eq(w[w.length - 1].type, T.OK, "pattern written");
+  const loop = (n, tag) => `i=0; while [ $i -lt ${n} ]; do cat ${path}; echo ${tag} $i >&2; i=$((i+1)); done`;
+  const runs = await Promise.all([
+    c.exec(id(), ["sh", "-c", loop(20, "a")], { waitMs: 120000 }),
+    c.exec(id(), ["sh", "-c", loop(12, "b")], { waitMs: 120000 }),
+    ...Array.from({ length: 10 }, (_, k) => c.exec(id(), ["echo", `small ${k}`], { waitMs: 120000 })),
+  ]);
+  for (const [r, n, tag] of [
+    [runs[0], 20, "a"],
+    [runs[1], 12, "b"],
+  ]) {
+    eq(r.stdout.length, pat.length * n, `${tag}: stdout length`);
+    for (let k = 0; k < n; k++)
+      ok(r.stdout.subarray(k * pat.length, (k + 1) * pat.length).equals(pat), `${tag}: copy ${k}`);
+    const lines = Array.from({ length: n }, (_, k) => `${tag} ${k}\n`).join("");
+    eq(r.stderr.toString(), lines, `${tag}: stderr`);
+    eq(r.exit.code, 0, `${tag}: exit`);
+  }
+  for (let k = 0; k < 10; k++) eq(runs[2 + k].stdout.toString(), `small ${k}\n`, `small ${k}`);
+});
 test("write_file mode 4755 despite umask, empty file", async () => {
   const path = `${tmp}/empty`;
   const wf = await writeFile(id(), path, Buffer.alloc(0), 0o4755, 0);
