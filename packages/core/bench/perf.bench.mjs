@@ -180,17 +180,29 @@ async function throughput(image, workers) {
 async function streams(image) {
   const pool = await image.pool({ min: 1, max: 1 });
   const vm = await pool.acquire();
+  const pid = vm.worker.machine.pid;
   const mib = 64;
   await vm.exec({ argv: ["sh", "-c", `dd if=/dev/zero of=/tmp/big bs=1M count=${mib} 2>/dev/null`] });
   const out = [];
   const file = [];
+  // QEMU's CPU (the guest's and the device's work) per stream, and the same
+  // bytes crossing a pipe inside the guest with no agent involved: the part
+  // of stdout's cost that readFile does not have.
+  const cpu = { stdout: [], readFile: [], guestPipe: [] };
+  const withCpu = async (list, fn) => {
+    const c0 = cpuMs(pid);
+    const r = await ms(fn);
+    list.push(cpuMs(pid) - c0);
+    return r;
+  };
   for (let i = 0; i < 3; i++) {
-    const o = await ms(() => vm.exec({ argv: ["cat", "/tmp/big"] }));
+    const o = await withCpu(cpu.stdout, () => vm.exec({ argv: ["cat", "/tmp/big"] }));
     if (o.result.stdout.length !== mib * 2 ** 20) throw new Error("short stdout");
     out.push(mib / 1.048576 / (o.ms / 1000));
-    const f = await ms(() => vm.readFile("/tmp/big"));
+    const f = await withCpu(cpu.readFile, () => vm.readFile("/tmp/big"));
     if (f.result.length !== mib * 2 ** 20) throw new Error("short readFile");
     file.push(mib / 1.048576 / (f.ms / 1000));
+    await withCpu(cpu.guestPipe, () => vm.exec({ argv: ["sh", "-c", "cat /tmp/big | cat > /dev/null"] }));
   }
   // Chatty output: a shell printing 20000 short lines, against the same loop
   // writing to /dev/null in the guest (what the agent adds per line).
@@ -205,8 +217,20 @@ async function streams(image) {
   }
   await vm.release();
   await pool.shutdown();
-  results.streams = { stdoutMBs: out, readFileMBs: file, linesMs: lines, linesToDevNullMs: devNull };
-  return { stdout: p50(out), readFile: p50(file), lines: p50(lines), devNull: p50(devNull) };
+  results.streams = {
+    stdoutMBs: out,
+    readFileMBs: file,
+    qemuCpuMs: cpu,
+    linesMs: lines,
+    linesToDevNullMs: devNull,
+  };
+  return {
+    stdout: p50(out),
+    readFile: p50(file),
+    cpu: { stdout: p50(cpu.stdout), readFile: p50(cpu.readFile), guestPipe: p50(cpu.guestPipe) },
+    lines: p50(lines),
+    devNull: p50(devNull),
+  };
 }
 
 const registry = await startRegistry();
@@ -268,6 +292,14 @@ try {
   row("stdout stream (cat of 64 MiB)", s.stdout, "MB/s", "p50 of 3");
   row("readFile (64 MiB)", s.readFile, "MB/s", "p50 of 3, same VM and file");
   ratioRow("stdout / readFile", s.stdout / s.readFile, ">= 1", "higher is better");
+  row("  QEMU CPU: stdout of 64 MiB", s.cpu.stdout, "ms", "p50 of 3");
+  row("  QEMU CPU: readFile of 64 MiB", s.cpu.readFile, "ms", "p50 of 3");
+  row(
+    "  QEMU CPU: the guest alone, 64 MiB through a pipe",
+    s.cpu.guestPipe,
+    "ms",
+    "p50 of 3; `cat f | cat > /dev/null`: what stdout has more",
+  );
   row("20000 short lines on stdout", s.lines, "ms", "p50 of 3; sh echo loop");
   row("the same loop to /dev/null in the guest", s.devNull, "ms", "p50 of 3; baseline");
   row(
