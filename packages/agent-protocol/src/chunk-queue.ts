@@ -29,6 +29,12 @@ export class ChunkQueue {
     return out;
   }
 
+  /** How many bytes the first chunk still holds: what {@link take} returns without copying. */
+  get headLength(): number {
+    const first = this.chunks[0];
+    return first ? first.length - this.head : 0;
+  }
+
   /** Removes and returns the first `n` bytes, contiguous (n <= length). */
   take(n: number): Buffer {
     const out = n === 0 ? Buffer.alloc(0) : this.peek(n);

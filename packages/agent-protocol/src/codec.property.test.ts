@@ -54,6 +54,61 @@ describe("codec properties", () => {
     );
   });
 
+  it("splitData: data frames come in pieces whose bytes and END are the whole frames', the rest unchanged", () => {
+    const DATA = new Set(["STDOUT", "STDERR", "FILE_DATA", "TCP_DATA"]);
+    /** Joins consecutive pieces back into frames: a data frame ends at its END or when the next frame is something else. */
+    const join = (pieces: Frame[], whole: Frame[]): Frame[] => {
+      const out: Frame[] = [];
+      let i = 0;
+      for (const w of whole) {
+        if (!DATA.has(w.type) || (w as { data: Buffer }).data.length === 0) {
+          out.push(pieces[i++] as Frame);
+          continue;
+        }
+        const want = (w as { data: Buffer }).data.length;
+        const parts: Buffer[] = [];
+        let got = 0;
+        let last: Frame | undefined;
+        while (got < want) {
+          last = pieces[i++] as Frame;
+          expect(last.type).toBe(w.type);
+          expect(last.stream).toBe(w.stream);
+          const d = (last as { data: Buffer }).data;
+          expect(d.length).toBeGreaterThan(0);
+          if (got + d.length < want) expect(last.flags & 1).toBe(0); // END only on the last piece
+          parts.push(d);
+          got += d.length;
+        }
+        out.push({ ...(last as Frame), data: Buffer.concat(parts) } as Frame);
+      }
+      expect(i).toBe(pieces.length);
+      return out;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (frames, cuts) => {
+          const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, BIG)));
+          const chunks = splitAt(bytes, cuts);
+          const { frames: pieces, error } = feed(
+            new FrameDecoder({ maxPayload: BIG, splitData: true }),
+            chunks,
+          );
+          expect(error).toBeUndefined();
+          expect(join(pieces, frames).map(describeFrame)).toEqual(frames.map(describeFrame));
+          // each piece is a view of a chunk, never a copy
+          for (const p of pieces) {
+            if (!DATA.has(p.type)) continue;
+            const d = (p as { data: Buffer }).data;
+            if (d.length > 0) expect(chunks.some((c) => c.buffer === d.buffer)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   it("garbage in random chunks: strict mode throws only ProtocolError, scan mode never throws", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 20 }), (u, cuts) => {

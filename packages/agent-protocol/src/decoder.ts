@@ -1,5 +1,12 @@
 import { ChunkQueue } from "./chunk-queue.js";
-import { DEFAULT_MAX_PAYLOAD, HEADER_SIZE, MAGIC, messageTypeName } from "./constants.js";
+import {
+  DEFAULT_MAX_PAYLOAD,
+  FLAG_END,
+  HEADER_SIZE,
+  MAGIC,
+  type MessageTypeName,
+  messageTypeName,
+} from "./constants.js";
 import { ProtocolError } from "./errors.js";
 import type { Frame } from "./messages.js";
 import { decodePayload } from "./payload-decoder.js";
@@ -16,6 +23,26 @@ export interface FrameDecoderOptions {
   scan?: boolean;
   /** Scan-mode filter (default: accept every well-formed frame). */
   accept?: (frame: Frame) => boolean;
+  /**
+   * Strict mode: hand out data frames (`STDOUT`, `STDERR`, `FILE_DATA`,
+   * `TCP_DATA`) in pieces, as their bytes arrive, instead of whole: each
+   * piece is a frame of the same type and stream holding the bytes the
+   * current chunk has (a view, never a copy), and only the last piece keeps
+   * the frame's END flag. The concatenated bytes and the END are exactly the
+   * whole frame's. Other frames always come whole. Default false.
+   */
+  splitData?: boolean;
+}
+
+/** Frame types whose payload is raw bytes that may be handed out in pieces. */
+const DATA_TYPES: ReadonlySet<MessageTypeName> = new Set(["STDOUT", "STDERR", "FILE_DATA", "TCP_DATA"]);
+
+/** A data frame being handed out in pieces: what is left of it. */
+interface DataInProgress {
+  type: MessageTypeName;
+  stream: number;
+  flags: number;
+  remaining: number;
 }
 
 const MAGIC_LO = MAGIC & 0xff;
@@ -43,11 +70,14 @@ export class FrameDecoder {
   private sbuf: Buffer = Buffer.alloc(0);
   private scanned = 0;
   private pending: number[] = [];
+  private readonly splitData: boolean;
+  private piece: DataInProgress | undefined;
 
   constructor(options: FrameDecoderOptions = {}) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.scanning = options.scan ?? false;
     this.accept = options.accept ?? (() => true);
+    this.splitData = options.splitData ?? false;
   }
 
   /** True while in scan mode. */
@@ -65,6 +95,7 @@ export class FrameDecoder {
     if (accept) this.accept = accept;
     if (scan === this.scanning) return;
     if (scan) {
+      this.piece = undefined; // what is left of a data frame is garbage to a scan
       this.sbuf = this.queue.drain();
       this.scanned = 0;
       this.pending = [];
@@ -108,6 +139,7 @@ export class FrameDecoder {
 
   private nextStrict(): Frame | undefined {
     const q = this.queue;
+    if (this.piece) return this.nextPiece();
     if (q.length < HEADER_SIZE) return undefined;
     const h = q.peek(HEADER_SIZE);
     const magic = h.readUInt16LE(0);
@@ -121,12 +153,31 @@ export class FrameDecoder {
     }
     const type = messageTypeName(typeNum);
     if (!type) throw new ProtocolError("UNKNOWN_TYPE", `unknown message type 0x${typeNum.toString(16)}`);
+    if (this.splitData && len > 0 && DATA_TYPES.has(type)) {
+      const flags = h.readUInt8(3);
+      const stream = h.readUInt32LE(4);
+      q.skip(HEADER_SIZE);
+      this.piece = { type, stream, flags, remaining: len };
+      return this.nextPiece();
+    }
     if (q.length < HEADER_SIZE + len) return undefined;
     const flags = h.readUInt8(3);
     const stream = h.readUInt32LE(4);
     q.skip(HEADER_SIZE);
     const msg = decodePayload(type, q.take(len));
     return { ...msg, stream, flags } as Frame;
+  }
+
+  /** The next piece of the data frame in progress: what the first chunk holds of it. */
+  private nextPiece(): Frame | undefined {
+    const p = this.piece as DataInProgress;
+    const n = Math.min(p.remaining, this.queue.headLength);
+    if (n === 0) return undefined;
+    const data = this.queue.take(n);
+    p.remaining -= n;
+    const last = p.remaining === 0;
+    if (last) this.piece = undefined;
+    return { type: p.type, data, stream: p.stream, flags: last ? p.flags : p.flags & ~FLAG_END } as Frame;
   }
 
   private attempt(p: number): Attempt {

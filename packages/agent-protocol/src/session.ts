@@ -166,7 +166,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> implements St
     if (!(this.hostWindow >= 1 && this.hostWindow <= 0xffffffff))
       throw new RangeError("initialWindow out of range");
     this.transport = transport;
-    this.decoder = new FrameDecoder({ maxPayload: DEFAULT_MAX_PAYLOAD, scan: true, accept: () => false });
+    this.decoder = new FrameDecoder({
+      maxPayload: DEFAULT_MAX_PAYLOAD,
+      scan: true,
+      accept: () => false,
+      // data frames are handed on as their bytes arrive, never copied whole
+      splitData: true,
+    });
     transport.on("data", this.onData);
     transport.on("end", this.onEnd);
     transport.on("error", this.onError);
