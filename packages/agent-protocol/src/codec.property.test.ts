@@ -5,9 +5,12 @@ import { describeFrame } from "./describe.js";
 import { encodeFrame } from "./encoder.js";
 import { ProtocolError } from "./errors.js";
 import type { Frame } from "./messages.js";
-import { frameArb, splitAt } from "./test-arbitraries.js";
+import { chunkedFramesArb, frameArb, splitAt } from "./test-arbitraries.js";
 
 const BIG = 1 << 20;
+
+/** The payload bytes of a data frame (STDOUT, STDERR, FILE_DATA, TCP_DATA). */
+const dataOf = (f: Frame): Buffer => (f as unknown as { data: Buffer }).data;
 
 /** Feeds chunks to a decoder; returns frames and the error (if any). Asserts only ProtocolError is thrown. */
 function feed(dec: FrameDecoder, chunks: Buffer[]): { frames: Frame[]; error?: ProtocolError } {
@@ -40,16 +43,11 @@ describe("codec properties", () => {
 
   it("a stream of frames split at random points decodes to the same frames", () => {
     fc.assert(
-      fc.property(
-        fc.array(frameArb, { maxLength: 12 }),
-        fc.array(fc.nat(), { maxLength: 30 }),
-        (frames, cuts) => {
-          const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, BIG)));
-          const { frames: got, error } = feed(new FrameDecoder({ maxPayload: BIG }), splitAt(bytes, cuts));
-          expect(error).toBeUndefined();
-          expect(got.map(describeFrame)).toEqual(frames.map(describeFrame));
-        },
-      ),
+      fc.property(chunkedFramesArb, ({ frames, chunks }) => {
+        const { frames: got, error } = feed(new FrameDecoder({ maxPayload: BIG }), chunks);
+        expect(error).toBeUndefined();
+        expect(got.map(describeFrame)).toEqual(frames.map(describeFrame));
+      }),
       { numRuns: 400 },
     );
   });
@@ -61,11 +59,11 @@ describe("codec properties", () => {
       const out: Frame[] = [];
       let i = 0;
       for (const w of whole) {
-        if (!DATA.has(w.type) || (w as { data: Buffer }).data.length === 0) {
+        if (!DATA.has(w.type) || dataOf(w).length === 0) {
           out.push(pieces[i++] as Frame);
           continue;
         }
-        const want = (w as { data: Buffer }).data.length;
+        const want = dataOf(w).length;
         const parts: Buffer[] = [];
         let got = 0;
         let last: Frame | undefined;
@@ -73,7 +71,7 @@ describe("codec properties", () => {
           last = pieces[i++] as Frame;
           expect(last.type).toBe(w.type);
           expect(last.stream).toBe(w.stream);
-          const d = (last as { data: Buffer }).data;
+          const d = dataOf(last as Frame);
           expect(d.length).toBeGreaterThan(0);
           if (got + d.length < want) expect(last.flags & 1).toBe(0); // END only on the last piece
           parts.push(d);
@@ -85,26 +83,20 @@ describe("codec properties", () => {
       return out;
     };
     fc.assert(
-      fc.property(
-        fc.array(frameArb, { maxLength: 12 }),
-        fc.array(fc.nat(), { maxLength: 30 }),
-        (frames, cuts) => {
-          const bytes = Buffer.concat(frames.map((f) => encodeFrame(f, BIG)));
-          const chunks = splitAt(bytes, cuts);
-          const { frames: pieces, error } = feed(
-            new FrameDecoder({ maxPayload: BIG, splitData: true }),
-            chunks,
-          );
-          expect(error).toBeUndefined();
-          expect(join(pieces, frames).map(describeFrame)).toEqual(frames.map(describeFrame));
-          // each piece is a view of a chunk, never a copy
-          for (const p of pieces) {
-            if (!DATA.has(p.type)) continue;
-            const d = (p as { data: Buffer }).data;
-            if (d.length > 0) expect(chunks.some((c) => c.buffer === d.buffer)).toBe(true);
-          }
-        },
-      ),
+      fc.property(chunkedFramesArb, ({ frames, chunks }) => {
+        const { frames: pieces, error } = feed(
+          new FrameDecoder({ maxPayload: BIG, splitData: true }),
+          chunks,
+        );
+        expect(error).toBeUndefined();
+        expect(join(pieces, frames).map(describeFrame)).toEqual(frames.map(describeFrame));
+        // each piece is a view of a chunk, never a copy
+        for (const p of pieces) {
+          if (!DATA.has(p.type)) continue;
+          const d = dataOf(p);
+          if (d.length > 0) expect(chunks.some((c) => c.buffer === d.buffer)).toBe(true);
+        }
+      }),
       { numRuns: 400 },
     );
   });

@@ -1,6 +1,7 @@
 // Test helpers (not exported from the package): fast-check arbitraries for frames.
 import fc from "fast-check";
 import type { MessageTypeName } from "./constants.js";
+import { encodeFrame } from "./encoder.js";
 import { type FieldKind, type Frame, MESSAGE_FIELDS } from "./messages.js";
 
 const str = fc.string({ unit: "binary", maxLength: 40 });
@@ -53,3 +54,11 @@ export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   out.push(buf.subarray(prev));
   return out;
 }
+
+/** Up to 12 random frames, encoded (payloads up to 1 MiB) and cut into chunks at random points. */
+export const chunkedFramesArb: fc.Arbitrary<{ frames: Frame[]; chunks: Buffer[] }> = fc
+  .tuple(fc.array(frameArb, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }))
+  .map(([frames, cuts]) => ({
+    frames,
+    chunks: splitAt(Buffer.concat(frames.map((f) => encodeFrame(f, 1 << 20))), cuts),
+  }));
