@@ -49,6 +49,28 @@ export class SendWindow {
   }
 }
 
+/** Chunks smaller than this are copied together while they wait (see `InboundBuffer`). */
+const SMALL_CHUNK = 4096;
+/** Size of a buffer small chunks are copied into. */
+const GATHER_BYTES = 16 * 1024;
+
+/** Small chunks waiting in an {@link InboundBuffer}, copied together. */
+class Gathered {
+  readonly buf = Buffer.allocUnsafe(GATHER_BYTES);
+  used = 0;
+  get room(): number {
+    return this.buf.length - this.used;
+  }
+  append(data: Buffer): void {
+    data.copy(this.buf, this.used);
+    this.used += data.length;
+  }
+  /** The bytes, as an exact copy (the gathering buffer is not handed on). */
+  take(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.used));
+  }
+}
+
 /** Where an {@link InboundBuffer} delivers data: a Node Readable's `push`. */
 export type PushFn = (chunk: Buffer | null) => boolean;
 
@@ -63,7 +85,7 @@ export type PushFn = (chunk: Buffer | null) => boolean;
  * Readable's buffer) never exceeds `window`. Use a Readable highWaterMark of 1.
  */
 export class InboundBuffer {
-  private queue: Buffer[] = [];
+  private queue: (Buffer | Gathered)[] = [];
   private queued = 0;
   private pushedUnconsumed = 0;
   private ungranted = 0;
@@ -113,10 +135,40 @@ export class InboundBuffer {
       return;
     }
     if (data.length > 0) {
-      this.queue.push(data);
+      this.enqueue(data);
       this.queued += data.length;
     }
     this.pump();
+  }
+
+  /** Number of chunks waiting here (bounded: see {@link enqueue}). */
+  get queuedChunks(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Queues a chunk. Small chunks waiting behind each other are copied into
+   * one buffer: a peer sending its window as 1-byte frames would otherwise
+   * have the host hold a Buffer object per byte (a 4 MiB window: 4 million
+   * of them). So at most window / SMALL_CHUNK chunks wait, plus one gathered
+   * chunk per GATHER_BYTES. A gathered chunk is handed on as an exact copy,
+   * so the consumer never keeps a larger buffer alive than it was given.
+   */
+  private enqueue(data: Buffer): void {
+    const last = this.queue[this.queue.length - 1];
+    if (data.length >= SMALL_CHUNK || last === undefined) {
+      this.queue.push(data);
+    } else if (last instanceof Gathered) {
+      if (last.room < data.length) this.queue.push(new Gathered());
+      (this.queue[this.queue.length - 1] as Gathered).append(data);
+    } else if (last.length >= SMALL_CHUNK) {
+      this.queue.push(data);
+    } else {
+      const g = new Gathered(); // the small chunk already waiting and this one, together
+      g.append(last);
+      g.append(data);
+      this.queue[this.queue.length - 1] = g;
+    }
   }
 
   /** Ends the stream locally (the stream ended or the session closed): no more data will come. */
@@ -158,7 +210,8 @@ export class InboundBuffer {
 
   private pump(): void {
     while (this.wantMore && this.queue.length > 0) {
-      const chunk = this.queue.shift() as Buffer;
+      const entry = this.queue.shift() as Buffer | Gathered;
+      const chunk = entry instanceof Gathered ? entry.take() : entry;
       this.queued -= chunk.length;
       this.pushedUnconsumed += chunk.length;
       if (this.push(chunk)) {
