@@ -4,12 +4,12 @@ import { FrameDecoder } from "./decoder.js";
 import { describeFrame } from "./describe.js";
 import { encodeFrame } from "./encoder.js";
 import { ProtocolError } from "./errors.js";
-import type { Frame } from "./messages.js";
+import { DATA_TYPES, type Frame } from "./messages.js";
 import { chunkedFramesArb, frameArb, splitAt } from "./test-arbitraries.js";
 
 const BIG = 1 << 20;
 
-/** The payload bytes of a data frame (STDOUT, STDERR, FILE_DATA, TCP_DATA). */
+/** The payload bytes of a data frame (one of DATA_TYPES). */
 const dataOf = (f: Frame): Buffer => (f as unknown as { data: Buffer }).data;
 
 /** Feeds chunks to a decoder; returns frames and the error (if any). Asserts only ProtocolError is thrown. */
@@ -53,13 +53,12 @@ describe("codec properties", () => {
   });
 
   it("splitData: data frames come in pieces whose bytes and END are the whole frames', the rest unchanged", () => {
-    const DATA = new Set(["STDOUT", "STDERR", "FILE_DATA", "TCP_DATA"]);
     /** Joins consecutive pieces back into frames: a data frame ends at its END or when the next frame is something else. */
     const join = (pieces: Frame[], whole: Frame[]): Frame[] => {
       const out: Frame[] = [];
       let i = 0;
       for (const w of whole) {
-        if (!DATA.has(w.type) || dataOf(w).length === 0) {
+        if (!DATA_TYPES.has(w.type) || dataOf(w).length === 0) {
           out.push(pieces[i++] as Frame);
           continue;
         }
@@ -92,7 +91,7 @@ describe("codec properties", () => {
         expect(join(pieces, frames).map(describeFrame)).toEqual(frames.map(describeFrame));
         // each piece is a view of a chunk, never a copy
         for (const p of pieces) {
-          if (!DATA.has(p.type)) continue;
+          if (!DATA_TYPES.has(p.type)) continue;
           const d = dataOf(p);
           if (d.length > 0) expect(chunks.some((c) => c.buffer === d.buffer)).toBe(true);
         }

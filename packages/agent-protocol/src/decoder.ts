@@ -8,7 +8,7 @@ import {
   messageTypeName,
 } from "./constants.js";
 import { ProtocolError } from "./errors.js";
-import type { Frame } from "./messages.js";
+import { DATA_TYPES, type Frame } from "./messages.js";
 import { decodePayload } from "./payload-decoder.js";
 
 /** Options of {@link FrameDecoder}. */
@@ -24,8 +24,9 @@ export interface FrameDecoderOptions {
   /** Scan-mode filter (default: accept every well-formed frame). */
   accept?: (frame: Frame) => boolean;
   /**
-   * Strict mode: hand out data frames (`STDOUT`, `STDERR`, `FILE_DATA`,
-   * `TCP_DATA`) in pieces, as their bytes arrive, instead of whole: each
+   * Strict mode: hand out data frames ({@link DATA_TYPES}: `STDOUT`,
+   * `STDERR`, `FILE_DATA`, `TCP_DATA`, `STDIN`) in pieces, as their bytes
+   * arrive, instead of whole: each
    * piece is a frame of the same type and stream holding the bytes the
    * current chunk has (a view, never a copy), and only the last piece keeps
    * the frame's END flag. The concatenated bytes and the END are exactly the
@@ -33,9 +34,6 @@ export interface FrameDecoderOptions {
    */
   splitData?: boolean;
 }
-
-/** Frame types whose payload is raw bytes that may be handed out in pieces. */
-const DATA_TYPES: ReadonlySet<MessageTypeName> = new Set(["STDOUT", "STDERR", "FILE_DATA", "TCP_DATA"]);
 
 /** A data frame being handed out in pieces: what is left of it. */
 interface DataInProgress {
@@ -153,17 +151,15 @@ export class FrameDecoder {
     }
     const type = messageTypeName(typeNum);
     if (!type) throw new ProtocolError("UNKNOWN_TYPE", `unknown message type 0x${typeNum.toString(16)}`);
-    if (this.splitData && len > 0 && DATA_TYPES.has(type)) {
-      const flags = h.readUInt8(3);
-      const stream = h.readUInt32LE(4);
-      q.skip(HEADER_SIZE);
-      this.piece = { type, stream, flags, remaining: len };
-      return this.nextPiece();
-    }
-    if (q.length < HEADER_SIZE + len) return undefined;
+    const split = this.splitData && len > 0 && DATA_TYPES.has(type);
+    if (!split && q.length < HEADER_SIZE + len) return undefined;
     const flags = h.readUInt8(3);
     const stream = h.readUInt32LE(4);
     q.skip(HEADER_SIZE);
+    if (split) {
+      this.piece = { type, stream, flags, remaining: len };
+      return this.nextPiece();
+    }
     const msg = decodePayload(type, q.take(len));
     return { ...msg, stream, flags } as Frame;
   }

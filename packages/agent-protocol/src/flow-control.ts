@@ -159,8 +159,9 @@ export class InboundBuffer {
     if (data.length >= SMALL_CHUNK || last === undefined) {
       this.queue.push(data);
     } else if (last instanceof Gathered) {
-      if (last.room < data.length) this.queue.push(new Gathered());
-      (this.queue[this.queue.length - 1] as Gathered).append(data);
+      const g = last.room >= data.length ? last : new Gathered();
+      if (g !== last) this.queue.push(g);
+      g.append(data);
     } else if (last.length >= SMALL_CHUNK) {
       this.queue.push(data);
     } else {
